@@ -1,0 +1,107 @@
+"""Dead letters: every rejected input keeps its raw bytes and a reason a person can act on."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+__all__ = ["DeadLetter", "DeadLetterReason"]
+
+RAW_KEEP_BYTES = 64 * 1024  # enough to diagnose any payload; bigger ones are cut, reason says so
+
+
+class DeadLetterReason(StrEnum):
+    """Why an input was rejected. Stable strings: dashboards and tests match on them."""
+
+    UNDECODABLE = "undecodable"  # not UTF-8 JSON
+    BAD_TOPIC = "bad_topic"  # topic does not follow veille/v1/{tenant}/{device}/{stream}
+    TOO_LARGE = "too_large"
+    UNKNOWN_VERSION = "unknown_version"
+    SCHEMA = "schema"  # JSON, but not a v1 payload
+    DEVICE_MISMATCH = "device_mismatch"  # payload device id differs from the topic's
+    UNKNOWN_DEVICE = "unknown_device"
+    UNKNOWN_METRIC = "unknown_metric"
+    UNIT_NOT_ALLOWED = "unit_not_allowed"
+    IMPLAUSIBLE = "implausible"
+    FUTURE = "future"
+    TOO_OLD = "too_old"
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL; keep it visible instead of failing the whole batch."""
+    return text.replace("\x00", "\\x00")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected message or reading, with where it came from and why.
+
+    ``dead_letter_id`` is deterministic (stage, origin, raw, index) so a redelivered input
+    lands once in the dead-letter table.
+    """
+
+    dead_letter_id: str
+    stage: str
+    reason: DeadLetterReason
+    detail: str
+    mqtt_topic: str
+    device_id: str | None
+    received_at_us: int
+    raw: str
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        stage: str,
+        reason: DeadLetterReason,
+        detail: str,
+        mqtt_topic: str,
+        device_id: str | None,
+        received_at_us: int,
+        raw: bytes | str,
+        origin: str = "",
+    ) -> DeadLetter:
+        raw_bytes = raw.encode() if isinstance(raw, str) else raw
+        digest = hashlib.sha256(
+            b"\x1f".join(
+                (stage.encode(), origin.encode(), mqtt_topic.encode(), reason.encode(), raw_bytes)
+            )
+        ).hexdigest()[:32]
+        text = _storable(raw_bytes[:RAW_KEEP_BYTES].decode("utf-8", errors="backslashreplace"))
+        return cls(
+            digest, stage, reason, _storable(detail[:2000]), mqtt_topic, device_id,
+            received_at_us, text,
+        )  # fmt: skip
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "id": self.dead_letter_id,
+                "stage": self.stage,
+                "reason": self.reason.value,
+                "detail": self.detail,
+                "mqtt_topic": self.mqtt_topic,
+                "device_id": self.device_id,
+                "received_at_us": self.received_at_us,
+                "raw": self.raw,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes) -> DeadLetter:
+        obj: dict[str, Any] = orjson.loads(data)
+        return cls(
+            obj["id"],
+            obj["stage"],
+            DeadLetterReason(obj["reason"]),
+            obj["detail"],
+            obj["mqtt_topic"],
+            obj["device_id"],
+            obj["received_at_us"],
+            obj["raw"],
+        )

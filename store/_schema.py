@@ -1,0 +1,251 @@
+"""Schema and migrations: one module decides between TimescaleDB and plain PostgreSQL.
+
+TimescaleDB: ``readings`` is a hypertable with compression and retention policies and a
+continuous aggregate ``readings_1m``. Plain PostgreSQL: ``readings`` is range-partitioned by
+day with BRIN, ``readings_1m`` a materialized view, and :mod:`store._maintenance` does what
+the TimescaleDB jobs would do. Statements run one by one in autocommit mode because
+continuous aggregates cannot be created inside a transaction; each one is idempotent, so a
+migration interrupted half-way is simply run again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import psycopg
+
+__all__ = ["Flavour", "SchemaInfo", "SchemaOptions", "migrate", "statements_for"]
+
+SCHEMA_VERSION = 1
+
+
+class Flavour(StrEnum):
+    TIMESCALE = "timescaledb"
+    POSTGRES = "postgresql"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchemaOptions:
+    retention_days: int = 365
+    compress_after_days: int = 7
+    partitions_back_days: int = 8  # readings older than VEILLE_MAX_AGE_S are dead-lettered
+    partitions_ahead_days: int = 7
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaInfo:
+    flavour: Flavour
+    version: int
+
+
+_COMMON_HEAD = [
+    """CREATE TABLE IF NOT EXISTS veille_schema (
+        id boolean PRIMARY KEY DEFAULT true CHECK (id),
+        version integer NOT NULL,
+        flavour text NOT NULL,
+        migrated_at timestamptz NOT NULL DEFAULT now())""",
+    """CREATE TABLE IF NOT EXISTS devices (
+        device_id text PRIMARY KEY,
+        tenant text NOT NULL,
+        care_unit text NOT NULL,
+        patient_pseudonym text NOT NULL,
+        device_type text NOT NULL DEFAULT 'generic',
+        bound_since timestamptz NOT NULL DEFAULT now(),
+        status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'revoked')),
+        updated_at timestamptz NOT NULL DEFAULT now())""",
+]
+
+_READINGS_COLUMNS = """(
+        measured_at timestamptz NOT NULL,
+        tenant text NOT NULL,
+        care_unit text NOT NULL,
+        patient_pseudonym text NOT NULL,
+        device_id text NOT NULL,
+        metric text NOT NULL,
+        value double precision NOT NULL,
+        unit text NOT NULL,
+        seq bigint NOT NULL,
+        received_at timestamptz NOT NULL,
+        stored_at timestamptz NOT NULL DEFAULT now())"""
+
+_READINGS_INDEXES = [
+    # The natural key: redelivered readings hit it and are dropped by ON CONFLICT DO NOTHING.
+    """CREATE UNIQUE INDEX IF NOT EXISTS readings_natural_key
+        ON readings (device_id, metric, measured_at, seq)""",
+    """CREATE INDEX IF NOT EXISTS readings_patient_time
+        ON readings (patient_pseudonym, metric, measured_at DESC)""",
+]
+
+_COMMON_TAIL = [
+    """CREATE TABLE IF NOT EXISTS alerts (
+        alert_id uuid PRIMARY KEY,
+        tenant text NOT NULL,
+        care_unit text NOT NULL,
+        patient_pseudonym text NOT NULL,
+        rule text NOT NULL,
+        metric text NOT NULL,
+        priority text NOT NULL CHECK (priority IN ('high', 'medium', 'low')),
+        state text NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+        opened_at timestamptz NOT NULL,
+        resolved_at timestamptz,
+        opening_value double precision NOT NULL,
+        message text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now())""",
+    """CREATE INDEX IF NOT EXISTS alerts_board
+        ON alerts (care_unit, state, priority, opened_at)""",
+    """CREATE INDEX IF NOT EXISTS alerts_patient_rule ON alerts (patient_pseudonym, rule)""",
+    """CREATE TABLE IF NOT EXISTS alert_events (
+        alert_id uuid NOT NULL REFERENCES alerts (alert_id),
+        kind text NOT NULL,
+        at timestamptz NOT NULL,
+        value double precision,
+        message text NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (alert_id, kind))""",
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        dead_letter_id text PRIMARY KEY,
+        stage text NOT NULL,
+        reason text NOT NULL,
+        detail text NOT NULL,
+        mqtt_topic text NOT NULL,
+        device_id text,
+        received_at timestamptz NOT NULL,
+        raw text NOT NULL,
+        stored_at timestamptz NOT NULL DEFAULT now())""",
+    """CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (reason, received_at)""",
+]
+
+_ROLLUP_SELECT = """SELECT {bucket} AS bucket, tenant, care_unit, patient_pseudonym, metric,
+            count(*) AS n, avg(value) AS mean, min(value) AS min, max(value) AS max
+        FROM readings GROUP BY 1, tenant, care_unit, patient_pseudonym, metric"""
+
+
+def _timescale(options: SchemaOptions) -> list[str]:
+    return [
+        "CREATE EXTENSION IF NOT EXISTS timescaledb",
+        *_COMMON_HEAD,
+        f"CREATE TABLE IF NOT EXISTS readings {_READINGS_COLUMNS}",
+        """SELECT create_hypertable('readings', by_range('measured_at', INTERVAL '1 day'),
+            if_not_exists => TRUE)""",
+        *_READINGS_INDEXES,
+        """ALTER TABLE readings SET (timescaledb.compress,
+            timescaledb.compress_segmentby = 'patient_pseudonym, metric',
+            timescaledb.compress_orderby = 'measured_at DESC')""",
+        f"""SELECT add_compression_policy('readings',
+            INTERVAL '{options.compress_after_days} days', if_not_exists => TRUE)""",
+        f"""SELECT add_retention_policy('readings',
+            INTERVAL '{options.retention_days} days', if_not_exists => TRUE)""",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS readings_1m
+            WITH (timescaledb.continuous) AS
+            {_ROLLUP_SELECT.format(bucket="time_bucket(INTERVAL '1 minute', measured_at)")}
+            WITH NO DATA""",
+        """SELECT add_continuous_aggregate_policy('readings_1m',
+            start_offset => INTERVAL '2 hours', end_offset => INTERVAL '1 minute',
+            schedule_interval => INTERVAL '1 minute', if_not_exists => TRUE)""",
+        *_COMMON_TAIL,
+    ]
+
+
+_ENSURE_PARTITIONS_FN = """CREATE OR REPLACE FUNCTION veille_ensure_partitions(
+        days_back integer, days_ahead integer) RETURNS integer
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        day date;
+        created integer := 0;
+        name text;
+    BEGIN
+        FOR day IN SELECT generate_series(current_date - days_back, current_date + days_ahead,
+                                          INTERVAL '1 day')::date LOOP
+            name := format('readings_p%s', to_char(day, 'YYYYMMDD'));
+            IF to_regclass(name) IS NULL THEN
+                EXECUTE format('CREATE TABLE %I PARTITION OF readings FOR VALUES FROM (%L) TO (%L)',
+                               name, day::timestamptz, (day + 1)::timestamptz);
+                created := created + 1;
+            END IF;
+        END LOOP;
+        RETURN created;
+    END $$"""
+
+_DROP_PARTITIONS_FN = """CREATE OR REPLACE FUNCTION veille_drop_partitions_before(
+        cutoff date) RETURNS integer
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        part record;
+        dropped integer := 0;
+    BEGIN
+        FOR part IN SELECT c.relname FROM pg_inherits i
+                JOIN pg_class c ON c.oid = i.inhrelid
+                JOIN pg_class p ON p.oid = i.inhparent
+                WHERE p.relname = 'readings' AND c.relname ~ '^readings_p[0-9]{8}$'
+                  AND to_date(substring(c.relname from 11), 'YYYYMMDD') < cutoff LOOP
+            EXECUTE format('DROP TABLE %I', part.relname);
+            dropped := dropped + 1;
+        END LOOP;
+        RETURN dropped;
+    END $$"""
+
+
+def _postgres(options: SchemaOptions) -> list[str]:
+    return [
+        *_COMMON_HEAD,
+        f"CREATE TABLE IF NOT EXISTS readings {_READINGS_COLUMNS} PARTITION BY RANGE (measured_at)",
+        # Catches readings outside the daily partitions instead of failing the whole batch.
+        "CREATE TABLE IF NOT EXISTS readings_default PARTITION OF readings DEFAULT",
+        _ENSURE_PARTITIONS_FN,
+        _DROP_PARTITIONS_FN,
+        f"SELECT veille_ensure_partitions({options.partitions_back_days}, "
+        f"{options.partitions_ahead_days})",
+        *_READINGS_INDEXES,
+        "CREATE INDEX IF NOT EXISTS readings_time_brin ON readings USING brin (measured_at)",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS readings_1m AS
+            {_ROLLUP_SELECT.format(bucket="date_bin(INTERVAL '1 minute', measured_at, TIMESTAMPTZ '2000-01-01')")}
+            WITH NO DATA""",
+        # REFRESH ... CONCURRENTLY needs a unique index; it keeps the rollup readable meanwhile.
+        """CREATE UNIQUE INDEX IF NOT EXISTS readings_1m_key
+            ON readings_1m (patient_pseudonym, metric, bucket, tenant, care_unit)""",
+        *_COMMON_TAIL,
+    ]
+
+
+def statements_for(flavour: Flavour, options: SchemaOptions) -> list[str]:
+    return _timescale(options) if flavour is Flavour.TIMESCALE else _postgres(options)
+
+
+async def detect_flavour(conn: psycopg.AsyncConnection[object]) -> Flavour:
+    cur = await conn.execute(
+        "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
+    )
+    row = await cur.fetchone()
+    return Flavour.TIMESCALE if row and row[0] else Flavour.POSTGRES
+
+
+async def _recorded_flavour(conn: psycopg.AsyncConnection[object]) -> Flavour | None:
+    """The flavour a database was first built with wins: tables are never converted in place."""
+    cur = await conn.execute("SELECT to_regclass('veille_schema') IS NOT NULL")
+    row = await cur.fetchone()
+    if not row or not row[0]:
+        return None
+    cur = await conn.execute("SELECT flavour FROM veille_schema")
+    recorded = await cur.fetchone()
+    return Flavour(recorded[0]) if recorded else None
+
+
+async def migrate(
+    conninfo: str, *, flavour: Flavour | None = None, options: SchemaOptions | None = None
+) -> SchemaInfo:
+    """Bring the database to :data:`SCHEMA_VERSION`; safe to run again at every start."""
+    options = options or SchemaOptions()
+    async with await psycopg.AsyncConnection.connect(
+        conninfo, autocommit=True, prepare_threshold=None
+    ) as conn:
+        chosen = flavour or await _recorded_flavour(conn) or await detect_flavour(conn)
+        for statement in statements_for(chosen, options):
+            await conn.execute(statement.encode())
+        await conn.execute(
+            """INSERT INTO veille_schema (version, flavour) VALUES (%s, %s)
+               ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version,
+                   flavour = EXCLUDED.flavour, migrated_at = now()""",
+            (SCHEMA_VERSION, chosen.value),
+        )
+    return SchemaInfo(chosen, SCHEMA_VERSION)

@@ -1,0 +1,143 @@
+"""Threshold detection with persistence and hysteresis, on one patient's readings.
+
+Pure logic: state is a plain dict so the agent can keep it in a Faust table. Readings are
+taken in event-time order; a reading not newer than the last one seen for its metric
+(redelivery, or a late arrival) is skipped, so reprocessing never raises a second alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+import numpy as np
+
+from devices import ReadingBatch
+
+from ._alerts import AlertEvent, AlertEventKind, Priority, alert_id_for
+
+__all__ = ["DEFAULT_RULES", "PatientState", "ThresholdRule", "detect"]
+
+PatientState = dict[str, dict[str, int | float | str | None]]
+"""Per metric ``{"last_us": ...}`` and per rule ``{"breaches", "clears", "start_us", "alert"}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdRule:
+    """Raise when the value is beyond ``limit`` for ``persistence`` consecutive readings;
+    clear when it is back on the safe side of ``clear_at`` for as many readings (hysteresis)."""
+
+    rule_id: str
+    metric: str
+    direction: str  # "above" or "below"
+    limit: float
+    clear_at: float
+    priority: Priority
+    persistence: int = 3
+
+    def breached(self, value: float) -> bool:
+        return value > self.limit if self.direction == "above" else value < self.limit
+
+    def cleared(self, value: float) -> bool:
+        return value <= self.clear_at if self.direction == "above" else value >= self.clear_at
+
+
+# Default bands for the walking skeleton; per-unit and per-patient overrides come with issue 4.
+DEFAULT_RULES: Final[tuple[ThresholdRule, ...]] = (
+    ThresholdRule("spo2_low", "spo2", "below", 90, 92, Priority.HIGH),
+    ThresholdRule("heart_rate_high", "heart_rate", "above", 130, 125, Priority.HIGH),
+    ThresholdRule("heart_rate_low", "heart_rate", "below", 40, 45, Priority.HIGH),
+    ThresholdRule("respiration_rate_high", "respiration_rate", "above", 24, 22, Priority.MEDIUM),
+    ThresholdRule("respiration_rate_low", "respiration_rate", "below", 8, 10, Priority.HIGH),
+    ThresholdRule("systolic_bp_low", "systolic_bp", "below", 90, 95, Priority.HIGH),
+    ThresholdRule("systolic_bp_high", "systolic_bp", "above", 200, 190, Priority.MEDIUM),
+    ThresholdRule("temperature_high", "body_temperature", "above", 38.5, 38.0, Priority.MEDIUM),
+    ThresholdRule("temperature_low", "body_temperature", "below", 35.0, 35.5, Priority.MEDIUM),
+)
+_RULES_BY_METRIC: Final = MappingProxyType(
+    {m: tuple(r for r in DEFAULT_RULES if r.metric == m) for m in {r.metric for r in DEFAULT_RULES}}
+)
+
+
+def detect(
+    batch: ReadingBatch,
+    state: PatientState,
+    rules_by_metric: MappingProxyType[str, tuple[ThresholdRule, ...]] = _RULES_BY_METRIC,
+) -> list[AlertEvent]:
+    """Advance ``state`` (mutated in place) with ``batch`` and return the alert transitions."""
+    events: list[AlertEvent] = []
+    order = np.argsort(np.asarray(batch.measured_at_us, dtype=np.int64), kind="stable")
+    for i in order.tolist():
+        metric = batch.metrics[i]
+        rules = rules_by_metric.get(metric)
+        if not rules:
+            continue
+        at_us = batch.measured_at_us[i]
+        seen = state.setdefault(f"m:{metric}", {"last_us": None})
+        last = seen["last_us"]
+        if isinstance(last, int) and at_us <= last:
+            continue
+        seen["last_us"] = at_us
+        value = batch.values[i]
+        for rule in rules:
+            event = _step(rule, state, batch, value, at_us)
+            if event is not None:
+                events.append(event)
+    return events
+
+
+def _step(
+    rule: ThresholdRule, state: PatientState, batch: ReadingBatch, value: float, at_us: int
+) -> AlertEvent | None:
+    s = state.setdefault(f"r:{rule.rule_id}", {"breaches": 0, "clears": 0, "start_us": None, "alert": None})
+    breaches, clears = int(s["breaches"] or 0), int(s["clears"] or 0)
+    if s["alert"] is None:
+        if rule.breached(value):
+            if breaches == 0:
+                s["start_us"] = at_us
+            s["breaches"] = breaches + 1
+            if breaches + 1 >= rule.persistence:
+                start = int(s["start_us"] or at_us)
+                s["alert"] = alert_id_for(batch.patient, rule.rule_id, start)
+                s["clears"] = 0
+                return _event(rule, batch, str(s["alert"]), AlertEventKind.OPENED, value, at_us)
+        else:
+            s["breaches"], s["start_us"] = 0, None
+        return None
+    if rule.cleared(value):
+        s["clears"] = clears + 1
+        if clears + 1 >= rule.persistence:
+            alert_id = str(s["alert"])
+            s.update(breaches=0, clears=0, start_us=None, alert=None)
+            return _event(rule, batch, alert_id, AlertEventKind.RESOLVED, value, at_us)
+    else:
+        s["clears"] = 0
+    return None
+
+
+def _event(
+    rule: ThresholdRule,
+    batch: ReadingBatch,
+    alert_id: str,
+    kind: AlertEventKind,
+    value: float,
+    at_us: int,
+) -> AlertEvent:
+    side = "above" if rule.direction == "above" else "below"
+    bound = rule.limit if kind is AlertEventKind.OPENED else rule.clear_at
+    verb = "is" if kind is AlertEventKind.OPENED else "back"
+    message = f"{rule.metric} {value:g} {verb} {side if verb == 'is' else 'within'} {bound:g}"
+    return AlertEvent(
+        alert_id,
+        kind,
+        batch.tenant,
+        batch.care_unit,
+        batch.patient,
+        rule.rule_id,
+        rule.metric,
+        rule.priority,
+        at_us,
+        value,
+        message,
+    )

@@ -1,0 +1,139 @@
+"""A private PostgreSQL cluster for the local stack (TimescaleDB is used when installed).
+
+``initdb`` refuses to run as root, so as root the cluster runs as the ``postgres`` user, in a
+directory that user can reach even when the checkout sits in a private 0700 directory.
+Authentication is scram-sha-256 with generated passwords, as in production.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from veille.errors import MissingDependencyError, StackError
+
+from ._process import ProcessHandle, spawn
+
+__all__ = ["PostgresCluster", "find_pg_bindir"]
+
+APP_USER = "veille"
+APP_DATABASE = "veille"
+
+
+def find_pg_bindir() -> Path:
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+    )
+    if candidates:
+        return Path(candidates[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).resolve().parent
+    raise MissingDependencyError(
+        "PostgreSQL server binaries not found; run `apt-get install -y postgresql-15` "
+        "(or `make bootstrap`)"
+    )
+
+
+def _service_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise MissingDependencyError(
+            "running as root needs the `postgres` system user (installed with postgresql-15)"
+        ) from exc
+    return "postgres"
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresCluster:
+    """Where the cluster lives; ``data_dir`` may be outside the state dir (see module doc)."""
+
+    state_dir: Path
+    data_dir: Path
+    socket_dir: Path
+    user: str | None
+
+    @classmethod
+    def for_state_dir(cls, state_dir: Path) -> PostgresCluster:
+        user = _service_user()
+        if user is None:
+            base = state_dir / "postgres"
+        else:
+            tag = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+            base = Path("/var/tmp/veille-postgres") / tag
+        return cls(state_dir, base / "data", base / "run", user)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.data_dir.parent
+
+    def initialised(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def init(self) -> str:
+        """Create the cluster; returns the superuser password (kept in the state dir)."""
+        bindir = find_pg_bindir()
+        self.base_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.socket_dir.mkdir(exist_ok=True, mode=0o700)
+        password = secrets.token_urlsafe(24)
+        pwfile = self.base_dir / "pwfile"
+        pwfile.write_text(password + "\n")
+        if self.user:
+            Path("/var/tmp/veille-postgres").chmod(0o755)
+            for path in (self.base_dir, self.socket_dir, pwfile):
+                shutil.chown(path, self.user, self.user)
+        try:
+            subprocess.run(
+                [
+                    str(bindir / "initdb"),
+                    "-D", str(self.data_dir),
+                    "-U", "postgres",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                check=True,
+                capture_output=True,
+                cwd=self.base_dir,
+                user=self.user,
+                group=self.user,
+                extra_groups=[] if self.user else None,
+            )  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            raise StackError(f"initdb failed: {exc.stderr.decode(errors='replace')}") from exc
+        finally:
+            pwfile.unlink(missing_ok=True)
+        return password
+
+    def start(self, port: int) -> ProcessHandle:
+        bindir = find_pg_bindir()
+        return spawn(
+            [
+                str(bindir / "postgres"),
+                "-D", str(self.data_dir),
+                "-p", str(port),
+                "-c", "listen_addresses=127.0.0.1",
+                "-c", f"unix_socket_directories={self.socket_dir}",
+                "-c", "max_connections=100",
+                "-c", "shared_buffers=256MB",
+                "-c", "log_min_messages=warning",
+            ],
+            log_path=self.state_dir / "postgres.log",
+            user=self.user,
+            cwd=self.base_dir,
+        )  # fmt: skip
+
+    def purge(self) -> None:
+        shutil.rmtree(self.base_dir, ignore_errors=True)

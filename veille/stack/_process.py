@@ -1,0 +1,117 @@
+"""Start detached service processes and stop exactly those, by PID.
+
+A PID is only trusted together with its start time (``/proc/PID/stat`` field 22), so a
+recycled PID is never signalled by mistake.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ProcessHandle", "free_port", "port_open", "spawn", "stop"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessHandle:
+    pid: int
+    start_ticks: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"pid": self.pid, "start_ticks": self.start_ticks}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> ProcessHandle:
+        return cls(int(obj["pid"]), int(obj["start_ticks"]))
+
+    def alive(self) -> bool:
+        """True when the process still runs and is the one we started (not a zombie)."""
+        try:
+            os.waitpid(self.pid, os.WNOHANG)  # reap it if it is our dead child
+        except ChildProcessError:
+            pass
+        stat = _stat(self.pid)
+        return stat is not None and stat[0] != "Z" and stat[1] == self.start_ticks
+
+
+def _stat(pid: int) -> tuple[str, int] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return fields[0], int(fields[19])  # state, starttime (fields 3 and 22 of the line)
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    user: str | None = None,
+    cwd: Path | None = None,
+) -> ProcessHandle:
+    """Start ``argv`` in its own session (it outlives the CLI), output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
+            cwd=cwd,
+        )
+    stat = _stat(proc.pid)
+    return ProcessHandle(proc.pid, stat[1] if stat else 0)
+
+
+def stop(handle: ProcessHandle, *, sig: int = signal.SIGTERM, grace_s: float = 10.0) -> bool:
+    """Signal the process, wait up to ``grace_s``, then SIGKILL. False if it was not running."""
+    if not handle.alive():
+        return False
+    os.kill(handle.pid, sig)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not handle.alive():
+            return True
+        time.sleep(0.05)
+    os.kill(handle.pid, signal.SIGKILL)
+    while handle.alive():
+        time.sleep(0.05)
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(check: Any, *, timeout_s: float, what: str, step_s: float = 0.05) -> None:
+    """Poll ``check()`` until true; raise TimeoutError naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(step_s)
+    raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")

@@ -1,0 +1,219 @@
+"""``veille stack up | down | status | env``: the embedded local stack, by PID, in ``.veille/``.
+
+Services: Tansu (Kafka protocol), Mosquitto (MQTT), PostgreSQL (TimescaleDB when installed).
+``up`` reuses healthy services, restarts dead ones (and says so), creates every topic with
+an explicit partition count, runs the migrations and writes ``stack.env``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from store import SchemaInfo, migrate
+from veille.errors import StackError
+from veille.settings import TopicNames
+
+from ._kafka_admin import create_topics
+from ._mosquitto import start_mosquitto
+from ._postgres import APP_DATABASE, APP_USER, PostgresCluster
+from ._process import ProcessHandle, free_port, port_open, stop, wait_until
+from ._tansu import start_tansu
+
+__all__ = ["LocalStack", "ServiceStatus"]
+
+SERVICES = ("kafka", "mqtt", "postgres")
+START_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    name: str
+    pid: int | None
+    port: int | None
+    state: str  # running | dead | stopped
+
+    def line(self) -> str:
+        return f"{self.name:<9} {self.state:<8} pid={self.pid or '-':<8} port={self.port or '-'}"
+
+
+class LocalStack:
+    """The services of one state directory (default ``.veille``)."""
+
+    def __init__(self, state_dir: Path, *, partitions: int = 12) -> None:
+        self.state_dir = state_dir.resolve()
+        self.partitions = partitions
+        self.topics = TopicNames()
+
+    # -- files ---------------------------------------------------------------------------
+    @property
+    def _state_file(self) -> Path:
+        return self.state_dir / "stack.json"
+
+    @property
+    def env_file(self) -> Path:
+        return self.state_dir / "stack.env"
+
+    def _load(self) -> dict[str, Any]:
+        if not self._state_file.exists():
+            return {"services": {}}
+        loaded: dict[str, Any] = json.loads(self._state_file.read_text())
+        return loaded
+
+    def _save(self, state: dict[str, Any]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.chmod(0o600)  # holds database passwords
+        tmp.replace(self._state_file)
+
+    # -- queries -------------------------------------------------------------------------
+    def status(self) -> list[ServiceStatus]:
+        services = self._load()["services"]
+        out = []
+        for name in SERVICES:
+            rec = services.get(name)
+            if rec is None:
+                out.append(ServiceStatus(name, None, None, "stopped"))
+                continue
+            alive = ProcessHandle.from_json(rec).alive()
+            out.append(ServiceStatus(name, rec["pid"], rec["port"], "running" if alive else "dead"))
+        return out
+
+    def env(self) -> dict[str, str]:
+        state = self._load()
+        services = state["services"]
+        if not all(name in services for name in SERVICES):
+            raise StackError(f"no stack in {self.state_dir}; run `veille stack up`")
+        return {
+            "VEILLE_MQTT_URL": f"mqtt://127.0.0.1:{services['mqtt']['port']}",
+            "VEILLE_KAFKA_BOOTSTRAP": f"127.0.0.1:{services['kafka']['port']}",
+            "VEILLE_DATABASE_URL": (
+                f"postgresql://{APP_USER}:{state['app_password']}@127.0.0.1:"
+                f"{services['postgres']['port']}/{APP_DATABASE}"
+            ),
+            "VEILLE_KAFKA_LOCAL_BROKER": "true",
+            "VEILLE_PARTITIONS": str(self.partitions),
+        }
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def up(self) -> list[str]:
+        """Start what is not running; returns what was done, one line each."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        state = self._load()
+        services: dict[str, Any] = state.setdefault("services", {})
+        report: list[str] = []
+        for status in self.status():
+            if status.state == "running":
+                report.append(f"{status.name}: reusing pid {status.pid} on port {status.port}")
+                continue
+            if status.state == "dead":
+                report.append(f"{status.name}: pid {status.pid} had died; restarting it")
+                if status.name == "kafka":
+                    report.append("kafka: memory-only broker, its previous records are gone")
+            port = free_port()
+            handle = self._start(status.name, port, state)
+            services[status.name] = {**handle.to_json(), "port": port}
+            self._save(state)
+            self._wait_ready(status.name, handle, port)
+            if status.state != "dead":
+                report.append(f"{status.name}: started pid {handle.pid} on port {port}")
+        self._save(state)
+        info = asyncio.run(self._prepare(state))
+        report.append(f"kafka: {len(self.topics.all())} topics x {self.partitions} partitions ready")
+        report.append(f"postgres: schema v{info.version} ({info.flavour.value}) ready")
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in self.env().items()))
+        self.env_file.chmod(0o600)
+        return report
+
+    def down(self, *, purge: bool = False) -> list[str]:
+        state = self._load()
+        report = []
+        for name in reversed(SERVICES):
+            rec = state["services"].pop(name, None)
+            if rec is None:
+                continue
+            handle = ProcessHandle.from_json(rec)
+            # PostgreSQL: SIGINT is "fast" shutdown; SIGTERM would wait for clients to leave.
+            sig = signal.SIGINT if name == "postgres" else signal.SIGTERM
+            was_running = stop(handle, sig=sig)
+            report.append(f"{name}: {'stopped' if was_running else 'was not running'} (pid {handle.pid})")
+        self._save(state)
+        self.env_file.unlink(missing_ok=True)
+        if purge:
+            PostgresCluster.for_state_dir(self.state_dir).purge()
+            self._state_file.unlink(missing_ok=True)
+            report.append("purged database files and stack state")
+        return report
+
+    # -- internals -----------------------------------------------------------------------
+    def _start(self, name: str, port: int, state: dict[str, Any]) -> ProcessHandle:
+        if name == "kafka":
+            return start_tansu(self.state_dir, port)
+        if name == "mqtt":
+            return start_mosquitto(self.state_dir / "mosquitto", port)
+        cluster = PostgresCluster.for_state_dir(self.state_dir)
+        if not cluster.initialised():
+            state["superuser_password"] = cluster.init()
+            state["app_password"] = secrets.token_urlsafe(24)
+        return cluster.start(port)
+
+    def _wait_ready(self, name: str, handle: ProcessHandle, port: int) -> None:
+        def ready() -> bool:
+            if not handle.alive():
+                log = self.state_dir / f"{'mosquitto/mosquitto' if name == 'mqtt' else name}.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise StackError(f"{name} exited while starting; its log ends with:\n{tail}")
+            return port_open(port)
+
+        wait_until(ready, timeout_s=START_TIMEOUT_S, what=f"{name} on port {port}")
+
+    async def _prepare(self, state: dict[str, Any]) -> SchemaInfo:
+        services = state["services"]
+        await create_topics(
+            f"127.0.0.1:{services['kafka']['port']}", self.topics.all(), self.partitions
+        )
+        port = services["postgres"]["port"]
+        admin = f"postgresql://postgres:{state['superuser_password']}@127.0.0.1:{port}/postgres"
+        await _ensure_app_database(admin, state["app_password"])
+        return await migrate(self.env()["VEILLE_DATABASE_URL"])
+
+
+async def _ensure_app_database(admin_url: str, app_password: str) -> None:
+    deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
+    while True:  # the port opens a moment before the server accepts logins
+        try:
+            conn = await psycopg.AsyncConnection.connect(admin_url, autocommit=True)
+            break
+        except psycopg.OperationalError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+    async with conn:
+        role = await (await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_USER,))).fetchone()
+        if role is None:
+            await conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(APP_USER), sql.Literal(app_password)
+                )
+            )
+        db = await (await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DATABASE,))).fetchone()
+        if db is None:
+            await conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(APP_DATABASE), sql.Identifier(APP_USER)
+                )
+            )
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("VEILLE_STATE_DIR", ".veille"))
