@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._dead_letters import DeadLetter, DeadLetterReason
 from ._envelope import RawEnvelope, RawMessage
+from ._fleet import DEVICE_TYPES, Episode, Fleet, FleetSimulator, OutgoingMessage, SimDevice, build_fleet
 from ._identity import pseudonymise
 from ._metrics import CATALOGUE, Metric, UnitConversion, metric_named
 from ._payloads import PAYLOAD_ADAPTER, BatchPayloadV1, ReadingV1, SinglePayloadV1
@@ -17,6 +18,13 @@ from ._topics import SUBSCRIPTION_FILTER, DeviceTopic, device_topic, parse_devic
 
 __all__ = [
     "CATALOGUE",
+    "DEVICE_TYPES",
+    "Episode",
+    "Fleet",
+    "FleetSimulator",
+    "OutgoingMessage",
+    "SimDevice",
+    "build_fleet",
     "PAYLOAD_ADAPTER",
     "SUBSCRIPTION_FILTER",
     "BatchPayloadV1",

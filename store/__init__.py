@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from ._maintenance import MaintenanceReport, run_maintenance
 from ._registry import load_active_bindings, upsert_bindings
-from ._schema import Flavour, SchemaInfo, SchemaOptions, migrate, statements_for
+from ._schema import (
+    Flavour,
+    SchemaInfo,
+    SchemaOptions,
+    migrate,
+    recorded_flavour,
+    statements_for,
+)
 from ._writer import (
     AlertEventRow,
     BatchWriter,
@@ -27,6 +34,7 @@ __all__ = [
     "WriteResult",
     "load_active_bindings",
     "migrate",
+    "recorded_flavour",
     "run_maintenance",
     "statements_for",
     "upsert_bindings",

@@ -15,7 +15,14 @@ from enum import StrEnum
 
 import psycopg
 
-__all__ = ["Flavour", "SchemaInfo", "SchemaOptions", "migrate", "statements_for"]
+__all__ = [
+    "Flavour",
+    "SchemaInfo",
+    "SchemaOptions",
+    "migrate",
+    "recorded_flavour",
+    "statements_for",
+]
 
 SCHEMA_VERSION = 1
 
@@ -220,7 +227,7 @@ async def detect_flavour(conn: psycopg.AsyncConnection[object]) -> Flavour:
     return Flavour.TIMESCALE if row and row[0] else Flavour.POSTGRES
 
 
-async def _recorded_flavour(conn: psycopg.AsyncConnection[object]) -> Flavour | None:
+async def recorded_flavour(conn: psycopg.AsyncConnection[object]) -> Flavour | None:
     """The flavour a database was first built with wins: tables are never converted in place."""
     cur = await conn.execute("SELECT to_regclass('veille_schema') IS NOT NULL")
     row = await cur.fetchone()
@@ -239,7 +246,7 @@ async def migrate(
     async with await psycopg.AsyncConnection.connect(
         conninfo, autocommit=True, prepare_threshold=None
     ) as conn:
-        chosen = flavour or await _recorded_flavour(conn) or await detect_flavour(conn)
+        chosen = flavour or await recorded_flavour(conn) or await detect_flavour(conn)
         for statement in statements_for(chosen, options):
             await conn.execute(statement.encode())
         await conn.execute(

@@ -17,6 +17,10 @@ import { timescaledb } from '@electric-sql/pglite/timescaledb'
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 
 const HOST = '127.0.0.1'
+// pglite-socket 0.0.22 defaults to ONE connection (its docs say 100): a client that
+// reconnects before the server has seen the previous socket close is then refused
+// ("server closed the connection unexpectedly"). Connections still share one session.
+const MAX_CONNECTIONS = 100
 const SHUTDOWN_GRACE_MS = 3000
 
 function parsePort() {
@@ -59,7 +63,7 @@ if (process.env.PGLITE_EXIT_ON_STDIN_EOF === '1') {
 try {
   db = new PGlite('memory://', { extensions: { timescaledb } })
   await db.waitReady
-  server = new PGLiteSocketServer({ db, host: HOST, port })
+  server = new PGLiteSocketServer({ db, host: HOST, port, maxConnections: MAX_CONNECTIONS })
   server.addEventListener('error', (event) => {
     console.error('pglite-timescale: socket server error:', event.detail)
   })

@@ -1,0 +1,154 @@
+"""The gateway: MQTT in, Kafka out, PUBACK only after Kafka confirms (``acks="all"``).
+
+At-least-once: a crash between Kafka's confirmation and the PUBACK makes the broker redeliver,
+and the duplicate is absorbed downstream by the readings' natural key. A Kafka failure is
+retried with backoff while nothing is acknowledged; the broker then stops sending once
+``receive_maximum`` messages are pending, which is the back-pressure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from devices import SUBSCRIPTION_FILTER
+from veille.settings import Settings
+
+from ._forward import plan_forward
+from ._mqtt import GatewaySession, InboundMessage, MqttEndpoint
+
+__all__ = ["GatewayCounters", "run_gateway"]
+
+log = logging.getLogger(__name__)
+
+SHARE_GROUP = "veille-gateways"
+MAX_MESSAGES_PER_ROUND = 2000
+RETRY_MAX_DELAY_S = 5.0
+
+
+@dataclass(slots=True)
+class GatewayCounters:
+    received: int = 0
+    acknowledged: int = 0
+    records_sent: int = 0
+    dead_lettered: int = 0
+    send_failures: int = 0
+
+
+async def _take_burst(queue: asyncio.Queue[InboundMessage], linger_s: float) -> list[InboundMessage]:
+    burst = [await queue.get()]
+    deadline = asyncio.get_running_loop().time() + linger_s
+    while len(burst) < MAX_MESSAGES_PER_ROUND:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0 and queue.empty():
+            break
+        try:
+            burst.append(queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(queue.get(), remaining))
+        except (TimeoutError, asyncio.QueueEmpty):
+            break
+    return burst
+
+
+async def _forward(
+    producer: AIOKafkaProducer, settings: Settings, burst: list[InboundMessage]
+) -> tuple[int, int]:
+    plan = plan_forward(burst, settings.gateway_id)
+    futures = [
+        await producer.send(settings.topics.raw, key=e.device_id.encode(), value=e.to_json())
+        for e in plan.envelopes
+    ]
+    futures += [
+        await producer.send(
+            settings.topics.dead_letters,
+            key=(d.device_id or d.mqtt_topic).encode(),
+            value=d.to_json(),
+        )
+        for d in plan.dead_letters
+    ]
+    await asyncio.gather(*futures)
+    return len(plan.envelopes), len(plan.dead_letters)
+
+
+async def _forward_until_sent(
+    producer: AIOKafkaProducer,
+    settings: Settings,
+    burst: list[InboundMessage],
+    counters: GatewayCounters,
+    stop: asyncio.Event,
+) -> tuple[int, int] | None:
+    delay = 0.2
+    while True:
+        try:
+            return await _forward(producer, settings, burst)
+        except KafkaError as exc:
+            counters.send_failures += 1
+            if stop.is_set():
+                return None
+            log.warning("Kafka send failed (%s); retry in %.1f s, nothing acknowledged", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY_S)
+
+
+async def run_gateway(
+    settings: Settings,
+    stop: asyncio.Event,
+    counters: GatewayCounters | None = None,
+    *,
+    ready_file: Path | None = None,
+) -> GatewayCounters:
+    """Run until ``stop`` is set; then finish the burst in hand and disconnect.
+
+    ``ready_file`` is written once the subscription is in place: from then on the broker
+    keeps messages for this gateway's session even while it is down.
+    """
+    counters = counters or GatewayCounters()
+    queue: asyncio.Queue[InboundMessage] = asyncio.Queue()  # bounded by receive_maximum
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=False,  # Tansu rejects InitProducerId; keys make duplicates harmless
+        linger_ms=settings.gateway_linger_ms,
+        request_timeout_ms=15_000,
+    )
+    await producer.start()
+    session = GatewaySession(
+        MqttEndpoint.parse(settings.mqtt_url),
+        client_id=f"veille-{settings.gateway_id}",
+        subscription=f"$share/{SHARE_GROUP}/{SUBSCRIPTION_FILTER}",
+        receive_maximum=settings.gateway_max_inflight,
+        session_expiry_s=settings.mqtt_session_expiry_s,
+        queue=queue,
+        on_subscribed=(lambda: ready_file.write_text("subscribed\n")) if ready_file else None,
+    )
+    session.start()
+    log.info("gateway %s forwarding %s -> %s", settings.gateway_id, SUBSCRIPTION_FILTER, settings.topics.raw)
+    linger_s = settings.gateway_linger_ms / 1000
+    try:
+        while not stop.is_set():
+            getter = asyncio.ensure_future(_take_burst(queue, linger_s))
+            stopper = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            stopper.cancel()
+            burst = getter.result()
+            counters.received += len(burst)
+            sent = await _forward_until_sent(producer, settings, burst, counters, stop)
+            if sent is None:
+                break  # stopping while Kafka is down: the broker redelivers the burst later
+            records, dead = sent
+            for message in burst:
+                session.ack(message)
+            counters.records_sent += records
+            counters.dead_lettered += dead
+            counters.acknowledged += len(burst)
+    finally:
+        session.stop()
+        await producer.stop()
+    return counters

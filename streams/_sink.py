@@ -1,0 +1,223 @@
+"""The sink: readings, alert events and dead letters from Kafka into the database.
+
+A plain aiokafka consumer group (not a Faust agent) because the contract is simple and must
+be exact: poll a batch, write it in one transaction (idempotent by natural keys), and only
+then commit the offsets. A crash anywhere before the commit replays the batch, which the
+keys absorb. A database outage is retried with backoff without committing anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import CommitFailedError, IllegalStateError
+
+from devices import DeadLetter, DeadLetterReason, ReadingBatch, metric_named, now_us, us_to_datetime
+from store import (
+    AlertEventRow,
+    BatchWriter,
+    DeadLetterRow,
+    Flavour,
+    ReadingRow,
+    SchemaOptions,
+    WriteMethod,
+    run_maintenance,
+)
+from veille.settings import Settings, TopicNames
+
+from ._alerts import AlertEvent
+
+__all__ = ["SinkCounters", "SinkRows", "rows_from_records", "run_sink"]
+
+log = logging.getLogger(__name__)
+
+GROUP_ID = "veille-sink"
+POLL_TIMEOUT_MS = 500
+RETRY_MAX_DELAY_S = 10.0
+MAINTENANCE_EVERY_S = 3600.0
+
+
+@dataclass(slots=True)
+class SinkCounters:
+    readings_inserted: int = 0
+    readings_duplicate: int = 0
+    alert_events: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    write_failures: int = 0
+
+
+@dataclass(slots=True)
+class SinkRows:
+    readings: list[ReadingRow]
+    alert_events: list[AlertEventRow]
+    dead_letters: list[DeadLetterRow]
+
+
+def _reading_rows(batch: ReadingBatch) -> Iterable[ReadingRow]:
+    for metric, value, measured, seq, received in zip(
+        batch.metrics, batch.values, batch.measured_at_us, batch.seqs, batch.received_at_us,
+        strict=True,
+    ):  # fmt: skip
+        entry = metric_named(metric)
+        unit = entry.unit if entry else ""
+        yield (
+            us_to_datetime(measured), batch.tenant, batch.care_unit, batch.patient,
+            batch.device_id, metric, value, unit, seq, us_to_datetime(received),
+        )  # fmt: skip
+
+
+def rows_from_records(
+    records: Iterable[ConsumerRecord[bytes, bytes]], settings: Settings
+) -> SinkRows:
+    rows = SinkRows([], [], [])
+    topics = settings.topics
+    for record in records:
+        value = record.value
+        if value is None:
+            continue
+        try:
+            _add_record(rows, record.topic, value, topics)
+        except (ValueError, KeyError, TypeError) as exc:
+            # A record we cannot read must not stop the sink: keep it as a dead letter.
+            origin = f"{record.topic}/{record.partition}/{record.offset}"
+            log.error("record %s is unreadable (%s); stored as a dead letter", origin, exc)
+            d = DeadLetter.build(
+                stage="sink", reason=DeadLetterReason.SCHEMA, detail=f"unreadable {record.topic} record: {exc}",
+                mqtt_topic="", device_id=None, received_at_us=now_us(), raw=value, origin=origin,
+            )  # fmt: skip
+            rows.dead_letters.append(_dead_letter_row(d))
+    return rows
+
+
+def _dead_letter_row(d: DeadLetter) -> DeadLetterRow:
+    return (
+        d.dead_letter_id, d.stage, d.reason.value, d.detail, d.mqtt_topic, d.device_id,
+        us_to_datetime(d.received_at_us), d.raw,
+    )  # fmt: skip
+
+
+def _add_record(rows: SinkRows, topic: str, value: bytes, topics: TopicNames) -> None:
+    if topic == topics.readings:
+        rows.readings.extend(_reading_rows(ReadingBatch.from_json(value)))
+    elif topic == topics.alerts:
+        e = AlertEvent.from_json(value)
+        rows.alert_events.append(
+            AlertEventRow(
+                e.alert_id, e.kind.value, e.tenant, e.care_unit, e.patient, e.rule,
+                e.metric, e.priority.value, us_to_datetime(e.at_us), e.value, e.message,
+            )  # fmt: skip
+        )
+    elif topic == topics.dead_letters:
+        rows.dead_letters.append(_dead_letter_row(DeadLetter.from_json(value)))
+
+
+async def _connect(conninfo: str) -> psycopg.AsyncConnection[object]:
+    return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+
+
+async def run_sink(
+    settings: Settings,
+    stop: asyncio.Event,
+    counters: SinkCounters | None = None,
+    *,
+    method: WriteMethod = WriteMethod.COPY,
+    flavour: Flavour = Flavour.POSTGRES,
+) -> SinkCounters:
+    counters = counters or SinkCounters()
+    topics = settings.topics
+    consumer = AIOKafkaConsumer(
+        topics.readings,
+        topics.alerts,
+        topics.dead_letters,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=GROUP_ID,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=int(settings.broker_session_timeout_s * 1000),
+        heartbeat_interval_ms=1000,
+        max_poll_records=settings.sink_batch_max,
+    )
+    await consumer.start()
+    conninfo = settings.database_url.get_secret_value()
+    conn: psycopg.AsyncConnection[object] | None = None
+    next_maintenance = 0.0
+    loop = asyncio.get_running_loop()
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
+            if loop.time() >= next_maintenance:
+                conn = await _maintain(conn, conninfo, flavour)
+                next_maintenance = loop.time() + MAINTENANCE_EVERY_S
+            if not batch:
+                continue
+            records = [r for rs in batch.values() for r in rs]
+            rows = rows_from_records(records, settings)
+            conn = await _write_until_durable(conn, conninfo, method, rows, counters, stop)
+            if conn is None:
+                break  # stopping while the database is down: nothing committed, replayed later
+            offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
+            try:
+                await consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # A rebalance took the partitions away: their new owner replays the batch,
+                # which the natural keys make harmless.
+                log.warning("offset commit refused after a rebalance (%s); batch will replay", exc)
+            counters.batches += 1
+    finally:
+        await consumer.stop()
+        if conn is not None:
+            await conn.close()
+    return counters
+
+
+async def _maintain(
+    conn: psycopg.AsyncConnection[object] | None, conninfo: str, flavour: Flavour
+) -> psycopg.AsyncConnection[object] | None:
+    try:
+        conn = conn if conn is not None and not conn.closed else await _connect(conninfo)
+        report = await run_maintenance(conn, flavour, SchemaOptions())
+        log.info("maintenance: %s", report)
+    except psycopg.Error as exc:
+        log.warning("maintenance failed (%s); will try again next hour", exc)
+    return conn
+
+
+async def _write_until_durable(
+    conn: psycopg.AsyncConnection[object] | None,
+    conninfo: str,
+    method: WriteMethod,
+    rows: SinkRows,
+    counters: SinkCounters,
+    stop: asyncio.Event,
+) -> psycopg.AsyncConnection[object] | None:
+    delay = 0.2
+    while True:
+        try:
+            if conn is None or conn.closed:
+                conn = await _connect(conninfo)
+            result = await BatchWriter(conn, method).write(
+                rows.readings, rows.alert_events, rows.dead_letters
+            )
+            counters.readings_inserted += result.readings_inserted
+            counters.readings_duplicate += result.readings_duplicate
+            counters.alert_events += result.alert_events_inserted
+            counters.dead_letters += result.dead_letters_inserted
+            return conn
+        except psycopg.OperationalError as exc:
+            counters.write_failures += 1
+            log.warning("database unavailable (%s); retrying in %.1f s, offsets not committed", exc, delay)
+            if conn is not None:
+                await conn.close()
+            conn = None
+            if stop.is_set():
+                return None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY_S)
+
+

@@ -1,0 +1,114 @@
+"""Gateway, worker and sink as child processes: used by the demo and the integration tests.
+
+Children get their own process group (a Ctrl-C in the terminal reaches only the demo, which
+then drains and stops them in order) and die with their parent (PR_SET_PDEATHSIG), so an
+interrupted demo or test run never leaves a component behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from veille.stack._process import free_port
+
+__all__ = ["ComponentProcess", "component_env"]
+
+_PR_SET_PDEATHSIG = 1
+STOP_GRACE_S = 20.0
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def component_env(stack_env: Mapping[str, str], state_dir: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, **stack_env, **extra}
+    env.setdefault("VEILLE_WORKER_DATA_DIR", str(state_dir / "faust"))
+    env.setdefault("VEILLE_WORKER_WEB_PORT", str(free_port()))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+@dataclass
+class ComponentProcess:
+    """One ``veille <command>`` child process with its log file."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def veille(cls, command: str, *args: str, env: dict[str, str], log_dir: Path, name: str | None = None) -> ComponentProcess:
+        name = name or command
+        return cls(name, [sys.executable, "-m", "veille", command, *args], env, log_dir / f"{name}.log")
+
+    def start(self) -> ComponentProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                process_group=0,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - started before any thread
+            )
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def signal(self, sig: int) -> None:
+        if self.alive() and self.proc is not None:
+            self.proc.send_signal(sig)
+
+    def stop(self, *, grace_s: float = STOP_GRACE_S) -> int | None:
+        """SIGTERM, wait, then SIGKILL; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_for_file(path: Path, *, timeout_s: float, watch: ComponentProcess) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            return
+        if not watch.alive():
+            raise RuntimeError(f"{watch.name} exited while starting:\n{watch.log_tail()}")
+        time.sleep(0.05)
+    raise TimeoutError(f"{watch.name} not ready after {timeout_s:.0f} s:\n{watch.log_tail()}")

@@ -1,0 +1,82 @@
+"""Device-side MQTT publisher for the demo and tests: QoS 1, counts what the broker PUBACKed."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from ingest import MqttEndpoint
+
+__all__ = ["FleetPublisher", "PublishCounters"]
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(slots=True)
+class PublishCounters:
+    messages_sent: int = 0
+    messages_acked: int = 0
+    readings_acked: int = 0
+    _readings_by_mid: dict[int, int] = field(default_factory=dict)
+    _early_acks: set[int] = field(default_factory=set)
+
+
+class FleetPublisher:
+    """One MQTT connection publishing on behalf of many simulated devices."""
+
+    def __init__(self, url: str, client_id: str) -> None:
+        endpoint = MqttEndpoint.parse(url)
+        self.counters = PublishCounters()
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        if endpoint.username:
+            self._client.username_pw_set(endpoint.username, endpoint.password)
+        self._client.max_inflight_messages_set(1000)
+        self._client.max_queued_messages_set(0)
+        self._client.on_connect = self._on_connect
+        self._client.on_publish = self._on_publish
+        self._client.connect(endpoint.host, endpoint.port, keepalive=30)
+        self._client.loop_start()
+        if not self._connected.wait(CONNECT_TIMEOUT_S):
+            self.close()
+            raise TimeoutError(f"MQTT broker at {url} did not accept the connection")
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not reason.is_failure:
+            self._connected.set()
+
+    # Our lock is never held while calling into paho: paho calls on_publish while holding its
+    # own message lock, so holding ours around publish() could deadlock.
+    def _on_publish(self, _c: Any, _u: Any, mid: int, _reason: Any, _p: Any) -> None:
+        with self._lock:
+            c = self.counters
+            c.messages_acked += 1
+            if mid in c._readings_by_mid:
+                c.readings_acked += c._readings_by_mid.pop(mid)
+            else:  # the PUBACK beat publish() to registering its mid
+                c._early_acks.add(mid)
+
+    def publish(self, topic: str, payload: bytes, readings: int = 0) -> None:
+        info = self._client.publish(topic, payload, qos=1)
+        with self._lock:
+            c = self.counters
+            c.messages_sent += 1
+            if info.mid in c._early_acks:
+                c._early_acks.discard(info.mid)
+                c.readings_acked += readings
+            else:
+                c._readings_by_mid[info.mid] = readings
+
+    def pending(self) -> int:
+        with self._lock:
+            return self.counters.messages_sent - self.counters.messages_acked
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()

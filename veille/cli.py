@@ -1,0 +1,142 @@
+"""``veille``: the command line. Every command has ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from veille.errors import VeilleError
+
+__all__ = ["main"]
+
+
+def _stack_dir(args: argparse.Namespace) -> Path:
+    from veille.stack import default_state_dir
+
+    return Path(args.state_dir) if args.state_dir else default_state_dir()
+
+
+def _cmd_stack(args: argparse.Namespace) -> int:
+    from veille.stack import LocalStack
+
+    stack = LocalStack(_stack_dir(args), partitions=args.partitions)
+    if args.action == "up":
+        for line in stack.up():
+            print(line)
+        print(f"settings written to {stack.env_file} (source it, or run `veille stack env`)")
+    elif args.action == "down":
+        for line in stack.down(purge=args.purge):
+            print(line)
+    elif args.action == "status":
+        statuses = stack.status()
+        for status in statuses:
+            print(status.line())
+        return 0 if all(s.state == "running" for s in statuses) else 1
+    else:
+        for key, value in stack.env().items():
+            print(f"{key}={value}")
+    return 0
+
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from veille._run import configure_logging, run_gateway_process
+    from veille.settings import Settings
+
+    configure_logging(args.log_level)
+    return run_gateway_process(Settings(), Path(args.ready_file) if args.ready_file else None)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from veille._run import run_worker_process
+    from veille.settings import Settings
+
+    return run_worker_process(Settings())
+
+
+def _cmd_sink(args: argparse.Namespace) -> int:
+    from veille._run import configure_logging, run_sink_process
+    from veille.settings import Settings
+
+    configure_logging(args.log_level)
+    return run_sink_process(Settings())
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from store import migrate
+    from veille.settings import Settings
+
+    info = asyncio.run(migrate(Settings().database_url.get_secret_value()))
+    print(f"schema v{info.version} ({info.flavour.value}) ready")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from veille.demo import DemoOptions, run_demo
+
+    return run_demo(
+        DemoOptions(
+            state_dir=_stack_dir(args),
+            duration_s=args.duration,
+            patients=args.patients,
+            seed=args.seed,
+            keep_stack=args.keep_stack,
+            partitions=args.partitions,
+        )
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="veille",
+        description="Remote patient monitoring backbone: devices -> MQTT -> Kafka -> streams -> database.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add_state_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--state-dir", help="local stack directory (default .veille or $VEILLE_STATE_DIR)")
+        p.add_argument("--partitions", type=int, default=12, help="partitions per topic (default 12)")
+
+    stack = sub.add_parser("stack", help="start, stop or inspect the embedded local stack")
+    stack.add_argument("action", choices=["up", "down", "status", "env"], help="what to do")
+    stack.add_argument("--purge", action="store_true", help="with down: delete the database files")
+    add_state_dir(stack)
+    stack.set_defaults(func=_cmd_stack)
+
+    for name, func, text in (
+        ("gateway", _cmd_gateway, "run an MQTT -> Kafka gateway (settings from VEILLE_* variables)"),
+        ("worker", _cmd_worker, "run a stream worker: validation and detection (Faust)"),
+        ("sink", _cmd_sink, "run a database sink: readings, alerts, dead letters -> database"),
+        ("migrate", _cmd_migrate, "create or upgrade the database schema"),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+        if name == "gateway":
+            p.add_argument("--ready-file", help="file written once the subscription is in place")
+        p.set_defaults(func=func)
+
+    demo = sub.add_parser(
+        "demo", help="run the whole pipeline on the local stack with a simulated fleet",
+        description="Start the local stack, gateway, worker and sink, publish a simulated fleet "
+        "over MQTT, show a live panel, then print totals and how to query the data.",
+    )  # fmt: skip
+    demo.add_argument("--duration", type=float, default=60.0, help="seconds to publish (default 60)")
+    demo.add_argument("--patients", type=int, default=50, help="simulated patients, 4 devices each")
+    demo.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    demo.add_argument("--keep-stack", action="store_true", help="leave the services running at the end")
+    add_state_dir(demo)
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except VeilleError as exc:
+        print(f"veille: {exc}", file=sys.stderr)
+        return 2
