@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from ._dead_letters import DeadLetter, DeadLetterReason
 from ._envelope import RawEnvelope, RawMessage
-from ._fleet import DEVICE_TYPES, Episode, Fleet, FleetSimulator, OutgoingMessage, SimDevice, build_fleet
+from ._fleet import (
+    DEVICE_TYPES,
+    Episode,
+    Fleet,
+    FleetSimulator,
+    OutgoingMessage,
+    SimDevice,
+    build_fleet,
+)
 from ._identity import pseudonymise
 from ._metrics import CATALOGUE, Metric, UnitConversion, metric_named
 from ._payloads import PAYLOAD_ADAPTER, BatchPayloadV1, ReadingV1, SinglePayloadV1

@@ -108,7 +108,10 @@ class Fleet:
 
     def bindings(self, bound_since_us: int) -> list[tuple[DeviceBinding, str]]:
         return [
-            (DeviceBinding(d.device_id, d.tenant, d.care_unit, d.patient, bound_since_us), d.device_type)
+            (
+                DeviceBinding(d.device_id, d.tenant, d.care_unit, d.patient, bound_since_us),
+                d.device_type,
+            )
             for d in self.devices
         ]
 
@@ -123,7 +126,7 @@ def build_fleet(
     episode_share: float = 0.1,
     episode_window_s: tuple[float, float] = (3.0, 15.0),
 ) -> Fleet:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible simulation, not security
     devices: list[SimDevice] = []
     episodes: list[Episode] = []
     baselines: dict[str, dict[str, float]] = {}
@@ -133,7 +136,9 @@ def build_fleet(
         patient = pseudonymise(f"DEMO-{seed}-{index:05d}", pseudonym_key)
         unit = care_units[index % len(care_units)]
         for type_name in DEVICE_TYPES:
-            devices.append(SimDevice(f"{type_name[:2]}-{seed}-{index:05d}", type_name, tenant, unit, patient))
+            devices.append(
+                SimDevice(f"{type_name[:2]}-{seed}-{index:05d}", type_name, tenant, unit, patient)
+            )
         baselines[patient] = {m: rng.gauss(mu, sd) for m, (mu, sd, _) in _BASELINE.items()}
         if index < n_episodes:
             kind = kinds[index % len(kinds)]
@@ -148,7 +153,7 @@ class FleetSimulator:
 
     def __init__(self, fleet: Fleet, *, seed: int, start_us: int) -> None:
         self._fleet = fleet
-        self._rng = random.Random(seed + 1)
+        self._rng = random.Random(seed + 1)  # noqa: S311 - reproducible simulation
         self._start_us = start_us
         self._clocks = [_DeviceClock(d, 0.0) for d in fleet.devices]
         self._episodes: dict[tuple[str, str], list[Episode]] = {}
@@ -203,8 +208,14 @@ class FleetSimulator:
 
 def _unit_as_sent(device: SimDevice, metric: str) -> str:
     """Half the thermometers report Fahrenheit, to exercise unit normalisation."""
-    units = {"heart_rate": "/min", "spo2": "%", "respiration_rate": "/min",
-             "systolic_bp": "mm[Hg]", "diastolic_bp": "mm[Hg]", "body_temperature": "Cel"}  # fmt: skip
+    units = {
+        "heart_rate": "/min",
+        "spo2": "%",
+        "respiration_rate": "/min",
+        "systolic_bp": "mm[Hg]",
+        "diastolic_bp": "mm[Hg]",
+        "body_temperature": "Cel",
+    }
     if metric == "body_temperature" and int(device.device_id.rsplit("-", 1)[1]) % 2:
         return "[degF]"
     return units[metric]

@@ -30,7 +30,12 @@ class ReadingBatch:
 
     def __post_init__(self) -> None:
         n = len(self.metrics)
-        lengths = (len(self.values), len(self.measured_at_us), len(self.seqs), len(self.received_at_us))
+        lengths = (
+            len(self.values),
+            len(self.measured_at_us),
+            len(self.seqs),
+            len(self.received_at_us),
+        )
         if any(length != n for length in lengths):
             raise ValueError(f"reading batch columns differ in length: {n} and {lengths}")
 

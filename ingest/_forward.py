@@ -27,7 +27,9 @@ class ForwardPlan:
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
-def _reject(message: InboundMessage, reason: DeadLetterReason, detail: str, device: str | None) -> DeadLetter:
+def _reject(
+    message: InboundMessage, reason: DeadLetterReason, detail: str, device: str | None
+) -> DeadLetter:
     return DeadLetter.build(
         stage=STAGE,
         reason=reason,
@@ -49,7 +51,8 @@ def plan_forward(messages: Sequence[InboundMessage], gateway_id: str) -> Forward
                 _reject(
                     message,
                     DeadLetterReason.BAD_TOPIC,
-                    f"topic {message.topic!r} does not match veille/v1/{{tenant}}/{{device_id}}/{{stream}}",
+                    f"topic {message.topic!r} does not match "
+                    "veille/v1/{tenant}/{device_id}/{stream}",
                     None,
                 )
             )

@@ -40,7 +40,9 @@ class GatewayCounters:
     send_failures: int = 0
 
 
-async def _take_burst(queue: asyncio.Queue[InboundMessage], linger_s: float) -> list[InboundMessage]:
+async def _take_burst(
+    queue: asyncio.Queue[InboundMessage], linger_s: float
+) -> list[InboundMessage]:
     burst = [await queue.get()]
     deadline = asyncio.get_running_loop().time() + linger_s
     while len(burst) < MAX_MESSAGES_PER_ROUND:
@@ -48,7 +50,11 @@ async def _take_burst(queue: asyncio.Queue[InboundMessage], linger_s: float) -> 
         if remaining <= 0 and queue.empty():
             break
         try:
-            burst.append(queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(queue.get(), remaining))
+            burst.append(
+                queue.get_nowait()
+                if remaining <= 0
+                else await asyncio.wait_for(queue.get(), remaining)
+            )
         except (TimeoutError, asyncio.QueueEmpty):
             break
     return burst
@@ -72,6 +78,10 @@ async def _forward(
     ]
     await asyncio.gather(*futures)
     return len(plan.envelopes), len(plan.dead_letters)
+
+
+def _mark_ready(path: Path) -> None:
+    path.write_text("subscribed\n")
 
 
 async def _forward_until_sent(
@@ -123,10 +133,15 @@ async def run_gateway(
         receive_maximum=settings.gateway_max_inflight,
         session_expiry_s=settings.mqtt_session_expiry_s,
         queue=queue,
-        on_subscribed=(lambda: ready_file.write_text("subscribed\n")) if ready_file else None,
+        on_subscribed=(lambda: _mark_ready(ready_file)) if ready_file else None,
     )
     session.start()
-    log.info("gateway %s forwarding %s -> %s", settings.gateway_id, SUBSCRIPTION_FILTER, settings.topics.raw)
+    log.info(
+        "gateway %s forwarding %s -> %s",
+        settings.gateway_id,
+        SUBSCRIPTION_FILTER,
+        settings.topics.raw,
+    )
     linger_s = settings.gateway_linger_ms / 1000
     try:
         while not stop.is_set():

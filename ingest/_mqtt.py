@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -90,7 +91,7 @@ class GatewaySession:
         self._loop = asyncio.get_running_loop()
         self.connected = asyncio.Event()
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
@@ -128,13 +129,18 @@ class GatewaySession:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         inbound = InboundMessage(
-            message.topic, message.payload, message.mid, message.qos, now_us(), bool(message.dup)
+            message.topic,
+            bytes(message.payload),
+            message.mid,
+            message.qos,
+            now_us(),
+            bool(message.dup),
         )
         self._loop.call_soon_threadsafe(self._queue.put_nowait, inbound)
 
     # event loop -------------------------------------------------------------------------
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self._session_expiry_s
         props.ReceiveMaximum = self._receive_maximum
         self._client.connect_async(

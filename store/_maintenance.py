@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from ._schema import Flavour, SchemaOptions
 
@@ -24,7 +25,7 @@ class MaintenanceReport:
 
 
 async def run_maintenance(
-    conn: psycopg.AsyncConnection[object], flavour: Flavour, options: SchemaOptions
+    conn: psycopg.AsyncConnection[TupleRow], flavour: Flavour, options: SchemaOptions
 ) -> MaintenanceReport:
     if flavour is Flavour.TIMESCALE:
         return MaintenanceReport(0, 0, rollup_refreshed=False)

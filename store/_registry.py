@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from devices import DeviceBinding, datetime_to_us, us_to_datetime
 
@@ -12,7 +13,7 @@ __all__ = ["load_active_bindings", "upsert_bindings"]
 
 
 async def upsert_bindings(
-    conn: psycopg.AsyncConnection[object], bindings: Iterable[tuple[DeviceBinding, str]]
+    conn: psycopg.AsyncConnection[TupleRow], bindings: Iterable[tuple[DeviceBinding, str]]
 ) -> int:
     """Provision or re-bind devices: ``(binding, device_type)`` pairs; returns rows written."""
     count = 0
@@ -40,7 +41,7 @@ async def upsert_bindings(
     return count
 
 
-async def load_active_bindings(conn: psycopg.AsyncConnection[object]) -> dict[str, DeviceBinding]:
+async def load_active_bindings(conn: psycopg.AsyncConnection[TupleRow]) -> dict[str, DeviceBinding]:
     cur = await conn.execute(
         """SELECT device_id, tenant, care_unit, patient_pseudonym, bound_since
            FROM devices WHERE status = 'active'"""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import psycopg
+from psycopg.rows import TupleRow
 
 __all__ = [
     "Flavour",
@@ -193,6 +194,9 @@ _DROP_PARTITIONS_FN = """CREATE OR REPLACE FUNCTION veille_drop_partitions_befor
     END $$"""
 
 
+_DATE_BIN_MINUTE = "date_bin(INTERVAL '1 minute', measured_at, TIMESTAMPTZ '2000-01-01')"
+
+
 def _postgres(options: SchemaOptions) -> list[str]:
     return [
         *_COMMON_HEAD,
@@ -206,7 +210,7 @@ def _postgres(options: SchemaOptions) -> list[str]:
         *_READINGS_INDEXES,
         "CREATE INDEX IF NOT EXISTS readings_time_brin ON readings USING brin (measured_at)",
         f"""CREATE MATERIALIZED VIEW IF NOT EXISTS readings_1m AS
-            {_ROLLUP_SELECT.format(bucket="date_bin(INTERVAL '1 minute', measured_at, TIMESTAMPTZ '2000-01-01')")}
+            {_ROLLUP_SELECT.format(bucket=_DATE_BIN_MINUTE)}
             WITH NO DATA""",
         # REFRESH ... CONCURRENTLY needs a unique index; it keeps the rollup readable meanwhile.
         """CREATE UNIQUE INDEX IF NOT EXISTS readings_1m_key
@@ -219,7 +223,7 @@ def statements_for(flavour: Flavour, options: SchemaOptions) -> list[str]:
     return _timescale(options) if flavour is Flavour.TIMESCALE else _postgres(options)
 
 
-async def detect_flavour(conn: psycopg.AsyncConnection[object]) -> Flavour:
+async def detect_flavour(conn: psycopg.AsyncConnection[TupleRow]) -> Flavour:
     cur = await conn.execute(
         "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
     )
@@ -227,7 +231,7 @@ async def detect_flavour(conn: psycopg.AsyncConnection[object]) -> Flavour:
     return Flavour.TIMESCALE if row and row[0] else Flavour.POSTGRES
 
 
-async def recorded_flavour(conn: psycopg.AsyncConnection[object]) -> Flavour | None:
+async def recorded_flavour(conn: psycopg.AsyncConnection[TupleRow]) -> Flavour | None:
     """The flavour a database was first built with wins: tables are never converted in place."""
     cur = await conn.execute("SELECT to_regclass('veille_schema') IS NOT NULL")
     row = await cur.fetchone()

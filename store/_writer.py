@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 
 import psycopg
+from psycopg.rows import TupleRow
 
 __all__ = [
     "AlertEventRow",
@@ -74,7 +75,7 @@ class WriteResult:
 class BatchWriter:
     """Writes one batch in one transaction on a connection the caller owns."""
 
-    conn: psycopg.AsyncConnection[object]
+    conn: psycopg.AsyncConnection[TupleRow]
     method: WriteMethod = WriteMethod.COPY
     _staging_ready: bool = field(default=False, init=False)
 

@@ -100,7 +100,9 @@ def build_app(settings: Settings) -> faust.App:
                 await dead_letter_topic.send(key=event.key, value=dead.to_json())
                 continue
             await directory.refresh_if_unknown({envelope.device_id})
-            result = validate_envelope(envelope, lookup=directory, now_us=now_us(), limits=limits, origin=origin)
+            result = validate_envelope(
+                envelope, lookup=directory, now_us=now_us(), limits=limits, origin=origin
+            )
             for batch in result.batches:
                 await readings_topic.send(key=batch.patient.encode(), value=batch.to_json())
             for dead in result.dead_letters:

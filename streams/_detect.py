@@ -90,7 +90,9 @@ def detect(
 def _step(
     rule: ThresholdRule, state: PatientState, batch: ReadingBatch, value: float, at_us: int
 ) -> AlertEvent | None:
-    s = state.setdefault(f"r:{rule.rule_id}", {"breaches": 0, "clears": 0, "start_us": None, "alert": None})
+    s = state.setdefault(
+        f"r:{rule.rule_id}", {"breaches": 0, "clears": 0, "start_us": None, "alert": None}
+    )
     breaches, clears = int(s["breaches"] or 0), int(s["clears"] or 0)
     if s["alert"] is None:
         if rule.breached(value):

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.rows import TupleRow
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
@@ -88,9 +89,15 @@ def rows_from_records(
             origin = f"{record.topic}/{record.partition}/{record.offset}"
             log.error("record %s is unreadable (%s); stored as a dead letter", origin, exc)
             d = DeadLetter.build(
-                stage="sink", reason=DeadLetterReason.SCHEMA, detail=f"unreadable {record.topic} record: {exc}",
-                mqtt_topic="", device_id=None, received_at_us=now_us(), raw=value, origin=origin,
-            )  # fmt: skip
+                stage="sink",
+                reason=DeadLetterReason.SCHEMA,
+                detail=f"unreadable {record.topic} record: {exc}",
+                mqtt_topic="",
+                device_id=None,
+                received_at_us=now_us(),
+                raw=value,
+                origin=origin,
+            )
             rows.dead_letters.append(_dead_letter_row(d))
     return rows
 
@@ -109,15 +116,24 @@ def _add_record(rows: SinkRows, topic: str, value: bytes, topics: TopicNames) ->
         e = AlertEvent.from_json(value)
         rows.alert_events.append(
             AlertEventRow(
-                e.alert_id, e.kind.value, e.tenant, e.care_unit, e.patient, e.rule,
-                e.metric, e.priority.value, us_to_datetime(e.at_us), e.value, e.message,
+                e.alert_id,
+                e.kind.value,
+                e.tenant,
+                e.care_unit,
+                e.patient,
+                e.rule,
+                e.metric,
+                e.priority.value,
+                us_to_datetime(e.at_us),
+                e.value,
+                e.message,
             )  # fmt: skip
         )
     elif topic == topics.dead_letters:
         rows.dead_letters.append(_dead_letter_row(DeadLetter.from_json(value)))
 
 
-async def _connect(conninfo: str) -> psycopg.AsyncConnection[object]:
+async def _connect(conninfo: str) -> psycopg.AsyncConnection[TupleRow]:
     return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
 
 
@@ -145,7 +161,7 @@ async def run_sink(
     )
     await consumer.start()
     conninfo = settings.database_url.get_secret_value()
-    conn: psycopg.AsyncConnection[object] | None = None
+    conn: psycopg.AsyncConnection[TupleRow] | None = None
     next_maintenance = 0.0
     loop = asyncio.get_running_loop()
     try:
@@ -177,8 +193,8 @@ async def run_sink(
 
 
 async def _maintain(
-    conn: psycopg.AsyncConnection[object] | None, conninfo: str, flavour: Flavour
-) -> psycopg.AsyncConnection[object] | None:
+    conn: psycopg.AsyncConnection[TupleRow] | None, conninfo: str, flavour: Flavour
+) -> psycopg.AsyncConnection[TupleRow] | None:
     try:
         conn = conn if conn is not None and not conn.closed else await _connect(conninfo)
         report = await run_maintenance(conn, flavour, SchemaOptions())
@@ -189,13 +205,13 @@ async def _maintain(
 
 
 async def _write_until_durable(
-    conn: psycopg.AsyncConnection[object] | None,
+    conn: psycopg.AsyncConnection[TupleRow] | None,
     conninfo: str,
     method: WriteMethod,
     rows: SinkRows,
     counters: SinkCounters,
     stop: asyncio.Event,
-) -> psycopg.AsyncConnection[object] | None:
+) -> psycopg.AsyncConnection[TupleRow] | None:
     delay = 0.2
     while True:
         try:
@@ -211,7 +227,9 @@ async def _write_until_durable(
             return conn
         except psycopg.OperationalError as exc:
             counters.write_failures += 1
-            log.warning("database unavailable (%s); retrying in %.1f s, offsets not committed", exc, delay)
+            log.warning(
+                "database unavailable (%s); retrying in %.1f s, offsets not committed", exc, delay
+            )
             if conn is not None:
                 await conn.close()
             conn = None
@@ -219,5 +237,3 @@ async def _write_until_durable(
                 return None
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_DELAY_S)
-
-

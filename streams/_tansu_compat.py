@@ -15,7 +15,7 @@ a real Kafka never sees this code.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -63,15 +63,16 @@ def install_end_offset_workaround(bootstrap: str) -> None:
     """Patch Faust's aiokafka consumer thread to use :func:`true_end_offsets`."""
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-    if getattr(AIOKafkaConsumerThread, "_veille_tansu_patched", False):
+    thread_class: Any = AIOKafkaConsumerThread
+    if getattr(thread_class, "_veille_tansu_patched", False):
         return
-    original = AIOKafkaConsumerThread._highwaters
+    original = thread_class._highwaters
 
-    async def _highwaters(self: Any, partitions: Iterable[TopicPartition]) -> Mapping[Any, int]:
-        reported = await original(self, partitions)
+    async def _highwaters(self: Any, partitions: list[TopicPartition]) -> Mapping[Any, int]:
+        reported: Mapping[TopicPartition, int] = await original(self, partitions)
         if self.consumer.in_transaction:
-            return reported  # type: ignore[no-any-return]
+            return reported
         return await true_end_offsets(bootstrap, reported)
 
-    AIOKafkaConsumerThread._highwaters = _highwaters
-    AIOKafkaConsumerThread._veille_tansu_patched = True
+    thread_class._highwaters = _highwaters
+    thread_class._veille_tansu_patched = True

@@ -70,7 +70,10 @@ def _schema_detail(exc: ValidationError) -> str:
 
 def _parse(payload: Any) -> BatchPayloadV1 | SinglePayloadV1 | tuple[DeadLetterReason, str]:
     if not isinstance(payload, Mapping):
-        return DeadLetterReason.SCHEMA, f"payload must be a JSON object, got {type(payload).__name__}"
+        return (
+            DeadLetterReason.SCHEMA,
+            f"payload must be a JSON object, got {type(payload).__name__}",
+        )
     version = payload.get("v")
     if version is None:
         return DeadLetterReason.SCHEMA, "payload has no version field 'v'"
@@ -108,14 +111,19 @@ def _reading_problem(
     measured = datetime_to_us(reading.measured_at)
     if measured > now_us + limits.future_tolerance_us:
         ahead = (measured - now_us) / 1e6
-        return DeadLetterReason.FUTURE, f"measured_at is {ahead:.0f} s in the future; check the device clock"
+        return (
+            DeadLetterReason.FUTURE,
+            f"measured_at is {ahead:.0f} s in the future; check the device clock",
+        )
     if measured < now_us - limits.max_age_us:
         age = (now_us - measured) / 1e6
         return DeadLetterReason.TOO_OLD, f"measured_at is {age:.0f} s old, beyond the accepted age"
     return None, value
 
 
-def _readings_of(payload: BatchPayloadV1 | SinglePayloadV1, raw: Any) -> list[tuple[ReadingV1, Any]]:
+def _readings_of(
+    payload: BatchPayloadV1 | SinglePayloadV1, raw: Any
+) -> list[tuple[ReadingV1, Any]]:
     if isinstance(payload, BatchPayloadV1):
         return list(zip(payload.readings, raw["readings"], strict=True))
     return [(payload, raw)]
@@ -156,7 +164,8 @@ def validate_envelope(
                 message,
                 index,
                 DeadLetterReason.UNKNOWN_DEVICE,
-                f"device {envelope.device_id!r} is not provisioned; add and bind it in the registry",
+                f"device {envelope.device_id!r} is not provisioned; "
+                "add and bind it in the registry",
             )
             continue
         for sub, (reading, raw_reading) in enumerate(_readings_of(parsed, message.payload)):

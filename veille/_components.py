@@ -49,9 +49,13 @@ class ComponentProcess:
     proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def veille(cls, command: str, *args: str, env: dict[str, str], log_dir: Path, name: str | None = None) -> ComponentProcess:
+    def veille(
+        cls, command: str, *args: str, env: dict[str, str], log_dir: Path, name: str | None = None
+    ) -> ComponentProcess:
         name = name or command
-        return cls(name, [sys.executable, "-m", "veille", command, *args], env, log_dir / f"{name}.log")
+        return cls(
+            name, [sys.executable, "-m", "veille", command, *args], env, log_dir / f"{name}.log"
+        )
 
     def start(self) -> ComponentProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

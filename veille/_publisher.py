@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest import MqttEndpoint
 
@@ -20,8 +21,6 @@ class PublishCounters:
     messages_sent: int = 0
     messages_acked: int = 0
     readings_acked: int = 0
-    _readings_by_mid: dict[int, int] = field(default_factory=dict)
-    _early_acks: set[int] = field(default_factory=set)
 
 
 class FleetPublisher:
@@ -31,9 +30,11 @@ class FleetPublisher:
         endpoint = MqttEndpoint.parse(url)
         self.counters = PublishCounters()
         self._lock = threading.Lock()
+        self._readings_by_mid: dict[int, int] = {}
+        self._early_acks: set[int] = set()
         self._connected = threading.Event()
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
         if endpoint.username:
             self._client.username_pw_set(endpoint.username, endpoint.password)
@@ -57,21 +58,21 @@ class FleetPublisher:
         with self._lock:
             c = self.counters
             c.messages_acked += 1
-            if mid in c._readings_by_mid:
-                c.readings_acked += c._readings_by_mid.pop(mid)
+            if mid in self._readings_by_mid:
+                c.readings_acked += self._readings_by_mid.pop(mid)
             else:  # the PUBACK beat publish() to registering its mid
-                c._early_acks.add(mid)
+                self._early_acks.add(mid)
 
     def publish(self, topic: str, payload: bytes, readings: int = 0) -> None:
         info = self._client.publish(topic, payload, qos=1)
         with self._lock:
             c = self.counters
             c.messages_sent += 1
-            if info.mid in c._early_acks:
-                c._early_acks.discard(info.mid)
+            if info.mid in self._early_acks:
+                self._early_acks.discard(info.mid)
                 c.readings_acked += readings
             else:
-                c._readings_by_mid[info.mid] = readings
+                self._readings_by_mid[info.mid] = readings
 
     def pending(self) -> int:
         with self._lock:

@@ -40,7 +40,6 @@ def _cmd_stack(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def _cmd_gateway(args: argparse.Namespace) -> int:
     from veille._run import configure_logging, run_gateway_process
     from veille.settings import Settings
@@ -93,13 +92,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="veille",
-        description="Remote patient monitoring backbone: devices -> MQTT -> Kafka -> streams -> database.",
+        description="Remote patient monitoring: devices -> MQTT -> Kafka -> streams -> database.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add_state_dir(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--state-dir", help="local stack directory (default .veille or $VEILLE_STATE_DIR)")
-        p.add_argument("--partitions", type=int, default=12, help="partitions per topic (default 12)")
+        p.add_argument(
+            "--state-dir", help="local stack directory (default .veille or $VEILLE_STATE_DIR)"
+        )
+        p.add_argument(
+            "--partitions", type=int, default=12, help="partitions per topic (default 12)"
+        )
 
     stack = sub.add_parser("stack", help="start, stop or inspect the embedded local stack")
     stack.add_argument("action", choices=["up", "down", "status", "env"], help="what to do")
@@ -108,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     stack.set_defaults(func=_cmd_stack)
 
     for name, func, text in (
-        ("gateway", _cmd_gateway, "run an MQTT -> Kafka gateway (settings from VEILLE_* variables)"),
+        (
+            "gateway",
+            _cmd_gateway,
+            "run an MQTT -> Kafka gateway (settings from VEILLE_* variables)",
+        ),
         ("worker", _cmd_worker, "run a stream worker: validation and detection (Faust)"),
         ("sink", _cmd_sink, "run a database sink: readings, alerts, dead letters -> database"),
         ("migrate", _cmd_migrate, "create or upgrade the database schema"),
@@ -124,10 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the local stack, gateway, worker and sink, publish a simulated fleet "
         "over MQTT, show a live panel, then print totals and how to query the data.",
     )  # fmt: skip
-    demo.add_argument("--duration", type=float, default=60.0, help="seconds to publish (default 60)")
+    demo.add_argument(
+        "--duration", type=float, default=60.0, help="seconds to publish (default 60)"
+    )
     demo.add_argument("--patients", type=int, default=50, help="simulated patients, 4 devices each")
     demo.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
-    demo.add_argument("--keep-stack", action="store_true", help="leave the services running at the end")
+    demo.add_argument(
+        "--keep-stack", action="store_true", help="leave the services running at the end"
+    )
     add_state_dir(demo)
     demo.set_defaults(func=_cmd_demo)
     return parser

@@ -1,4 +1,4 @@
-"""``veille demo``: the whole pipeline on the local stack, with a simulated fleet and a live panel."""
+"""``veille demo``: the whole pipeline on the local stack, a simulated fleet, a live panel."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import psycopg
+from psycopg.rows import TupleRow
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -31,6 +33,13 @@ BAD_MESSAGES = (
     (2.0, "malformed JSON", b'{"v": 1, "device_id": '),
     (3.0, "unknown metric", None),
     (4.0, "impossible unit", None),
+)
+
+
+QUERY_EXAMPLES = (
+    "SELECT metric, unit, count(*), round(avg(value)::numeric, 1) FROM readings GROUP BY 1, 2",
+    "SELECT priority, rule, state, opened_at, message FROM alerts ORDER BY opened_at",
+    "SELECT stage, reason, detail FROM dead_letters ORDER BY received_at",
 )
 
 
@@ -57,7 +66,7 @@ def run_demo(options: DemoOptions) -> int:
     return asyncio.run(_demo(options))
 
 
-async def _snapshot(conn: psycopg.AsyncConnection[object], since: datetime) -> Snapshot:
+async def _snapshot(conn: psycopg.AsyncConnection[TupleRow], since: datetime) -> Snapshot:
     cur = await conn.execute(
         # By event time: a kept stack may still deliver an earlier run's readings meanwhile.
         """SELECT (SELECT count(*) FROM readings WHERE measured_at >= %(since)s),
@@ -71,7 +80,9 @@ async def _snapshot(conn: psycopg.AsyncConnection[object], since: datetime) -> S
     return Snapshot(time.monotonic(), int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
-def _panel(elapsed: float, duration: float, pub: FleetPublisher, now: Snapshot, prev: Snapshot | None) -> Table:
+def _panel(
+    elapsed: float, duration: float, pub: FleetPublisher, now: Snapshot, prev: Snapshot | None
+) -> Table:
     span = max(now.at - prev.at, 1e-6) if prev else 1.0
     stored_rate = (now.stored - prev.stored) / span if prev else 0.0
     c = pub.counters
@@ -84,7 +95,9 @@ def _panel(elapsed: float, duration: float, pub: FleetPublisher, now: Snapshot, 
     table.add_row("readings/s stored (last second)", f"{stored_rate:,.0f}")
     table.add_row("dead letters", f"{now.dead_letters:,}")
     table.add_row("open alerts", f"{now.open_alerts:,}")
-    table.add_row("backlog (published, not yet stored)", f"{max(c.readings_acked - now.stored, 0):,}")
+    table.add_row(
+        "backlog (published, not yet stored)", f"{max(c.readings_acked - now.stored, 0):,}"
+    )
     return table
 
 
@@ -125,13 +138,17 @@ async def _demo(o: DemoOptions) -> int:
     components = [
         ComponentProcess.veille("sink", env=env, log_dir=log_dir),
         ComponentProcess.veille("worker", env=env, log_dir=log_dir),
-        ComponentProcess.veille("gateway", "--ready-file", str(ready_file), env=env, log_dir=log_dir),
+        ComponentProcess.veille(
+            "gateway", "--ready-file", str(ready_file), env=env, log_dir=log_dir
+        ),
     ]
     exit_code = 0
     try:
         for component in components:
             component.start()
-        await asyncio.to_thread(wait_for_file, ready_file, timeout_s=READY_TIMEOUT_S, watch=components[-1])
+        await asyncio.to_thread(
+            wait_for_file, ready_file, timeout_s=READY_TIMEOUT_S, watch=components[-1]
+        )
         console.print(f"  gateway, worker and sink running (logs in {log_dir})")
         exit_code = await _publish_and_watch(o, console, fleet, settings, stop, components)
     finally:
@@ -152,7 +169,9 @@ async def _publish_and_watch(
     components: list[ComponentProcess],
 ) -> int:
     dsn = settings.database_url.get_secret_value()
-    publisher = await asyncio.to_thread(FleetPublisher, settings.mqtt_url, f"veille-demo-fleet-{o.seed}")
+    publisher = await asyncio.to_thread(
+        FleetPublisher, settings.mqtt_url, f"veille-demo-fleet-{o.seed}"
+    )
     started = datetime.now(UTC)
     simulator = FleetSimulator(fleet, seed=o.seed, start_us=now_us())
     bad = list(BAD_MESSAGES)
@@ -173,20 +192,33 @@ async def _publish_and_watch(
                     publisher.publish(message.topic, message.payload, message.readings)
                 while bad and bad[0][0] <= elapsed:
                     _, _, payload = bad.pop(0)
-                    publisher.publish(device_topic(sample.tenant, sample.device_id), payload or _bad_payload(sample.device_id, len(bad)))
+                    publisher.publish(
+                        device_topic(sample.tenant, sample.device_id),
+                        payload or _bad_payload(sample.device_id, len(bad)),
+                    )
                 if elapsed >= next_panel:
                     snap = await _snapshot(conn, started)
-                    _show(console, live, _panel(elapsed, o.duration_s, publisher, snap, prev), elapsed)
+                    _show(
+                        console, live, _panel(elapsed, o.duration_s, publisher, snap, prev), elapsed
+                    )
                     prev, next_panel = snap, elapsed + 1.0
                 crashed = [c.name for c in components if not c.alive()]
                 if crashed:
-                    console.print(f"[red]{', '.join(crashed)} stopped unexpectedly; see {components[0].log_path.parent}[/red]")
+                    where = components[0].log_path.parent
+                    console.print(
+                        f"[red]{', '.join(crashed)} stopped unexpectedly; see {where}[/red]"
+                    )
                     return 1
                 await asyncio.sleep(TICK_S)
             console.print("publishing stopped; waiting for the pipeline to drain")
             drained = await _drain(conn, started, publisher, len(BAD_MESSAGES) - len(bad))
             final = await _snapshot(conn, started)
-            _show(console, live, _panel(time.monotonic() - t0, o.duration_s, publisher, final, prev), 0)
+            _show(
+                console,
+                live,
+                _panel(time.monotonic() - t0, o.duration_s, publisher, final, prev),
+                0,
+            )
         finally:
             if live:
                 live.stop()
@@ -197,9 +229,11 @@ async def _publish_and_watch(
 
 def _bad_payload(device_id: str, remaining: int) -> bytes:
     at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    if remaining == 1:  # unknown metric
-        return f'{{"v":1,"device_id":"{device_id}","seq":1,"metric":"mood","value":3,"unit":"1","measured_at":"{at}"}}'.encode()
-    return f'{{"v":1,"device_id":"{device_id}","seq":2,"metric":"spo2","value":97,"unit":"kg","measured_at":"{at}"}}'.encode()
+    if remaining == 1:
+        reading = {"seq": 1, "metric": "mood", "value": 3, "unit": "1"}  # unknown metric
+    else:
+        reading = {"seq": 2, "metric": "spo2", "value": 97, "unit": "kg"}  # impossible unit
+    return orjson.dumps({"v": 1, "device_id": device_id, **reading, "measured_at": at})
 
 
 def _show(console: Console, live: Live | None, table: Table, elapsed: float) -> None:
@@ -209,34 +243,47 @@ def _show(console: Console, live: Live | None, table: Table, elapsed: float) -> 
         console.print(table)
 
 
-async def _drain(conn: psycopg.AsyncConnection[object], since: datetime, publisher: FleetPublisher, bad_sent: int) -> bool:
+async def _drain(
+    conn: psycopg.AsyncConnection[TupleRow],
+    since: datetime,
+    publisher: FleetPublisher,
+    bad_sent: int,
+) -> bool:
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     while time.monotonic() < deadline:
         snap = await _snapshot(conn, since)
-        if publisher.pending() == 0 and snap.stored >= publisher.counters.readings_acked and snap.dead_letters >= bad_sent:
+        if (
+            publisher.pending() == 0
+            and snap.stored >= publisher.counters.readings_acked
+            and snap.dead_letters >= bad_sent
+        ):
             return True
         await asyncio.sleep(0.5)
     return False
 
 
-def _print_totals(console: Console, publisher: FleetPublisher, final: Snapshot, o: DemoOptions, drained: bool) -> None:
+def _print_totals(
+    console: Console, publisher: FleetPublisher, final: Snapshot, o: DemoOptions, drained: bool
+) -> None:
     c = publisher.counters
     console.print()
     console.print("[bold]Totals[/bold]")
     console.print(f"  readings published and acknowledged by MQTT: {c.readings_acked:,}")
     console.print(f"  readings stored:                             {final.stored:,}")
     console.print(f"  dead letters stored:                         {final.dead_letters:,}")
-    console.print(f"  alerts opened during the demo:              {final.alerts_total:,} (open now: {final.open_alerts})")
+    console.print(f"  alerts opened during the demo:               {final.alerts_total:,}")
+    console.print(f"  alerts open now:                             {final.open_alerts:,}")
     if not drained:
-        console.print("[red]  the pipeline did not drain in time: some readings are not stored yet[/red]")
+        console.print(
+            "[red]  the pipeline did not drain in time: some readings are not stored yet[/red]"
+        )
     env_file = o.state_dir / "stack.env"
     console.print()
     if o.keep_stack:
         console.print("[bold]The stack is still running. Query it:[/bold]")
         console.print(f"  set -a; . {env_file}; set +a")
-        console.print('  psql "$VEILLE_DATABASE_URL" -c "SELECT metric, count(*), round(avg(value)::numeric, 1) FROM readings GROUP BY metric"')
-        console.print('  psql "$VEILLE_DATABASE_URL" -c "SELECT priority, rule, state, opened_at FROM alerts ORDER BY opened_at"')
-        console.print('  psql "$VEILLE_DATABASE_URL" -c "SELECT reason, detail FROM dead_letters"')
+        for query in QUERY_EXAMPLES:
+            console.print(f'  psql "$VEILLE_DATABASE_URL" -c "{query}"')
         console.print("  stop it with: .venv/bin/veille stack down")
     else:
         console.print("The stack was stopped; run with --keep-stack to query the data afterwards.")

@@ -25,7 +25,10 @@ async def create_topics(
             if missing:
                 try:
                     await admin.create_topics(
-                        [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
+                        [
+                            NewTopic(n, num_partitions=partitions, replication_factor=1)
+                            for n in missing
+                        ]
                     )
                 except TopicAlreadyExistsError:
                     pass

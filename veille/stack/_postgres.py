@@ -23,6 +23,9 @@ from ._process import ProcessHandle, spawn
 
 __all__ = ["PostgresCluster", "find_pg_bindir"]
 
+# As root the cluster must live where the `postgres` user can reach it; the directory is
+# created 0700 and owned by that user, so the usual /var/tmp concerns do not apply.
+SHARED_BASE = Path("/var/tmp/veille-postgres")  # noqa: S108
 APP_USER = "veille"
 APP_DATABASE = "veille"
 
@@ -30,7 +33,9 @@ APP_DATABASE = "veille"
 def find_pg_bindir() -> Path:
     candidates = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
     )
     if candidates:
         return Path(candidates[-1]).parent
@@ -71,7 +76,7 @@ class PostgresCluster:
             base = state_dir / "postgres"
         else:
             tag = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
-            base = Path("/var/tmp/veille-postgres") / tag
+            base = SHARED_BASE / tag
         return cls(state_dir, base / "data", base / "run", user)
 
     @property
@@ -90,7 +95,7 @@ class PostgresCluster:
         pwfile = self.base_dir / "pwfile"
         pwfile.write_text(password + "\n")
         if self.user:
-            Path("/var/tmp/veille-postgres").chmod(0o755)
+            SHARED_BASE.chmod(0o755)
             for path in (self.base_dir, self.socket_dir, pwfile):
                 shutil.chown(path, self.user, self.user)
         try:

@@ -129,7 +129,9 @@ class LocalStack:
                 report.append(f"{status.name}: started pid {handle.pid} on port {port}")
         self._save(state)
         info = asyncio.run(self._prepare(state))
-        report.append(f"kafka: {len(self.topics.all())} topics x {self.partitions} partitions ready")
+        report.append(
+            f"kafka: {len(self.topics.all())} topics x {self.partitions} partitions ready"
+        )
         report.append(f"postgres: schema v{info.version} ({info.flavour.value}) ready")
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in self.env().items()))
         self.env_file.chmod(0o600)
@@ -146,7 +148,9 @@ class LocalStack:
             # PostgreSQL: SIGINT is "fast" shutdown; SIGTERM would wait for clients to leave.
             sig = signal.SIGINT if name == "postgres" else signal.SIGTERM
             was_running = stop(handle, sig=sig)
-            report.append(f"{name}: {'stopped' if was_running else 'was not running'} (pid {handle.pid})")
+            report.append(
+                f"{name}: {'stopped' if was_running else 'was not running'} (pid {handle.pid})"
+            )
         self._save(state)
         self.env_file.unlink(missing_ok=True)
         if purge:
@@ -199,14 +203,18 @@ async def _ensure_app_database(admin_url: str, app_password: str) -> None:
                 raise
             await asyncio.sleep(0.1)
     async with conn:
-        role = await (await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_USER,))).fetchone()
+        role = await (
+            await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_USER,))
+        ).fetchone()
         if role is None:
             await conn.execute(
                 sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
                     sql.Identifier(APP_USER), sql.Literal(app_password)
                 )
             )
-        db = await (await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DATABASE,))).fetchone()
+        db = await (
+            await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DATABASE,))
+        ).fetchone()
         if db is None:
             await conn.execute(
                 sql.SQL("CREATE DATABASE {} OWNER {}").format(
