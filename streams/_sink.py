@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import psycopg
-from psycopg.rows import TupleRow
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from psycopg.rows import TupleRow
 
 from devices import DeadLetter, DeadLetterReason, ReadingBatch, metric_named, now_us, us_to_datetime
 from store import (
