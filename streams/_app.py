@@ -99,7 +99,8 @@ def build_app(settings: Settings) -> faust.App:
                 )
                 await dead_letter_topic.send(key=event.key, value=dead.to_json())
                 continue
-            await directory.refresh_if_unknown({envelope.device_id})
+            latest_arrival = max((m.received_at_us for m in envelope.messages), default=0)
+            await directory.refresh_if_unknown({envelope.device_id}, latest_arrival)
             result = validate_envelope(
                 envelope, lookup=directory, now_us=now_us(), limits=limits, origin=origin
             )

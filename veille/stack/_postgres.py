@@ -137,7 +137,6 @@ class PostgresCluster:
             ],
             log_path=self.state_dir / "postgres.log",
             user=self.user,
-            cwd=self.base_dir,
         )  # fmt: skip
 
     def purge(self) -> None:

@@ -7,16 +7,18 @@ recycled PID is never signalled by mistake.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ProcessHandle", "free_port", "port_open", "spawn", "stop"]
+__all__ = ["ProcessHandle", "free_port", "port_open", "spawn", "stop", "wait_until"]
+
+_SETPRIV = "setpriv"  # util-linux, in every Debian base system
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,25 +58,35 @@ def spawn(
     log_path: Path,
     env: dict[str, str] | None = None,
     user: str | None = None,
-    cwd: Path | None = None,
 ) -> ProcessHandle:
-    """Start ``argv`` in its own session (it outlives the CLI), output appended to ``log_path``."""
+    """Start ``argv`` in its own session (it outlives the CLI), output appended to ``log_path``.
+
+    ``posix_spawn`` rather than ``subprocess.Popen``: a service is not our child to wait for,
+    and a dropped Popen object would complain that it is still running. ``setpriv`` switches
+    user and then execs, so the PID we record is the service's own.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-            user=user,
-            group=user,
-            extra_groups=[] if user else None,
-            cwd=cwd,
+    command = list(argv)
+    if user:
+        command = [_SETPRIV, f"--reuid={user}", f"--regid={user}", "--clear-groups", "--", *command]
+    executable = shutil.which(command[0]) or command[0]
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        pid = os.posix_spawn(
+            executable,
+            command,
+            os.environ if env is None else env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, fd, 1),
+                (os.POSIX_SPAWN_DUP2, fd, 2),
+            ],
+            setsid=True,
         )
-    stat = _stat(proc.pid)
-    return ProcessHandle(proc.pid, stat[1] if stat else 0)
+    finally:
+        os.close(fd)
+    stat = _stat(pid)
+    return ProcessHandle(pid, stat[1] if stat else 0)
 
 
 def stop(handle: ProcessHandle, *, sig: int = signal.SIGTERM, grace_s: float = 10.0) -> bool:

@@ -1,0 +1,86 @@
+"""Session fixtures: one real local stack (Tansu, Mosquitto, PostgreSQL) and one real
+pipeline (gateway, worker, sink as separate processes) shared by the integration tests.
+
+Everything is stopped by PID in the finalizers, also when a test fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from veille._components import ComponentProcess, component_env, wait_for_file
+from veille.settings import Settings
+from veille.stack import LocalStack
+
+TEST_PARTITIONS = 4  # fewer partitions: faster group joins, same code paths
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    stack: LocalStack
+    env: dict[str, str]
+    state_dir: Path
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            mqtt_url=self.env["VEILLE_MQTT_URL"],
+            kafka_bootstrap=self.env["VEILLE_KAFKA_BOOTSTRAP"],
+            database_url=self.env["VEILLE_DATABASE_URL"],
+            kafka_local_broker=True,
+            partitions=TEST_PARTITIONS,
+        )
+
+    @property
+    def dsn(self) -> str:
+        return self.env["VEILLE_DATABASE_URL"]
+
+
+@pytest.fixture(scope="session")
+def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    state_dir = tmp_path_factory.mktemp("veille-stack")
+    stack = LocalStack(state_dir, partitions=TEST_PARTITIONS)
+    try:
+        stack.up()
+        yield RunningStack(stack, stack.env(), state_dir)
+    finally:
+        stack.down(purge=True)
+
+
+@dataclass(frozen=True)
+class RunningPipeline:
+    stack: RunningStack
+    components: tuple[ComponentProcess, ...]
+
+    def component(self, name: str) -> ComponentProcess:
+        return next(c for c in self.components if c.name == name)
+
+    def assert_all_alive(self) -> None:
+        for c in self.components:
+            assert c.alive(), f"{c.name} died:\n{c.log_tail()}"
+
+
+@pytest.fixture(scope="session")
+def pipeline(running_stack: RunningStack) -> Iterator[RunningPipeline]:
+    state_dir = running_stack.state_dir
+    env = component_env(running_stack.env, state_dir)
+    ready = state_dir / "run" / "gateway.ready"
+    ready.parent.mkdir(parents=True, exist_ok=True)
+    log_dir = state_dir / "logs"
+    components = (
+        ComponentProcess.veille("sink", env=env, log_dir=log_dir),
+        ComponentProcess.veille("worker", env=env, log_dir=log_dir),
+        ComponentProcess.veille("gateway", "--ready-file", str(ready), env=env, log_dir=log_dir),
+    )
+    try:
+        for c in components:
+            c.start()
+        wait_for_file(ready, timeout_s=60, watch=components[-1])
+        yield RunningPipeline(running_stack, components)
+    finally:
+        for c in reversed(components):
+            c.stop()

@@ -1,0 +1,72 @@
+"""Helpers to provision test devices and build v1 payloads."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import psycopg
+
+from devices import DeviceBinding, device_topic, now_us, pseudonymise
+from store import upsert_bindings
+
+TENANT = "chu-test"
+
+
+@dataclass(frozen=True)
+class TestDevice:
+    device_id: str
+    patient: str
+    care_unit: str = "icu"
+
+    @property
+    def topic(self) -> str:
+        return device_topic(TENANT, self.device_id)
+
+
+def new_device(prefix: str = "it") -> TestDevice:
+    tag = uuid.uuid4().hex[:10]
+    return TestDevice(f"{prefix}-{tag}", pseudonymise(f"NIR-{tag}", b"test-key"))
+
+
+async def provision(dsn: str, *devices: TestDevice) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await upsert_bindings(
+            conn,
+            [
+                (
+                    DeviceBinding(
+                        d.device_id, TENANT, d.care_unit, d.patient, now_us() - 3_600_000_000
+                    ),
+                    "test",
+                )
+                for d in devices
+            ],
+        )
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def reading(seq: int, metric: str, value: float, unit: str, at: datetime) -> dict[str, object]:
+    return {"seq": seq, "metric": metric, "value": value, "unit": unit, "measured_at": iso(at)}
+
+
+def batch_payload(device: TestDevice, readings: list[dict[str, object]]) -> bytes:
+    return orjson.dumps({"v": 1, "device_id": device.device_id, "readings": readings})
+
+
+def single_payload(device: TestDevice, item: dict[str, object]) -> bytes:
+    return orjson.dumps({"v": 1, "device_id": device.device_id, **item})
+
+
+def spo2_series(
+    start: datetime, values: list[float], first_seq: int = 1
+) -> list[dict[str, object]]:
+    return [
+        reading(first_seq + i, "spo2", v, "%", start + timedelta(seconds=i))
+        for i, v in enumerate(values)
+    ]
