@@ -4,9 +4,13 @@ Why: TimescaleDB server packages cannot be installed here, but PGlite built with
 comes from npm, so every machine (developer or CI) can run the same SQL tests. It is a test
 double with limits the tests must respect:
 
-* one database session is shared by every connection: use one connection per test, with
-  ``prepare_threshold=None``, and never keep a transaction open across connections;
-* ``COPY ... FROM STDIN`` crashes the WASM server: insert with multi-row ``INSERT``;
+* one database session is shared by every connection: ``SET`` leaks between them, and
+  psycopg's automatic prepares collide (``_pg3_0 already exists``), so always pass
+  ``prepare_threshold=None``; prefer one autocommit connection per test;
+* a connection opened while another one has a transaction open garbles that transaction's
+  replies and its client hangs: open every connection (pools too) before any transaction;
+* ``COPY ... FROM STDIN`` kills the session (every later connection is refused): insert with
+  multi-row ``INSERT``;
 * no background workers: run TimescaleDB policies by hand with ``CALL run_job(id)``;
 * no TLS: the DSN carries ``sslmode=disable`` (the server drops an SSL request).
 """
@@ -131,7 +135,9 @@ class PGliteTimescale:
 
     @property
     def dsn(self) -> str:
-        """libpq URL; any user, password and database name are accepted, TLS is not."""
+        """libpq URL. Any user, password and database name are accepted, but a password must
+        be given (the server asks for one); the session is always ``postgres`` on
+        ``template1``. TLS is not supported."""
         return f"postgresql://postgres:postgres@127.0.0.1:{self.port}/postgres?sslmode=disable"
 
     @property
