@@ -23,6 +23,7 @@ class DeadLetterReason(StrEnum):
     UNKNOWN_VERSION = "unknown_version"
     SCHEMA = "schema"  # JSON, but not a v1 payload
     DEVICE_MISMATCH = "device_mismatch"  # payload device id differs from the topic's
+    TENANT_MISMATCH = "tenant_mismatch"  # topic tenant differs from the device's registration
     UNKNOWN_DEVICE = "unknown_device"
     UNKNOWN_METRIC = "unknown_metric"
     UNIT_NOT_ALLOWED = "unit_not_allowed"

@@ -30,9 +30,10 @@ class ReadingV1(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    seq: Annotated[int, Field(ge=0, lt=2**63)]
+    # strict: "72" or true is a device bug to surface, never a number to guess.
+    seq: Annotated[int, Field(strict=True, ge=0, lt=2**63)]
     metric: Annotated[str, Field(min_length=1, max_length=64)]
-    value: float
+    value: Annotated[float, Field(strict=True)]
     unit: Annotated[str, Field(min_length=1, max_length=16)]
     measured_at: AwareDatetime
 

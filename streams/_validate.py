@@ -77,7 +77,7 @@ def _parse(payload: Any) -> BatchPayloadV1 | SinglePayloadV1 | tuple[DeadLetterR
     version = payload.get("v")
     if version is None:
         return DeadLetterReason.SCHEMA, "payload has no version field 'v'"
-    if isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
         return (
             DeadLetterReason.UNKNOWN_VERSION,
             f"payload version {version!r} is not supported (supported: 1)",
@@ -166,6 +166,15 @@ def validate_envelope(
                 DeadLetterReason.UNKNOWN_DEVICE,
                 f"device {envelope.device_id!r} is not provisioned; "
                 "add and bind it in the registry",
+            )
+            continue
+        if binding.tenant != envelope.tenant:
+            result.reject(
+                message,
+                index,
+                DeadLetterReason.TENANT_MISMATCH,
+                f"device {envelope.device_id!r} is registered to tenant {binding.tenant!r}, "
+                f"not {envelope.tenant!r}; publish under veille/v1/{binding.tenant}/...",
             )
             continue
         for sub, (reading, raw_reading) in enumerate(_readings_of(parsed, message.payload)):

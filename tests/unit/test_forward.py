@@ -1,0 +1,193 @@
+"""plan_forward: MQTT messages -> one raw envelope per device, dead letters for the rest."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from devices import DeadLetterReason, RawEnvelope, RawMessage, device_topic
+from ingest import MAX_PAYLOAD_BYTES, InboundMessage, plan_forward
+
+GATEWAY = "gw-7"
+T_US = 1_740_000_000_000_000
+_mid = iter(range(1, 1_000_000))
+
+
+def inbound(topic: str, payload: bytes, at_us: int = T_US) -> InboundMessage:
+    return InboundMessage(topic, payload, next(_mid), 1, at_us, False)
+
+
+def body(n: int) -> bytes:
+    return orjson.dumps({"v": 1, "n": n})
+
+
+def test_messages_are_grouped_by_tenant_and_device_in_order() -> None:
+    a1 = device_topic("t1", "dev-a")
+    b1 = device_topic("t1", "dev-b")
+    a2 = device_topic("t2", "dev-a")
+    a1_status = device_topic("t1", "dev-a", "status")
+    messages = [
+        inbound(a1, body(1), T_US + 1),
+        inbound(b1, body(2), T_US + 2),
+        inbound(a1, body(3), T_US + 3),
+        inbound(a2, body(4), T_US + 4),
+        inbound(a1_status, body(5), T_US + 5),
+        inbound(b1, body(6), T_US + 6),
+    ]
+    plan = plan_forward(messages, GATEWAY)
+    assert plan.dead_letters == []
+    assert plan.envelopes == [
+        RawEnvelope(
+            GATEWAY,
+            "t1",
+            "dev-a",
+            (
+                RawMessage(a1, T_US + 1, {"v": 1, "n": 1}),
+                RawMessage(a1, T_US + 3, {"v": 1, "n": 3}),
+                RawMessage(a1_status, T_US + 5, {"v": 1, "n": 5}),
+            ),
+        ),
+        RawEnvelope(
+            GATEWAY,
+            "t1",
+            "dev-b",
+            (
+                RawMessage(b1, T_US + 2, {"v": 1, "n": 2}),
+                RawMessage(b1, T_US + 6, {"v": 1, "n": 6}),
+            ),
+        ),
+        RawEnvelope(GATEWAY, "t2", "dev-a", (RawMessage(a2, T_US + 4, {"v": 1, "n": 4}),)),
+    ]
+
+
+def test_no_messages_no_records() -> None:
+    plan = plan_forward([], GATEWAY)
+    assert plan.envelopes == []
+    assert plan.dead_letters == []
+
+
+def test_the_gateway_does_not_judge_the_json_it_forwards() -> None:
+    """Schema checks belong to validation: any JSON value is forwarded as is."""
+    topic = device_topic("t1", "dev-a")
+    values = [b"[1, 2]", b'"text"', b"null", b"42", b'{"v": 99}']
+    plan = plan_forward([inbound(topic, v) for v in values], GATEWAY)
+    assert plan.dead_letters == []
+    [envelope] = plan.envelopes
+    assert [m.payload for m in envelope.messages] == [[1, 2], "text", None, 42, {"v": 99}]
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "veille/v2/t1/dev-a/readings",
+        "veille/v1/t1/dev-a",
+        "veille/v1/t1/dev-a/readings/extra",
+        "other/v1/t1/dev-a/readings",
+        "veille/v1/-t1/dev-a/readings",
+        "veille/v1/t1/dev a/readings",
+        "veille/v1/t1//readings",
+        "veille/v1/t1/" + "d" * 65 + "/readings",
+        "",
+    ],
+)
+def test_bad_topic_is_a_dead_letter(topic: str) -> None:
+    good = inbound(device_topic("t1", "dev-a"), body(1))
+    bad = inbound(topic, body(2), T_US + 9)
+    plan = plan_forward([bad, good], GATEWAY)
+    assert [e.device_id for e in plan.envelopes] == ["dev-a"]
+    [letter] = plan.dead_letters
+    assert letter.reason is DeadLetterReason.BAD_TOPIC
+    assert letter.stage == "gateway"
+    assert letter.device_id is None
+    assert letter.mqtt_topic == topic
+    assert letter.received_at_us == T_US + 9
+    assert repr(topic) in letter.detail
+    assert "veille/v1/{tenant}/{device_id}/{stream}" in letter.detail
+    assert letter.raw == body(2).decode()
+
+
+def test_oversize_payload_is_a_dead_letter() -> None:
+    topic = device_topic("t1", "dev-a")
+    payload = b'{"x": "' + b"a" * MAX_PAYLOAD_BYTES + b'"}'
+    plan = plan_forward([inbound(topic, payload)], GATEWAY)
+    assert plan.envelopes == []
+    [letter] = plan.dead_letters
+    assert letter.reason is DeadLetterReason.TOO_LARGE
+    assert letter.device_id == "dev-a"
+    assert str(len(payload)) in letter.detail
+    assert str(MAX_PAYLOAD_BYTES) in letter.detail
+    assert len(letter.raw) < len(payload)  # the kept raw text is cut
+    assert payload.decode().startswith(letter.raw)
+
+
+def test_payload_of_exactly_the_limit_is_forwarded() -> None:
+    topic = device_topic("t1", "dev-a")
+    head, tail = b'{"x": "', b'"}'
+    payload = head + b"a" * (MAX_PAYLOAD_BYTES - len(head) - len(tail)) + tail
+    assert len(payload) == MAX_PAYLOAD_BYTES
+    plan = plan_forward([inbound(topic, payload)], GATEWAY)
+    assert plan.dead_letters == []
+    assert len(plan.envelopes) == 1
+    assert len(plan.envelopes[0].messages[0].payload["x"]) == len(payload) - 9
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(b"{not json", id="invalid-json"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b'{"v": 1,}', id="trailing-comma"),
+        pytest.param(b'{"v": NaN}', id="nan"),
+        pytest.param(b'{"device_id": "\xff\xfe"}', id="invalid-utf8"),
+        pytest.param(b"\xef\xbb\xbf\xc3", id="truncated-utf8"),
+    ],
+)
+def test_undecodable_payload_is_a_dead_letter(payload: bytes) -> None:
+    topic = device_topic("t1", "dev-a")
+    plan = plan_forward([inbound(topic, payload), inbound(topic, body(1))], GATEWAY)
+    assert [len(e.messages) for e in plan.envelopes] == [1]
+    [letter] = plan.dead_letters
+    assert letter.reason is DeadLetterReason.UNDECODABLE
+    assert letter.device_id == "dev-a"
+    assert "UTF-8 JSON" in letter.detail
+    assert letter.raw == payload.decode("utf-8", errors="backslashreplace")
+
+
+def test_invalid_utf8_bytes_stay_visible_in_the_raw_text() -> None:
+    plan = plan_forward([inbound(device_topic("t1", "dev-a"), b'{"a": "\xff"}')], GATEWAY)
+    [letter] = plan.dead_letters
+    assert letter.raw == '{"a": "\\xff"}'
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"a": "x\x00y"}', b"abc\x00def", b"\x00" * 4],
+)
+def test_nul_characters_in_raw_text_are_made_storable(payload: bytes) -> None:
+    """PostgreSQL text cannot hold NUL: the dead letter keeps it visible as an escape."""
+    plan = plan_forward([inbound(device_topic("t1", "dev-a"), payload)], GATEWAY)
+    [letter] = plan.dead_letters
+    assert letter.reason is DeadLetterReason.UNDECODABLE
+    assert "\x00" not in letter.raw
+    assert "\x00" not in letter.detail
+    assert letter.raw == payload.decode().replace("\x00", "\\x00")
+
+
+def test_escaped_nul_in_valid_json_is_forwarded_and_reencoded_safely() -> None:
+    topic = device_topic("t1", "dev-a")
+    plan = plan_forward([inbound(topic, b'{"metric": "hr\\u0000"}')], GATEWAY)
+    assert plan.dead_letters == []
+    [envelope] = plan.envelopes
+    assert envelope.messages[0].payload == {"metric": "hr\x00"}
+    encoded = envelope.to_json()
+    assert b"\x00" not in encoded
+    assert RawEnvelope.from_json(encoded) == envelope
+
+
+def test_gateway_dead_letter_ids_are_deterministic() -> None:
+    topic = device_topic("t1", "dev-a")
+    first = plan_forward([inbound(topic, b"{bad"), inbound(topic, b"{worse")], GATEWAY)
+    again = plan_forward([inbound(topic, b"{bad"), inbound(topic, b"{worse")], GATEWAY)
+    ids = [d.dead_letter_id for d in first.dead_letters]
+    assert ids == [d.dead_letter_id for d in again.dead_letters]
+    assert len(set(ids)) == 2
