@@ -36,6 +36,7 @@ const port = parsePort()
 let db = null
 let server = null
 let stopping = false
+let ready = false
 
 async function shutdown(reason, code) {
   if (stopping) return
@@ -66,8 +67,11 @@ try {
   server = new PGLiteSocketServer({ db, host: HOST, port, maxConnections: MAX_CONNECTIONS })
   server.addEventListener('error', (event) => {
     console.error('pglite-timescale: socket server error:', event.detail)
+    // start() never settles when listen() fails (e.g. EADDRINUSE): fail loudly instead.
+    if (!ready) process.exit(1)
   })
   await server.start()
+  ready = true
   // getServerConn() is "host:port" with the port actually bound (matters for 0).
   const bound = Number(server.getServerConn().split(':').pop())
   if (!stopping) process.stdout.write(`READY ${bound}\n`)
