@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import psycopg
+from aiokafka.errors import KafkaError
 from psycopg.rows import TupleRow
 from rich.console import Console
 from rich.live import Live
@@ -18,6 +19,9 @@ from rich.table import Table
 
 from devices import Fleet, FleetSimulator, build_fleet, device_topic, now_us
 from store import upsert_bindings
+from streams._app import APP_ID
+from streams._lag import consumer_lag
+from streams._sink import GROUP_ID as SINK_GROUP_ID
 from veille._components import ComponentProcess, component_env, wait_for_file
 from veille._publisher import FleetPublisher
 from veille.settings import Settings
@@ -26,13 +30,14 @@ from veille.stack import LocalStack
 __all__ = ["DemoOptions", "run_demo"]
 
 TICK_S = 0.2
+LAG_EVERY_S = 2.0
 DRAIN_TIMEOUT_S = 90.0
 READY_TIMEOUT_S = 60.0
 BAD_MESSAGES = (
-    # (seconds after start, what is wrong, payload): shows the dead-letter path in every demo.
-    (2.0, "malformed JSON", b'{"v": 1, "device_id": '),
-    (3.0, "unknown metric", None),
-    (4.0, "impossible unit", None),
+    # (seconds after start, what is wrong): shows the dead-letter path in every demo.
+    (2.0, "malformed"),
+    (3.0, "unknown_metric"),
+    (4.0, "impossible_unit"),
 )
 
 
@@ -51,6 +56,39 @@ class DemoOptions:
     seed: int
     keep_stack: bool
     partitions: int = 12
+
+
+@dataclass(slots=True)
+class KafkaLag:
+    """Updated in the background every couple of seconds; the panel only reads it."""
+
+    worker: int | None = None
+    sink: int | None = None
+
+
+async def _refresh_lag(settings: Settings, lag: KafkaLag) -> None:
+    topics = settings.topics
+    try:
+        lag.worker = await consumer_lag(
+            settings.kafka_bootstrap, APP_ID, (topics.raw, topics.readings),
+            settings.partitions, local_broker=settings.kafka_local_broker,
+        )  # fmt: skip
+        lag.sink = await consumer_lag(
+            settings.kafka_bootstrap, SINK_GROUP_ID,
+            (topics.readings, topics.alerts, topics.dead_letters),
+            settings.partitions, local_broker=settings.kafka_local_broker,
+        )  # fmt: skip
+    except KafkaError:
+        lag.worker = lag.sink = None
+
+
+async def _watch_lag(settings: Settings, lag: KafkaLag, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        await _refresh_lag(settings, lag)
+        try:
+            await asyncio.wait_for(stop.wait(), LAG_EVERY_S)
+        except TimeoutError:
+            pass
 
 
 @dataclass(slots=True)
@@ -81,7 +119,12 @@ async def _snapshot(conn: psycopg.AsyncConnection[TupleRow], since: datetime) ->
 
 
 def _panel(
-    elapsed: float, duration: float, pub: FleetPublisher, now: Snapshot, prev: Snapshot | None
+    elapsed: float,
+    duration: float,
+    pub: FleetPublisher,
+    now: Snapshot,
+    prev: Snapshot | None,
+    lag: KafkaLag,
 ) -> Table:
     span = max(now.at - prev.at, 1e-6) if prev else 1.0
     stored_rate = (now.stored - prev.stored) / span if prev else 0.0
@@ -95,10 +138,15 @@ def _panel(
     table.add_row("readings/s stored (last second)", f"{stored_rate:,.0f}")
     table.add_row("dead letters", f"{now.dead_letters:,}")
     table.add_row("open alerts", f"{now.open_alerts:,}")
-    table.add_row(
-        "backlog (published, not yet stored)", f"{max(c.readings_acked - now.stored, 0):,}"
-    )
+    backlog = max(c.readings_acked - now.stored, 0)
+    table.add_row("backlog (published, not yet stored)", f"{backlog:,}")
+    table.add_row("Kafka lag, stream worker (records)", _maybe(lag.worker))
+    table.add_row("Kafka lag, sink (records)", _maybe(lag.sink))
     return table
+
+
+def _maybe(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
 
 
 async def _demo(o: DemoOptions) -> int:
@@ -178,6 +226,9 @@ async def _publish_and_watch(
     sample = fleet.devices[0]
     t0 = time.monotonic()
     prev: Snapshot | None = None
+    lag = KafkaLag()
+    lag_stop = asyncio.Event()
+    lag_task = asyncio.create_task(_watch_lag(settings, lag, lag_stop))
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         live = Live(console=console, auto_refresh=False) if console.is_terminal else None
         if live:
@@ -191,15 +242,18 @@ async def _publish_and_watch(
                 for message in simulator.advance(elapsed):
                     publisher.publish(message.topic, message.payload, message.readings)
                 while bad and bad[0][0] <= elapsed:
-                    _, _, payload = bad.pop(0)
+                    _, kind = bad.pop(0)
                     publisher.publish(
                         device_topic(sample.tenant, sample.device_id),
-                        payload or _bad_payload(sample.device_id, len(bad)),
+                        _bad_payload(kind, sample.device_id),
                     )
                 if elapsed >= next_panel:
                     snap = await _snapshot(conn, started)
                     _show(
-                        console, live, _panel(elapsed, o.duration_s, publisher, snap, prev), elapsed
+                        console,
+                        live,
+                        _panel(elapsed, o.duration_s, publisher, snap, prev, lag),
+                        elapsed,
                     )
                     prev, next_panel = snap, elapsed + 1.0
                 crashed = [c.name for c in components if not c.alive()]
@@ -212,14 +266,19 @@ async def _publish_and_watch(
                 await asyncio.sleep(TICK_S)
             console.print("publishing stopped; waiting for the pipeline to drain")
             drained = await _drain(conn, started, publisher, len(BAD_MESSAGES) - len(bad))
+            lag_stop.set()
+            await lag_task
+            await _refresh_lag(settings, lag)
             final = await _snapshot(conn, started)
             _show(
                 console,
                 live,
-                _panel(time.monotonic() - t0, o.duration_s, publisher, final, prev),
+                _panel(time.monotonic() - t0, o.duration_s, publisher, final, prev, lag),
                 0,
             )
         finally:
+            lag_stop.set()
+            await lag_task
             if live:
                 live.stop()
             publisher.close()
@@ -227,12 +286,15 @@ async def _publish_and_watch(
     return 0 if drained else 1
 
 
-def _bad_payload(device_id: str, remaining: int) -> bytes:
+def _bad_payload(kind: str, device_id: str) -> bytes:
+    """Each carries the current time: identical bytes on one topic are one dead letter."""
     at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    if remaining == 1:
-        reading = {"seq": 1, "metric": "mood", "value": 3, "unit": "1"}  # unknown metric
+    if kind == "malformed":
+        return f'{{"v": 1, "device_id": "{device_id}", "measured_at": "{at}", "read'.encode()
+    if kind == "unknown_metric":
+        reading = {"seq": 1, "metric": "mood", "value": 3, "unit": "1"}
     else:
-        reading = {"seq": 2, "metric": "spo2", "value": 97, "unit": "kg"}  # impossible unit
+        reading = {"seq": 2, "metric": "spo2", "value": 97, "unit": "kg"}
     return orjson.dumps({"v": 1, "device_id": device_id, **reading, "measured_at": at})
 
 
