@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -78,6 +79,22 @@ class DeadLetter:
             digest, stage, reason, _storable(detail[:2000]), mqtt_topic, device_id,
             received_at_us, text,
         )  # fmt: skip
+
+    @classmethod
+    def unreadable_record(
+        cls, *, stage: str, topic: str, partition: int, offset: int, raw: bytes, error: Exception
+    ) -> DeadLetter:
+        """A Kafka record a stage cannot decode: kept, so a bad record never stops the stage."""
+        return cls.build(
+            stage=stage,
+            reason=DeadLetterReason.SCHEMA,
+            detail=f"unreadable {topic} record: {error}",
+            mqtt_topic="",
+            device_id=None,
+            received_at_us=time.time_ns() // 1000,
+            raw=raw,
+            origin=f"{topic}/{partition}/{offset}",
+        )
 
     def to_json(self) -> bytes:
         return orjson.dumps(

@@ -14,7 +14,7 @@ from typing import Any
 
 import faust
 
-from devices import DeadLetter, DeadLetterReason, RawEnvelope, ReadingBatch, now_us
+from devices import DeadLetter, RawEnvelope, ReadingBatch, now_us
 from veille.settings import Settings
 
 from ._detect import PatientState, detect
@@ -87,15 +87,13 @@ def build_app(settings: Settings) -> faust.App:
                 envelope = RawEnvelope.from_json(event.value)
             except (ValueError, KeyError, TypeError) as exc:
                 log.error("raw record %s is not a gateway envelope (%s)", origin, exc)
-                dead = DeadLetter.build(
+                dead = DeadLetter.unreadable_record(
                     stage="validate",
-                    reason=DeadLetterReason.SCHEMA,
-                    detail=f"raw record is not a v1 gateway envelope: {exc}",
-                    mqtt_topic="",
-                    device_id=None,
-                    received_at_us=now_us(),
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
                     raw=event.value,
-                    origin=origin,
+                    error=exc,
                 )
                 await dead_letter_topic.send(key=event.key, value=dead.to_json())
                 continue

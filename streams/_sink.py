@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from psycopg.rows import TupleRow
 
-from devices import DeadLetter, DeadLetterReason, ReadingBatch, metric_named, now_us, us_to_datetime
+from devices import DeadLetter, ReadingBatch, metric_named, us_to_datetime
 from store import (
     AlertEventRow,
     BatchWriter,
@@ -86,17 +86,15 @@ def rows_from_records(
             _add_record(rows, record.topic, value, topics)
         except (ValueError, KeyError, TypeError) as exc:
             # A record we cannot read must not stop the sink: keep it as a dead letter.
-            origin = f"{record.topic}/{record.partition}/{record.offset}"
-            log.error("record %s is unreadable (%s); stored as a dead letter", origin, exc)
-            d = DeadLetter.build(
+            log.error("record %s/%d/%d is unreadable (%s); stored as a dead letter",
+                      record.topic, record.partition, record.offset, exc)  # fmt: skip
+            d = DeadLetter.unreadable_record(
                 stage="sink",
-                reason=DeadLetterReason.SCHEMA,
-                detail=f"unreadable {record.topic} record: {exc}",
-                mqtt_topic="",
-                device_id=None,
-                received_at_us=now_us(),
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
                 raw=value,
-                origin=origin,
+                error=exc,
             )
             rows.dead_letters.append(_dead_letter_row(d))
     return rows
