@@ -31,6 +31,7 @@ class DeadLetterReason(StrEnum):
     IMPLAUSIBLE = "implausible"
     FUTURE = "future"
     TOO_OLD = "too_old"
+    STORE_REJECTED = "store_rejected"  # the database refused the record's content
 
 
 def _storable(text: str) -> str:
@@ -82,13 +83,22 @@ class DeadLetter:
 
     @classmethod
     def unreadable_record(
-        cls, *, stage: str, topic: str, partition: int, offset: int, raw: bytes, error: Exception
+        cls,
+        *,
+        stage: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        raw: bytes,
+        error: Exception,
+        reason: DeadLetterReason = DeadLetterReason.SCHEMA,
     ) -> DeadLetter:
-        """A Kafka record a stage cannot decode: kept, so a bad record never stops the stage."""
+        """A Kafka record a stage cannot use: kept, so a bad record never stops the stage."""
+        what = "unreadable" if reason is DeadLetterReason.SCHEMA else "refused"
         return cls.build(
             stage=stage,
-            reason=DeadLetterReason.SCHEMA,
-            detail=f"unreadable {topic} record: {error}",
+            reason=reason,
+            detail=f"{what} {topic} record: {error}",
             mqtt_topic="",
             device_id=None,
             received_at_us=time.time_ns() // 1000,

@@ -73,7 +73,7 @@ class WriteResult:
 
 @dataclass(slots=True)
 class BatchWriter:
-    """Writes one batch in one transaction on a connection the caller owns."""
+    """Writes one batch in one transaction on an autocommit connection the caller owns."""
 
     conn: psycopg.AsyncConnection[TupleRow]
     method: WriteMethod = WriteMethod.COPY
@@ -86,6 +86,14 @@ class BatchWriter:
         dead_letters: Sequence[DeadLetterRow] = (),
     ) -> WriteResult:
         result = WriteResult()
+        if readings and self.method is WriteMethod.COPY and not self._staging_ready:
+            # Outside the batch transaction, so a refused batch cannot roll its creation back.
+            # ON COMMIT DELETE ROWS: the staging table is empty at the start of every batch.
+            await self.conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS readings_staging "
+                "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            self._staging_ready = True
         async with self.conn.transaction():
             if readings:
                 result.readings_inserted = await self._write_readings(readings)
@@ -106,13 +114,6 @@ class BatchWriter:
                 [list(c) for c in columns],
             )
             return cur.rowcount
-        if not self._staging_ready:
-            # ON COMMIT DELETE ROWS: the staging table is empty at the start of every batch.
-            await self.conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS readings_staging "
-                "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
-            self._staging_ready = True
         async with self.conn.cursor() as cur:
             async with cur.copy(
                 f"COPY readings_staging ({READING_COLUMNS}) FROM STDIN (FORMAT BINARY)"

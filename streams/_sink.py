@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from psycopg.rows import TupleRow
 
-from devices import DeadLetter, ReadingBatch, metric_named, us_to_datetime
+from devices import DeadLetter, DeadLetterReason, ReadingBatch, metric_named, us_to_datetime
 from store import (
     AlertEventRow,
     BatchWriter,
@@ -131,8 +131,91 @@ def _add_record(rows: SinkRows, topic: str, value: bytes, topics: TopicNames) ->
         rows.dead_letters.append(_dead_letter_row(DeadLetter.from_json(value)))
 
 
-async def _connect(conninfo: str) -> psycopg.AsyncConnection[TupleRow]:
-    return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+class _Database:
+    """The sink's one connection: writes until durable, isolates what the database refuses."""
+
+    def __init__(
+        self, settings: Settings, method: WriteMethod, counters: SinkCounters, stop: asyncio.Event
+    ) -> None:
+        self._settings = settings
+        self._conninfo = settings.database_url.get_secret_value()
+        self._method = method
+        self._counters = counters
+        self._stop = stop
+        self._conn: psycopg.AsyncConnection[TupleRow] | None = None
+        self._writer: BatchWriter | None = None
+
+    async def _writer_ready(self) -> BatchWriter:
+        if self._conn is None or self._conn.closed or self._writer is None:
+            self._conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            self._writer = BatchWriter(self._conn, self._method)
+        return self._writer
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+        self._conn = self._writer = None
+
+    async def store(self, records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        """Write the records durably; False only when stopping while the database is down.
+
+        A batch the database refuses for its content (not for an outage) is retried record by
+        record, and a record it still refuses is kept as a dead letter: one bad record never
+        blocks the partition behind it.
+        """
+        try:
+            return await self._write_until_durable(rows_from_records(records, self._settings))
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            log.error("database refused a batch of %d records (%s); isolating", len(records), exc)
+        for record in records:
+            try:
+                if not await self._write_until_durable(rows_from_records([record], self._settings)):
+                    return False
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                dead = DeadLetter.unreadable_record(
+                    stage="sink",
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    raw=record.value or b"",
+                    error=exc,
+                    reason=DeadLetterReason.STORE_REJECTED,
+                )
+                rows = SinkRows([], [], [_dead_letter_row(dead)])
+                if not await self._write_until_durable(rows):
+                    return False
+        return True
+
+    async def _write_until_durable(self, rows: SinkRows) -> bool:
+        delay = 0.2
+        counters = self._counters
+        while True:
+            try:
+                writer = await self._writer_ready()
+                result = await writer.write(rows.readings, rows.alert_events, rows.dead_letters)
+                counters.readings_inserted += result.readings_inserted
+                counters.readings_duplicate += result.readings_duplicate
+                counters.alert_events += result.alert_events_inserted
+                counters.dead_letters += result.dead_letters_inserted
+                return True
+            except psycopg.OperationalError as exc:
+                counters.write_failures += 1
+                log.warning("database unavailable (%s); retry in %.1f s, offsets not committed",
+                            exc, delay)  # fmt: skip
+                await self.close()
+                if self._stop.is_set():
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_DELAY_S)
+
+    async def maintain(self, flavour: Flavour) -> None:
+        try:
+            await self._writer_ready()
+            assert self._conn is not None
+            report = await run_maintenance(self._conn, flavour, SchemaOptions())
+            log.info("maintenance: %s", report)
+        except psycopg.Error as exc:
+            log.warning("maintenance failed (%s); will try again next hour", exc)
 
 
 async def run_sink(
@@ -158,22 +241,18 @@ async def run_sink(
         max_poll_records=settings.sink_batch_max,
     )
     await consumer.start()
-    conninfo = settings.database_url.get_secret_value()
-    conn: psycopg.AsyncConnection[TupleRow] | None = None
+    database = _Database(settings, method, counters, stop)
     next_maintenance = 0.0
     loop = asyncio.get_running_loop()
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
             if loop.time() >= next_maintenance:
-                conn = await _maintain(conn, conninfo, flavour)
+                await database.maintain(flavour)
                 next_maintenance = loop.time() + MAINTENANCE_EVERY_S
             if not batch:
                 continue
-            records = [r for rs in batch.values() for r in rs]
-            rows = rows_from_records(records, settings)
-            conn = await _write_until_durable(conn, conninfo, method, rows, counters, stop)
-            if conn is None:
+            if not await database.store([r for rs in batch.values() for r in rs]):
                 break  # stopping while the database is down: nothing committed, replayed later
             offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
             try:
@@ -185,53 +264,5 @@ async def run_sink(
             counters.batches += 1
     finally:
         await consumer.stop()
-        if conn is not None:
-            await conn.close()
+        await database.close()
     return counters
-
-
-async def _maintain(
-    conn: psycopg.AsyncConnection[TupleRow] | None, conninfo: str, flavour: Flavour
-) -> psycopg.AsyncConnection[TupleRow] | None:
-    try:
-        conn = conn if conn is not None and not conn.closed else await _connect(conninfo)
-        report = await run_maintenance(conn, flavour, SchemaOptions())
-        log.info("maintenance: %s", report)
-    except psycopg.Error as exc:
-        log.warning("maintenance failed (%s); will try again next hour", exc)
-    return conn
-
-
-async def _write_until_durable(
-    conn: psycopg.AsyncConnection[TupleRow] | None,
-    conninfo: str,
-    method: WriteMethod,
-    rows: SinkRows,
-    counters: SinkCounters,
-    stop: asyncio.Event,
-) -> psycopg.AsyncConnection[TupleRow] | None:
-    delay = 0.2
-    while True:
-        try:
-            if conn is None or conn.closed:
-                conn = await _connect(conninfo)
-            result = await BatchWriter(conn, method).write(
-                rows.readings, rows.alert_events, rows.dead_letters
-            )
-            counters.readings_inserted += result.readings_inserted
-            counters.readings_duplicate += result.readings_duplicate
-            counters.alert_events += result.alert_events_inserted
-            counters.dead_letters += result.dead_letters_inserted
-            return conn
-        except psycopg.OperationalError as exc:
-            counters.write_failures += 1
-            log.warning(
-                "database unavailable (%s); retrying in %.1f s, offsets not committed", exc, delay
-            )
-            if conn is not None:
-                await conn.close()
-            conn = None
-            if stop.is_set():
-                return None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_DELAY_S)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from aiokafka import ConsumerRecord
 
+from devices import ReadingBatch
 from store import (
     AlertEventRow,
     BatchWriter,
@@ -17,6 +20,7 @@ from store import (
     migrate,
     run_maintenance,
 )
+from streams._sink import SinkCounters, _Database
 from tests.integration.conftest import RunningStack
 
 pytestmark = pytest.mark.slow
@@ -158,3 +162,43 @@ async def test_postgres_branch_partitions_rollup_and_migration_rerun(
     assert len(buckets) == 2
     assert buckets[0][1] >= 60 and buckets[0][2] <= 60.0 and buckets[0][3] >= 119.0
     assert partition == f"readings_p{minute:%Y%m%d}"
+
+
+async def test_sink_keeps_a_record_the_database_refuses_and_stores_the_rest(
+    running_stack: RunningStack,
+) -> None:
+    """A record whose content PostgreSQL rejects (here a NUL byte in a text field) becomes a
+    ``store_rejected`` dead letter; the other records of the same batch are stored."""
+    settings = running_stack.settings
+    device = f"iso-{uuid.uuid4().hex[:8]}"
+    now_us_ = int(datetime.now(UTC).timestamp() * 1e6)
+    good = ReadingBatch(
+        "chu-test", "icu", "p-iso", device, ("spo2",), (97.0,), (now_us_,), (1,), (now_us_,)
+    )
+    bad = ReadingBatch(
+        "chu\x00test", "icu", "p-iso", device, ("spo2",), (96.0,), (now_us_,), (2,), (now_us_,)
+    )
+    records = [
+        ConsumerRecord(
+            settings.topics.readings, 0, offset, 0, 0, b"k", batch.to_json(), None, 1, 1, ()
+        )
+        for offset, batch in ((7, good), (8, bad))
+    ]
+    counters = SinkCounters()
+    database = _Database(settings, WriteMethod.COPY, counters, asyncio.Event())
+    try:
+        assert await database.store(records)
+        assert await database.store(records)  # a replay after a crash changes nothing
+    finally:
+        await database.close()
+    async with await psycopg.AsyncConnection.connect(running_stack.dsn, autocommit=True) as conn:
+        cur = await conn.execute("SELECT seq FROM readings WHERE device_id = %s", (device,))
+        stored = await cur.fetchall()
+        cur = await conn.execute(
+            "SELECT stage, reason, detail FROM dead_letters WHERE raw LIKE %s", (f"%{device}%",)
+        )
+        dead = await cur.fetchall()
+    assert stored == [(1,)]
+    assert len(dead) == 1 and dead[0][:2] == ("sink", "store_rejected")
+    assert "refused veille.readings record" in dead[0][2]
+    assert counters.readings_inserted == 1 and counters.dead_letters == 1
