@@ -6,9 +6,10 @@ No I/O here: every other package builds on these definitions.
 from __future__ import annotations
 
 from ._dead_letters import DeadLetter, DeadLetterReason
+from ._device_types import DEVICE_TYPES, DeviceType, device_type_named
 from ._envelope import RawEnvelope, RawMessage
 from ._fleet import (
-    DEVICE_TYPES,
+    FLEET_PROFILES,
     Episode,
     Fleet,
     FleetSimulator,
@@ -17,16 +18,20 @@ from ._fleet import (
     build_fleet,
 )
 from ._identity import pseudonymise
-from ._metrics import CATALOGUE, Metric, UnitConversion, metric_named
+from ._metrics import ACVPU_CODES, CATALOGUE, Metric, UnitConversion, metric_named
 from ._payloads import PAYLOAD_ADAPTER, BatchPayloadV1, ReadingV1, SinglePayloadV1
 from ._readings import ReadingBatch
-from ._registry import DeviceBinding
+from ._registry import DeviceBinding, DeviceStatus, RegistryEntry
 from ._time import datetime_to_us, now_us, us_to_datetime
 from ._topics import SUBSCRIPTION_FILTER, DeviceTopic, device_topic, parse_device_topic
 
 __all__ = [
     "CATALOGUE",
+    "ACVPU_CODES",
     "DEVICE_TYPES",
+    "FLEET_PROFILES",
+    "DeviceType",
+    "device_type_named",
     "Episode",
     "Fleet",
     "FleetSimulator",
@@ -39,6 +44,8 @@ __all__ = [
     "DeadLetter",
     "DeadLetterReason",
     "DeviceBinding",
+    "DeviceStatus",
+    "RegistryEntry",
     "DeviceTopic",
     "Metric",
     "RawEnvelope",

@@ -26,6 +26,10 @@ class DeadLetterReason(StrEnum):
     DEVICE_MISMATCH = "device_mismatch"  # payload device id differs from the topic's
     TENANT_MISMATCH = "tenant_mismatch"  # topic tenant differs from the device's registration
     UNKNOWN_DEVICE = "unknown_device"
+    DEVICE_REVOKED = "device_revoked"
+    UNBOUND_DEVICE = "unbound_device"  # provisioned, not yet bound to a patient
+    BEFORE_BINDING = "before_binding"  # measured before the device was bound to this patient
+    METRIC_NOT_ALLOWED = "metric_not_allowed"  # the device type does not measure it
     UNKNOWN_METRIC = "unknown_metric"
     UNIT_NOT_ALLOWED = "unit_not_allowed"
     IMPLAUSIBLE = "implausible"

@@ -19,7 +19,7 @@ from ._time import us_to_datetime
 from ._topics import device_topic
 
 __all__ = [
-    "DEVICE_TYPES",
+    "FLEET_PROFILES",
     "Episode",
     "Fleet",
     "FleetSimulator",
@@ -30,20 +30,20 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class DeviceType:
+class DeviceProfile:
     name: str
     metrics: tuple[str, ...]
     period_s: float  # one reading per metric every period
     upload_every: int  # readings per metric grouped into one message (1 = single payload)
 
 
-DEVICE_TYPES: Final = {
+FLEET_PROFILES: Final = {
     t.name: t
     for t in (
-        DeviceType("smartwatch", ("heart_rate", "spo2"), 1.0, 5),
-        DeviceType("ecg_patch", ("heart_rate", "respiration_rate"), 2.0, 1),
-        DeviceType("bp_cuff", ("systolic_bp", "diastolic_bp"), 10.0, 1),
-        DeviceType("thermometer", ("body_temperature",), 10.0, 1),
+        DeviceProfile("smartwatch", ("heart_rate", "spo2"), 1.0, 5),
+        DeviceProfile("ecg_patch", ("heart_rate", "respiration_rate"), 2.0, 1),
+        DeviceProfile("bp_cuff", ("systolic_bp", "diastolic_bp"), 10.0, 1),
+        DeviceProfile("thermometer", ("body_temperature",), 10.0, 1),
     )
 }
 
@@ -135,7 +135,7 @@ def build_fleet(
     for index in range(patients):
         patient = pseudonymise(f"DEMO-{seed}-{index:05d}", pseudonym_key)
         unit = care_units[index % len(care_units)]
-        for type_name in DEVICE_TYPES:
+        for type_name in FLEET_PROFILES:
             devices.append(
                 SimDevice(f"{type_name[:2]}-{seed}-{index:05d}", type_name, tenant, unit, patient)
             )
@@ -176,7 +176,7 @@ class FleetSimulator:
         """All messages due up to ``t_s`` seconds after the start."""
         out: list[OutgoingMessage] = []
         for clock in self._clocks:
-            dtype = DEVICE_TYPES[clock.device.device_type]
+            dtype = FLEET_PROFILES[clock.device.device_type]
             while clock.next_due_s <= t_s:
                 at = us_to_datetime(self._start_us + int(clock.next_due_s * 1e6))
                 for metric in dtype.metrics:

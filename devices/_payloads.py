@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     field_validator,
+    model_validator,
 )
 
 __all__ = ["BatchPayloadV1", "DevicePayload", "PAYLOAD_ADAPTER", "ReadingV1", "SinglePayloadV1"]
@@ -33,14 +34,25 @@ class ReadingV1(BaseModel):
     # strict: "72" or true is a device bug to surface, never a number to guess.
     seq: Annotated[int, Field(strict=True, ge=0, lt=2**63)]
     metric: Annotated[str, Field(min_length=1, max_length=64)]
-    value: Annotated[float, Field(strict=True)]
+    value: Annotated[float | None, Field(strict=True)] = None
     unit: Annotated[str, Field(min_length=1, max_length=16)]
     measured_at: AwareDatetime
+    # "no_signal": the sensor is on the patient's device but measures nothing (probe off,
+    # poor contact). The reading then has no value; it is stored flagged, never as a number.
+    status: Literal["ok", "no_signal"] = "ok"
 
     @field_validator("measured_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _value_matches_status(self) -> ReadingV1:
+        if self.status == "ok" and self.value is None:
+            raise ValueError("value is required unless status is 'no_signal'")
+        if self.status == "no_signal" and self.value not in (None, 0):
+            raise ValueError("a 'no_signal' reading carries no value (omit it, or null or 0)")
+        return self
 
 
 class SinglePayloadV1(ReadingV1):

@@ -16,6 +16,7 @@ class ReadingBatch:
 
     Columns are parallel tuples: reading ``i`` is ``metrics[i]``, ``values[i]`` ...
     Times are integer microseconds since the Unix epoch (UTC): exact and cheap to compare.
+    A value of None is a "no signal" reading: the sensor measured nothing at that time.
     """
 
     tenant: str
@@ -23,7 +24,7 @@ class ReadingBatch:
     patient: str
     device_id: str
     metrics: tuple[str, ...]
-    values: tuple[float, ...]
+    values: tuple[float | None, ...]
     measured_at_us: tuple[int, ...]
     seqs: tuple[int, ...]
     received_at_us: tuple[int, ...]
@@ -66,7 +67,7 @@ class ReadingBatch:
             obj["patient"],
             obj["device_id"],
             tuple(obj["metric"]),
-            tuple(float(v) for v in obj["value"]),
+            tuple(None if v is None else float(v) for v in obj["value"]),
             tuple(obj["measured_at_us"]),
             tuple(obj["seq"]),
             tuple(obj["received_at_us"]),

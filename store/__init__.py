@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from ._credentials import hash_credential, new_credential, verify_credential
 from ._maintenance import MaintenanceReport, run_maintenance
-from ._registry import load_active_bindings, upsert_bindings
+from ._registry import (
+    DeviceRow,
+    add_device,
+    bind_device,
+    list_devices,
+    load_registry,
+    record_patient_identity,
+    revoke_device,
+    upsert_bindings,
+)
 from ._schema import (
     Flavour,
     SchemaInfo,
@@ -32,7 +42,16 @@ __all__ = [
     "SchemaOptions",
     "WriteMethod",
     "WriteResult",
-    "load_active_bindings",
+    "DeviceRow",
+    "add_device",
+    "bind_device",
+    "hash_credential",
+    "list_devices",
+    "load_registry",
+    "new_credential",
+    "record_patient_identity",
+    "revoke_device",
+    "verify_credential",
     "migrate",
     "recorded_flavour",
     "run_maintenance",

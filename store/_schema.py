@@ -25,7 +25,24 @@ __all__ = [
     "statements_for",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Run before the idempotent statements when a database is at an older version: what
+# CREATE ... IF NOT EXISTS cannot change in place.
+UPGRADES: dict[int, tuple[str, ...]] = {
+    2: (
+        # readings.value: NULL now means "no signal"; the rollup counts those apart.
+        "ALTER TABLE readings ALTER COLUMN value DROP NOT NULL",
+        "DROP MATERIALIZED VIEW IF EXISTS readings_1m CASCADE",
+        "ALTER TABLE devices ADD COLUMN IF NOT EXISTS credential_hash text",
+        "ALTER TABLE devices ADD COLUMN IF NOT EXISTS revoked_at timestamptz",
+        "ALTER TABLE devices ALTER COLUMN care_unit DROP NOT NULL",
+        "ALTER TABLE devices ALTER COLUMN patient_pseudonym DROP NOT NULL",
+        "ALTER TABLE devices ALTER COLUMN bound_since DROP NOT NULL",
+        "ALTER TABLE devices ALTER COLUMN bound_since DROP DEFAULT",
+        "ALTER TABLE devices ALTER COLUMN device_type DROP DEFAULT",
+    ),
+}
 
 
 class Flavour(StrEnum):
@@ -53,15 +70,45 @@ _COMMON_HEAD = [
         version integer NOT NULL,
         flavour text NOT NULL,
         migrated_at timestamptz NOT NULL DEFAULT now())""",
+    # The registry: one row per device, its current binding (NULL until bound).
     """CREATE TABLE IF NOT EXISTS devices (
         device_id text PRIMARY KEY,
         tenant text NOT NULL,
+        device_type text NOT NULL,
+        care_unit text,
+        patient_pseudonym text,
+        bound_since timestamptz,
+        status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'revoked')),
+        credential_hash text,
+        revoked_at timestamptz,
+        updated_at timestamptz NOT NULL DEFAULT now())""",
+    # Every binding a device ever had: who it measured, from when to when (audit, replay).
+    """CREATE TABLE IF NOT EXISTS device_bindings (
+        device_id text NOT NULL REFERENCES devices (device_id),
+        tenant text NOT NULL,
         care_unit text NOT NULL,
         patient_pseudonym text NOT NULL,
-        device_type text NOT NULL DEFAULT 'generic',
-        bound_since timestamptz NOT NULL DEFAULT now(),
-        status text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'revoked')),
-        updated_at timestamptz NOT NULL DEFAULT now())""",
+        bound_from timestamptz NOT NULL,
+        bound_until timestamptz,
+        recorded_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (device_id, bound_from))""",
+    # The only place a national health identifier is kept; no other table or topic has it.
+    # Access is for the identity service role only (granted by ops, see README security).
+    """CREATE TABLE IF NOT EXISTS patient_identities (
+        patient_pseudonym text PRIMARY KEY,
+        tenant text NOT NULL,
+        national_id text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now())""",
+    "REVOKE ALL ON patient_identities FROM PUBLIC",
+    # Validators cache the registry and reload it when told (LISTEN veille_registry).
+    """CREATE OR REPLACE FUNCTION veille_registry_notify() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('veille_registry', COALESCE(NEW.device_id, OLD.device_id));
+        RETURN NULL;
+    END $$""",
+    """CREATE OR REPLACE TRIGGER devices_notify AFTER INSERT OR UPDATE OR DELETE ON devices
+        FOR EACH ROW EXECUTE FUNCTION veille_registry_notify()""",
 ]
 
 _READINGS_COLUMNS = """(
@@ -71,7 +118,7 @@ _READINGS_COLUMNS = """(
         patient_pseudonym text NOT NULL,
         device_id text NOT NULL,
         metric text NOT NULL,
-        value double precision NOT NULL,
+        value double precision,
         unit text NOT NULL,
         seq bigint NOT NULL,
         received_at timestamptz NOT NULL,
@@ -124,8 +171,10 @@ _COMMON_TAIL = [
     """CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (reason, received_at)""",
 ]
 
+# n counts values; no_signal counts readings where the sensor measured nothing (value NULL).
 _ROLLUP_SELECT = """SELECT {bucket} AS bucket, tenant, care_unit, patient_pseudonym, metric,
-            count(*) AS n, avg(value) AS mean, min(value) AS min, max(value) AS max
+            count(value) AS n, count(*) - count(value) AS no_signal,
+            avg(value) AS mean, min(value) AS min, max(value) AS max
         FROM readings GROUP BY 1, tenant, care_unit, patient_pseudonym, metric"""
 
 
@@ -242,6 +291,16 @@ async def recorded_flavour(conn: psycopg.AsyncConnection[TupleRow]) -> Flavour |
     return Flavour(recorded[0]) if recorded else None
 
 
+async def recorded_version(conn: psycopg.AsyncConnection[TupleRow]) -> int | None:
+    cur = await conn.execute("SELECT to_regclass('veille_schema') IS NOT NULL")
+    row = await cur.fetchone()
+    if not row or not row[0]:
+        return None
+    cur = await conn.execute("SELECT version FROM veille_schema")
+    recorded = await cur.fetchone()
+    return int(recorded[0]) if recorded else None
+
+
 async def migrate(
     conninfo: str, *, flavour: Flavour | None = None, options: SchemaOptions | None = None
 ) -> SchemaInfo:
@@ -251,6 +310,11 @@ async def migrate(
         conninfo, autocommit=True, prepare_threshold=None
     ) as conn:
         chosen = flavour or await recorded_flavour(conn) or await detect_flavour(conn)
+        recorded = await recorded_version(conn)
+        if recorded is not None:
+            for version in range(recorded + 1, SCHEMA_VERSION + 1):
+                for statement in UPGRADES.get(version, ()):
+                    await conn.execute(statement.encode())
         for statement in statements_for(chosen, options):
             await conn.execute(statement.encode())
         await conn.execute(

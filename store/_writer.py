@@ -26,9 +26,9 @@ __all__ = [
     "WriteResult",
 ]
 
-ReadingRow = tuple[datetime, str, str, str, str, str, float, str, int, datetime]
-"""measured_at, tenant, care_unit, patient_pseudonym, device_id, metric, value, unit, seq,
-received_at"""
+ReadingRow = tuple[datetime, str, str, str, str, str, float | None, str, int, datetime]
+"""measured_at, tenant, care_unit, patient_pseudonym, device_id, metric, value (None: no
+signal), unit, seq, received_at"""
 
 READING_COLUMNS = (
     "measured_at, tenant, care_unit, patient_pseudonym, device_id, metric, value, unit, seq, "

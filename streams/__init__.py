@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from ._alerts import AlertEvent, AlertEventKind, Priority, alert_id_for
 from ._detect import DEFAULT_RULES, PatientState, ThresholdRule, detect
-from ._validate import BindingLookup, ValidationLimits, ValidationResult, validate_envelope
+from ._validate import RegistryLookup, ValidationLimits, ValidationResult, validate_envelope
 
 __all__ = [
     "DEFAULT_RULES",
     "AlertEvent",
     "AlertEventKind",
-    "BindingLookup",
+    "RegistryLookup",
     "PatientState",
     "Priority",
     "ThresholdRule",

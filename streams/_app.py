@@ -27,7 +27,7 @@ __all__ = ["build_app"]
 log = logging.getLogger(__name__)
 
 APP_ID = "veille-streams"
-REGISTRY_REFRESH_S = 10.0
+REGISTRY_REFRESH_S = 60.0
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -73,9 +73,13 @@ def build_app(settings: Settings) -> faust.App:
         await directory.refresh()
         log.info("device registry loaded: %d active devices", len(directory))
 
+    @app.task
+    async def follow_registry() -> None:
+        await directory.listen()
+
     @app.timer(REGISTRY_REFRESH_S)
     async def refresh_registry() -> None:
-        await directory.refresh()
+        await directory.refresh()  # safety net should a notification be missed
 
     @app.agent(raw_topic)
     async def validate(stream: Any) -> None:

@@ -73,13 +73,15 @@ def detect(
         rules = rules_by_metric.get(metric)
         if not rules:
             continue
+        value = batch.values[i]
+        if value is None:
+            continue  # "no signal": not a clinical value (technical alerts come with issue 4)
         at_us = batch.measured_at_us[i]
         seen = state.setdefault(f"m:{metric}", {"last_us": None})
         last = seen["last_us"]
         if isinstance(last, int) and at_us <= last:
             continue
         seen["last_us"] = at_us
-        value = batch.values[i]
         for rule in rules:
             event = _step(rule, state, batch, value, at_us)
             if event is not None:

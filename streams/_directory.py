@@ -1,10 +1,11 @@
-"""Device -> patient bindings for the validate agent, cached from the registry table.
+"""The device registry as the validate agent sees it, cached in memory.
 
-Refreshed on a timer, and on demand when a message comes from a device the cache does not
-know: if the last refresh started before that message reached the gateway, the cache may
-predate the device's provisioning, so it is reloaded (waiting out the minimum interval if
-needed) before the device is declared unknown. A flood from unknown devices thus costs at
-most one reload per interval, and a freshly provisioned device is never dead-lettered.
+Reloaded when the registry changes (``LISTEN veille_registry``, fired by a trigger on the
+devices table), on a timer as a safety net, and on demand when a message comes from a
+device the cache does not know or has not bound: if the last reload started before that
+message reached the gateway, the cache may predate the device's provisioning, so it is
+reloaded (waiting out the minimum interval if needed) before the device is refused. A flood
+from unknown devices thus costs at most one reload per interval.
 """
 
 from __future__ import annotations
@@ -15,29 +16,32 @@ import time
 
 import psycopg
 
-from devices import DeviceBinding, now_us
-from store import load_active_bindings
+from devices import RegistryEntry, now_us
+from store import load_registry
 
 __all__ = ["DeviceDirectory"]
 
 log = logging.getLogger(__name__)
 
+CHANNEL = "veille_registry"
+LISTEN_RETRY_MAX_S = 10.0
+
 
 class DeviceDirectory:
     def __init__(self, conninfo: str, *, min_refresh_s: float = 1.0) -> None:
         self._conninfo = conninfo
-        self._bindings: dict[str, DeviceBinding] = {}
+        self._entries: dict[str, RegistryEntry] = {}
         self._loaded = asyncio.Event()
         self._last_refresh = 0.0  # monotonic
         self._last_refresh_started_us = 0  # wall clock, comparable with gateway arrival times
         self._min_refresh_s = min_refresh_s
         self._lock = asyncio.Lock()
 
-    def binding_for(self, device_id: str) -> DeviceBinding | None:
-        return self._bindings.get(device_id)
+    def entry_for(self, device_id: str) -> RegistryEntry | None:
+        return self._entries.get(device_id)
 
     def __len__(self) -> int:
-        return len(self._bindings)
+        return len(self._entries)
 
     async def refresh(self) -> None:
         async with self._lock:
@@ -45,7 +49,7 @@ class DeviceDirectory:
             async with await psycopg.AsyncConnection.connect(
                 self._conninfo, autocommit=True
             ) as conn:
-                self._bindings = await load_active_bindings(conn)
+                self._entries = await load_registry(conn)
             self._last_refresh = time.monotonic()
             self._last_refresh_started_us = started_us
             self._loaded.set()
@@ -53,10 +57,14 @@ class DeviceDirectory:
     async def wait_loaded(self) -> None:
         await self._loaded.wait()
 
+    def _usable(self, device_id: str) -> bool:
+        entry = self._entries.get(device_id)
+        return entry is not None and entry.binding is not None
+
     async def refresh_if_unknown(self, device_ids: set[str], received_at_us: int) -> None:
-        """Make sure unknown ``device_ids`` are checked against a registry read that started
-        after ``received_at_us`` (when the gateway received their latest message)."""
-        if all(d in self._bindings for d in device_ids):
+        """Make sure unknown or unbound ``device_ids`` are checked against a registry read
+        that started after ``received_at_us`` (when the gateway received their message)."""
+        if all(self._usable(d) for d in device_ids):
             return
         if self._last_refresh_started_us > received_at_us:
             return
@@ -68,4 +76,22 @@ class DeviceDirectory:
         try:
             await self.refresh()
         except psycopg.Error as exc:
-            log.warning("device registry refresh failed (%s); using the cached bindings", exc)
+            log.warning("device registry refresh failed (%s); using the cached registry", exc)
+
+    async def listen(self) -> None:
+        """Reload on every registry change; reconnects with backoff, runs until cancelled."""
+        delay = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await self.refresh()  # changes made while we were not listening
+                    delay = 0.5
+                    async for _ in conn.notifies():
+                        await self.refresh()
+            except psycopg.Error as exc:
+                log.warning("registry listener lost (%s); reconnecting in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LISTEN_RETRY_MAX_S)

@@ -1,6 +1,11 @@
 """Validation: raw MQTT payloads -> readings in canonical units, or dead letters with a reason.
 
 Pure logic (no Kafka): the validate agent calls :func:`validate_envelope` for each record.
+Order of checks, each failure a dead letter with a reason a person can act on:
+payload shape and version; payload device = topic device; device known, in the topic's
+tenant, not revoked, bound to a patient; then per reading: metric known and allowed for the
+device type, unit accepted, value plausible (or flagged "no signal"), time neither in the
+future nor too old nor before the device was bound to this patient.
 """
 
 from __future__ import annotations
@@ -16,24 +21,29 @@ from devices import (
     BatchPayloadV1,
     DeadLetter,
     DeadLetterReason,
-    DeviceBinding,
+    DeviceStatus,
     RawEnvelope,
     RawMessage,
     ReadingBatch,
     ReadingV1,
+    RegistryEntry,
     SinglePayloadV1,
     datetime_to_us,
+    device_type_named,
     metric_named,
+    us_to_datetime,
 )
 
-__all__ = ["BindingLookup", "ValidationLimits", "ValidationResult", "validate_envelope"]
+__all__ = ["RegistryLookup", "ValidationLimits", "ValidationResult", "validate_envelope"]
 
 STAGE = "validate"
 SUPPORTED_VERSIONS = frozenset({1})
 
+Rejection = tuple[DeadLetterReason, str]
 
-class BindingLookup(Protocol):
-    def binding_for(self, device_id: str) -> DeviceBinding | None: ...
+
+class RegistryLookup(Protocol):
+    def entry_for(self, device_id: str) -> RegistryEntry | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +63,7 @@ class ValidationResult:
 @dataclass(slots=True)
 class _Columns:
     metrics: list[str] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)
     measured: list[int] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
     received: list[int] = field(default_factory=list)
@@ -68,12 +78,10 @@ def _schema_detail(exc: ValidationError) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-def _parse(payload: Any) -> BatchPayloadV1 | SinglePayloadV1 | tuple[DeadLetterReason, str]:
+def _parse(payload: Any) -> BatchPayloadV1 | SinglePayloadV1 | Rejection:
     if not isinstance(payload, Mapping):
-        return (
-            DeadLetterReason.SCHEMA,
-            f"payload must be a JSON object, got {type(payload).__name__}",
-        )
+        kind = type(payload).__name__
+        return DeadLetterReason.SCHEMA, f"payload must be a JSON object, got {kind}"
     version = payload.get("v")
     if version is None:
         return DeadLetterReason.SCHEMA, "payload has no version field 'v'"
@@ -89,25 +97,65 @@ def _parse(payload: Any) -> BatchPayloadV1 | SinglePayloadV1 | tuple[DeadLetterR
         return DeadLetterReason.SCHEMA, _schema_detail(exc)
 
 
+def _device_problem(envelope: RawEnvelope, entry: RegistryEntry | None) -> Rejection | None:
+    device = envelope.device_id
+    if entry is None:
+        return (
+            DeadLetterReason.UNKNOWN_DEVICE,
+            f"device {device!r} is not provisioned; add it with `veille devices add`",
+        )
+    if entry.tenant != envelope.tenant:
+        return (
+            DeadLetterReason.TENANT_MISMATCH,
+            f"device {device!r} is registered to tenant {entry.tenant!r}, not "
+            f"{envelope.tenant!r}; publish under veille/v1/{entry.tenant}/...",
+        )
+    if entry.status is DeviceStatus.REVOKED:
+        since = us_to_datetime(entry.revoked_at_us).isoformat() if entry.revoked_at_us else "?"
+        return (
+            DeadLetterReason.DEVICE_REVOKED,
+            f"device {device!r} is revoked since {since}; re-provision it with "
+            "`veille devices add` and bind it again",
+        )
+    if entry.binding is None:
+        return (
+            DeadLetterReason.UNBOUND_DEVICE,
+            f"device {device!r} is not bound to a patient; bind it with `veille devices bind`",
+        )
+    return None
+
+
 def _reading_problem(
-    reading: ReadingV1, now_us: int, limits: ValidationLimits
-) -> tuple[DeadLetterReason, str] | tuple[None, float]:
+    reading: ReadingV1, entry: RegistryEntry, now_us: int, limits: ValidationLimits
+) -> Rejection | tuple[None, float | None]:
+    """A rejection, or the canonical value (None for a "no signal" reading)."""
     metric = metric_named(reading.metric)
     if metric is None:
         return DeadLetterReason.UNKNOWN_METRIC, f"metric {reading.metric!r} is not in the catalogue"
+    device_type = device_type_named(entry.device_type)
+    if device_type is None or not device_type.may_send(metric.name):
+        allowed = ", ".join(sorted(device_type.metrics)) if device_type else "none (unknown type)"
+        return (
+            DeadLetterReason.METRIC_NOT_ALLOWED,
+            f"a {entry.device_type} does not measure {metric.name} (it may send: {allowed})",
+        )
     if not metric.accepts(reading.unit):
         accepted = ", ".join((metric.unit, *metric.conversions))
         return (
             DeadLetterReason.UNIT_NOT_ALLOWED,
             f"unit {reading.unit!r} is not accepted for {metric.name} (accepted: {accepted})",
         )
-    value = metric.to_canonical(reading.value, reading.unit)
-    if not metric.is_plausible(value):
-        return (
-            DeadLetterReason.IMPLAUSIBLE,
-            f"{metric.name} {value} {metric.unit} is outside the plausible range "
-            f"[{metric.plausible_min}, {metric.plausible_max}]",
-        )
+    value: float | None = None
+    no_signal = reading.status == "no_signal" or (reading.value == 0 and metric.no_signal_zero)
+    if not no_signal:
+        assert reading.value is not None  # the payload model requires it for status "ok"
+        value = metric.to_canonical(reading.value, reading.unit)
+        if not metric.is_plausible(value):
+            return (
+                DeadLetterReason.IMPLAUSIBLE,
+                f"{metric.name} {value} {metric.unit} is outside the plausible range "
+                f"[{metric.plausible_min}, {metric.plausible_max}]",
+            )
     measured = datetime_to_us(reading.measured_at)
     if measured > now_us + limits.future_tolerance_us:
         ahead = (measured - now_us) / 1e6
@@ -118,6 +166,14 @@ def _reading_problem(
     if measured < now_us - limits.max_age_us:
         age = (now_us - measured) / 1e6
         return DeadLetterReason.TOO_OLD, f"measured_at is {age:.0f} s old, beyond the accepted age"
+    assert entry.binding is not None
+    if measured < entry.binding.bound_since_us:
+        since = us_to_datetime(entry.binding.bound_since_us).isoformat()
+        return (
+            DeadLetterReason.BEFORE_BINDING,
+            f"measured_at {reading.measured_at.isoformat()} is before the device was bound to "
+            f"this patient ({since}); it may belong to the previous patient",
+        )
     return None, value
 
 
@@ -132,7 +188,7 @@ def _readings_of(
 def validate_envelope(
     envelope: RawEnvelope,
     *,
-    lookup: BindingLookup,
+    lookup: RegistryLookup,
     now_us: int,
     limits: ValidationLimits,
     origin: str,
@@ -143,7 +199,8 @@ def validate_envelope(
     when the record is processed again after a crash.
     """
     result = _Results(envelope, origin)
-    binding = lookup.binding_for(envelope.device_id)
+    entry = lookup.entry_for(envelope.device_id)
+    device_problem = _device_problem(envelope, entry)
     columns = _Columns()
     for index, message in enumerate(envelope.messages):
         parsed = _parse(message.payload)
@@ -159,35 +216,22 @@ def validate_envelope(
                 f"{envelope.device_id!r}",
             )
             continue
-        if binding is None:
-            result.reject(
-                message,
-                index,
-                DeadLetterReason.UNKNOWN_DEVICE,
-                f"device {envelope.device_id!r} is not provisioned; "
-                "add and bind it in the registry",
-            )
+        if device_problem is not None:
+            result.reject(message, index, *device_problem)
             continue
-        if binding.tenant != envelope.tenant:
-            result.reject(
-                message,
-                index,
-                DeadLetterReason.TENANT_MISMATCH,
-                f"device {envelope.device_id!r} is registered to tenant {binding.tenant!r}, "
-                f"not {envelope.tenant!r}; publish under veille/v1/{binding.tenant}/...",
-            )
-            continue
+        assert entry is not None  # no device problem means a known device
         for sub, (reading, raw_reading) in enumerate(_readings_of(parsed, message.payload)):
-            reason, outcome = _reading_problem(reading, now_us, limits)
+            reason, outcome = _reading_problem(reading, entry, now_us, limits)
             if reason is not None:
                 result.reject(message, index, reason, str(outcome), raw_reading, sub)
                 continue
             columns.metrics.append(reading.metric)
-            columns.values.append(float(outcome))
+            columns.values.append(outcome if outcome is None else float(outcome))
             columns.measured.append(datetime_to_us(reading.measured_at))
             columns.seqs.append(reading.seq)
             columns.received.append(message.received_at_us)
-    if binding is not None and columns.metrics:
+    if entry is not None and entry.binding is not None and columns.metrics:
+        binding = entry.binding
         result.value.batches.append(
             ReadingBatch(
                 binding.tenant,

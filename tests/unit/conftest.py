@@ -6,20 +6,37 @@ from collections.abc import Iterable
 
 import pytest
 
-from devices import DeviceBinding
+from devices import DeviceBinding, DeviceStatus, RegistryEntry
+
+DEFAULT_TYPE = "bedside_monitor"  # measures every vital sign the tests use
+
+LookupItem = DeviceBinding | RegistryEntry | tuple[DeviceBinding, str]
+
+
+def as_entry(item: LookupItem) -> RegistryEntry:
+    if isinstance(item, RegistryEntry):
+        return item
+    binding, device_type = item if isinstance(item, tuple) else (item, DEFAULT_TYPE)
+    return RegistryEntry(
+        binding.device_id, device_type, binding.tenant, DeviceStatus.ACTIVE, binding
+    )
 
 
 class DictLookup:
-    """The smallest BindingLookup: device id -> binding, from memory."""
+    """The smallest RegistryLookup: device id -> registry entry, from memory.
 
-    def __init__(self, bindings: Iterable[DeviceBinding] = ()) -> None:
-        self._bindings = {b.device_id: b for b in bindings}
+    Takes registry entries, bindings (an active bedside monitor each), or
+    ``(binding, device_type)`` pairs as ``Fleet.bindings()`` returns them.
+    """
 
-    def binding_for(self, device_id: str) -> DeviceBinding | None:
-        return self._bindings.get(device_id)
+    def __init__(self, items: Iterable[LookupItem] = ()) -> None:
+        self._entries = {e.device_id: e for e in map(as_entry, items)}
+
+    def entry_for(self, device_id: str) -> RegistryEntry | None:
+        return self._entries.get(device_id)
 
 
 @pytest.fixture
 def make_lookup() -> type[DictLookup]:
-    """Build an in-memory BindingLookup: ``make_lookup([binding, ...])``."""
+    """Build an in-memory RegistryLookup: ``make_lookup([binding, ...])``."""
     return DictLookup

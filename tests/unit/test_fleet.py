@@ -10,7 +10,7 @@ import pytest
 
 from devices import (
     CATALOGUE,
-    DEVICE_TYPES,
+    FLEET_PROFILES,
     DeviceBinding,
     Fleet,
     FleetSimulator,
@@ -20,7 +20,7 @@ from devices import (
     parse_device_topic,
 )
 from ingest import InboundMessage, plan_forward
-from streams import BindingLookup, ValidationLimits, validate_envelope
+from streams import RegistryLookup, ValidationLimits, validate_envelope
 
 KEY = b"unit-test-pseudonym-key"
 START_US = 1_740_000_000_000_000
@@ -52,7 +52,7 @@ def run(
 def validated(
     fleet: Fleet,
     messages: list[tuple[float, OutgoingMessage]],
-    lookup: BindingLookup,
+    lookup: RegistryLookup,
 ) -> tuple[list[ReadingBatch], int]:
     """Gateway then validator, as the pipeline would; returns batches and dead-letter count."""
     by_tick: dict[float, list[OutgoingMessage]] = defaultdict(list)
@@ -83,9 +83,9 @@ def fleet() -> Fleet:
 
 @pytest.fixture
 def lookup(
-    fleet: Fleet, make_lookup: Callable[[Iterable[DeviceBinding]], BindingLookup]
-) -> BindingLookup:
-    return make_lookup(binding for binding, _ in fleet.bindings(START_US - 3600 * SECOND))
+    fleet: Fleet, make_lookup: Callable[[Iterable[DeviceBinding]], RegistryLookup]
+) -> RegistryLookup:
+    return make_lookup(fleet.bindings(START_US - 3600 * SECOND))
 
 
 def test_same_seed_and_start_give_identical_payload_bytes() -> None:
@@ -114,7 +114,7 @@ def test_there_are_four_devices_per_patient(fleet: Fleet) -> None:
         per_patient[device.patient].append(device.device_type)
     assert len(per_patient) == 8
     for types in per_patient.values():
-        assert sorted(types) == sorted(DEVICE_TYPES)
+        assert sorted(types) == sorted(FLEET_PROFILES)
     assert set(fleet.baselines) == set(per_patient)
     # every device of a patient is in the same care unit
     units = {(d.patient, d.care_unit) for d in fleet.devices}
@@ -138,14 +138,14 @@ def test_bindings_cover_every_device(fleet: Fleet) -> None:
 
 
 def test_every_simulated_payload_validates_without_dead_letters(
-    fleet: Fleet, lookup: BindingLookup
+    fleet: Fleet, lookup: RegistryLookup
 ) -> None:
     messages = run(fleet, seed=11, until_s=90)
     batches, dead = validated(fleet, messages, lookup)
     assert dead == 0
     assert sum(len(b) for b in batches) == sum(m.readings for _, m in messages)
     sent_metrics = Counter(
-        metric for d in fleet.devices for metric in DEVICE_TYPES[d.device_type].metrics
+        metric for d in fleet.devices for metric in FLEET_PROFILES[d.device_type].metrics
     )
     assert {m for b in batches for m in b.metrics} == set(sent_metrics)
     for batch in batches:
@@ -168,7 +168,7 @@ def test_the_simulator_sends_both_payload_shapes_and_fahrenheit(fleet: Fleet) ->
     assert "[degF]" in units and "Cel" in units
 
 
-def test_fahrenheit_thermometers_validate_to_celsius(fleet: Fleet, lookup: BindingLookup) -> None:
+def test_fahrenheit_thermometers_validate_to_celsius(fleet: Fleet, lookup: RegistryLookup) -> None:
     batches, dead = validated(fleet, run(fleet, seed=11, until_s=30), lookup)
     assert dead == 0
     temperatures = [
@@ -181,7 +181,7 @@ def test_fahrenheit_thermometers_validate_to_celsius(fleet: Fleet, lookup: Bindi
     assert all(34.0 < v < 41.0 for v in temperatures)
 
 
-def test_episodes_produce_values_at_their_level(fleet: Fleet, lookup: BindingLookup) -> None:
+def test_episodes_produce_values_at_their_level(fleet: Fleet, lookup: RegistryLookup) -> None:
     assert {e.kind for e in fleet.episodes} == {
         "desaturation",
         "tachycardia",

@@ -14,6 +14,15 @@ EXPECTED = {
     "systolic_bp": ("8480-6", "mm[Hg]", 40, 300, 0, ("kPa",)),
     "diastolic_bp": ("8462-4", "mm[Hg]", 15, 200, 0, ("kPa",)),
     "body_temperature": ("8310-5", "Cel", 25, 45, 1, ("[degF]",)),
+    "pulse_rate": ("8889-8", "/min", 20, 300, 0, ()),
+    "mean_bp": ("8478-0", "mm[Hg]", 20, 250, 0, ("kPa",)),
+    "skin_temperature": ("39106-0", "Cel", 15, 45, 1, ("[degF]",)),
+    "blood_glucose": ("14743-9", "mmol/L", 0.5, 40, 1, ("mg/dL",)),
+    "interstitial_glucose": ("105272-9", "mmol/L", 0.5, 40, 1, ("mg/dL",)),
+    "body_weight": ("29463-7", "kg", 0.3, 500, 1, ("[lb_av]", "g")),
+    "step_count": ("55423-8", "{steps}", 0, 100_000, 0, ()),
+    "consciousness": ("67775-7", "{ACVPU}", 0, 4, 0, ()),
+    "inhaled_oxygen_flow": ("3151-8", "L/min", 0, 70, 1, ()),
 }
 METRICS = sorted(CATALOGUE)
 

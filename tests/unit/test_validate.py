@@ -19,7 +19,7 @@ from devices import (
     datetime_to_us,
     device_topic,
 )
-from streams import BindingLookup, ValidationLimits, ValidationResult, validate_envelope
+from streams import RegistryLookup, ValidationLimits, ValidationResult, validate_envelope
 
 DEVICE = "wa-0001"
 TENANT = "chu-a"
@@ -78,12 +78,12 @@ def envelope(*payloads: Any, device: str = DEVICE) -> RawEnvelope:
 
 
 @pytest.fixture
-def lookup(make_lookup: Callable[[Iterable[DeviceBinding]], BindingLookup]) -> BindingLookup:
+def lookup(make_lookup: Callable[[Iterable[DeviceBinding]], RegistryLookup]) -> RegistryLookup:
     return make_lookup([BINDING])
 
 
 @pytest.fixture
-def run(lookup: BindingLookup) -> Callable[..., ValidationResult]:
+def run(lookup: RegistryLookup) -> Callable[..., ValidationResult]:
     def _run(env: RawEnvelope, origin: str = ORIGIN) -> ValidationResult:
         return validate_envelope(env, lookup=lookup, now_us=NOW_US, limits=LIMITS, origin=origin)
 
@@ -289,7 +289,7 @@ def test_tenant_mismatch_is_dead_lettered(run: Callable[..., ValidationResult]) 
     assert result.batches == []
 
 
-def test_unknown_device(make_lookup: Callable[[Iterable[DeviceBinding]], BindingLookup]) -> None:
+def test_unknown_device(make_lookup: Callable[[Iterable[DeviceBinding]], RegistryLookup]) -> None:
     env = envelope(single(device="ghost-1"), device="ghost-1")
     result = validate_envelope(
         env, lookup=make_lookup([BINDING]), now_us=NOW_US, limits=LIMITS, origin=ORIGIN
@@ -297,7 +297,7 @@ def test_unknown_device(make_lookup: Callable[[Iterable[DeviceBinding]], Binding
     letter = only_dead_letter(result)
     assert letter.reason is Reason.UNKNOWN_DEVICE
     assert "'ghost-1'" in letter.detail
-    assert "registry" in letter.detail
+    assert "veille devices add" in letter.detail
     assert letter.device_id == "ghost-1"
 
 
