@@ -89,9 +89,18 @@ async def add_device(conn: Connection, device_id: str, device_type: str, tenant:
 
 
 async def bind_device(
-    conn: Connection, device_id: str, *, patient: str, care_unit: str, since: datetime
+    conn: Connection,
+    device_id: str,
+    *,
+    patient: str,
+    care_unit: str,
+    since: datetime,
+    national_id: str | None = None,
 ) -> None:
-    """Bind a device to a patient from ``since``; closes its previous binding at that time."""
+    """Bind a device to a patient from ``since``; closes its previous binding at that time.
+
+    ``national_id``, when given, is kept in the restricted ``patient_identities`` table only.
+    """
     async with conn.transaction():
         cur = await conn.execute(
             "SELECT tenant, status, bound_since FROM devices WHERE device_id = %s FOR UPDATE",
@@ -125,6 +134,10 @@ async def bind_device(
                    updated_at = now() WHERE device_id = %s""",
             (care_unit, patient, since, device_id),
         )
+        if national_id is not None:
+            await record_patient_identity(
+                conn, pseudonym=patient, tenant=tenant, national_id=national_id
+            )
 
 
 async def revoke_device(conn: Connection, device_id: str, *, at: datetime) -> None:

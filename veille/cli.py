@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from veille._devices_cli import add_devices_parser
 from veille.errors import VeilleError
 
 __all__ = ["main"]
@@ -125,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "gateway":
             p.add_argument("--ready-file", help="file written once the subscription is in place")
         p.set_defaults(func=func)
+
+    add_devices_parser(sub)
 
     demo = sub.add_parser(
         "demo", help="run the whole pipeline on the local stack with a simulated fleet",

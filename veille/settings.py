@@ -27,7 +27,11 @@ class TopicNames(BaseSettings):
 class Settings(BaseSettings):
     """Connection and tuning settings shared by the gateway, the worker and the sink."""
 
-    model_config = SettingsConfigDict(env_prefix="VEILLE_", frozen=True, extra="ignore")
+    # Environment variables win; .veille/stack.env (written by `veille stack up`) fills in the
+    # rest, so commands run from a checkout find the local stack without sourcing anything.
+    model_config = SettingsConfigDict(
+        env_prefix="VEILLE_", frozen=True, extra="ignore", env_file=".veille/stack.env"
+    )
 
     mqtt_url: str = Field(
         "mqtt://127.0.0.1:1883", description="VEILLE_MQTT_URL, mqtt://[user:pass@]host:port"

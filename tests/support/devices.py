@@ -40,7 +40,7 @@ async def provision(dsn: str, *devices: TestDevice) -> None:
                     DeviceBinding(
                         d.device_id, TENANT, d.care_unit, d.patient, now_us() - 3_600_000_000
                     ),
-                    "test",
+                    "bedside_monitor",
                 )
                 for d in devices
             ],

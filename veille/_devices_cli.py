@@ -1,0 +1,164 @@
+"""``veille devices``: the metric catalogue and the device registry from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+import orjson
+import psycopg
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from devices import CATALOGUE, DEVICE_TYPES, pseudonymise
+from store import add_device, bind_device, list_devices, revoke_device
+from veille.errors import ConfigurationError
+from veille.settings import Settings
+
+__all__ = ["add_devices_parser"]
+
+LIST_COLUMNS = ("device", "type", "tenant", "status", "care unit", "patient", "bound since")
+
+
+def _catalogue(args: argparse.Namespace) -> int:
+    if args.json:
+        print(
+            orjson.dumps(
+                {
+                    "metrics": [m.to_json() for m in CATALOGUE.values()],
+                    "device_types": {
+                        t.name: {"display": t.display, "metrics": sorted(t.metrics)}
+                        for t in DEVICE_TYPES.values()
+                    },
+                },
+                option=orjson.OPT_INDENT_2,
+            ).decode()
+        )
+        return 0
+    console = Console()
+    metrics = Table(title="Metrics")
+    for column in ("metric", "LOINC", "unit", "also accepted", "plausible range", "decimals"):
+        metrics.add_column(column)
+    for m in CATALOGUE.values():
+        # UCUM units look like rich markup ([degF]): escape them.
+        metrics.add_row(
+            m.name, m.loinc, escape(m.unit), escape(", ".join(m.conversions)) or "-",
+            f"{m.plausible_min:g} to {m.plausible_max:g}", str(m.decimals),
+        )  # fmt: skip
+    console.print(metrics)
+    types = Table(title="Device types")
+    types.add_column("type")
+    types.add_column("may send")
+    for t in DEVICE_TYPES.values():
+        types.add_row(t.name, ", ".join(sorted(t.metrics)))
+    console.print(types)
+    return 0
+
+
+def _parse_time(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{text!r} is not an RFC 3339 time, e.g. 2026-11-22T08:00:00Z"
+        ) from exc
+    if value.tzinfo is None:
+        raise ConfigurationError(f"{text!r} has no UTC offset; add Z or +01:00")
+    return value
+
+
+async def _run(args: argparse.Namespace) -> int:
+    settings = Settings()
+    async with await psycopg.AsyncConnection.connect(
+        settings.database_url.get_secret_value(), autocommit=True
+    ) as conn:
+        if args.action == "add":
+            credential = await add_device(conn, args.device_id, args.type, args.tenant)
+            print(f"device {args.device_id} ({args.type}) provisioned for {args.tenant}")
+            print(f"credential (shown once, store it in the device): {credential}")
+        elif args.action == "bind":
+            if bool(args.patient) == bool(args.pseudonym):
+                raise ConfigurationError("give exactly one of --patient or --pseudonym")
+            pseudonym = args.pseudonym
+            if args.patient:
+                key = settings.pseudonym_key.get_secret_value().encode()
+                pseudonym = pseudonymise(args.patient, key)
+            since = _parse_time(args.since)
+            await bind_device(
+                conn, args.device_id, patient=pseudonym, care_unit=args.care_unit, since=since,
+                national_id=args.patient,
+            )  # fmt: skip
+            print(f"device {args.device_id} bound to {pseudonym} in {args.care_unit} "
+                  f"from {since.isoformat()}")  # fmt: skip
+        elif args.action == "revoke":
+            at = _parse_time(args.at)
+            await revoke_device(conn, args.device_id, at=at)
+            print(f"device {args.device_id} revoked at {at.isoformat()}")
+        else:
+            rows = await list_devices(conn, tenant=args.tenant)
+            if args.json:
+                print(orjson.dumps([asdict(r) for r in rows]).decode())
+                return 0
+            table = Table(title=f"{len(rows)} devices")
+            for column in (
+                "device",
+                "type",
+                "tenant",
+                "status",
+                "care unit",
+                "patient",
+                "bound since",
+            ):
+                table.add_column(column)
+            for r in rows:
+                table.add_row(
+                    r.device_id, r.device_type, r.tenant, r.status, r.care_unit or "-",
+                    r.patient or "-", r.bound_since.isoformat() if r.bound_since else "-",
+                )  # fmt: skip
+            Console().print(table)
+    return 0
+
+
+def _registry(args: argparse.Namespace) -> int:
+    return asyncio.run(_run(args))
+
+
+def add_devices_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    devices = sub.add_parser(
+        "devices", help="metric catalogue and device registry",
+        description="The metric catalogue, and the device registry: provision, bind, revoke, list.",
+    )  # fmt: skip
+    actions = devices.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    catalogue = actions.add_parser("catalogue", help="print the metric catalogue and device types")
+    catalogue.add_argument("--json", action="store_true", help="machine-readable output")
+    catalogue.set_defaults(func=_catalogue)
+
+    add = actions.add_parser("add", help="provision a device; prints its credential once")
+    add.add_argument("device_id")
+    add.add_argument("--type", required=True, choices=sorted(DEVICE_TYPES), help="device type")
+    add.add_argument("--tenant", required=True, help="establishment the device belongs to")
+    add.set_defaults(func=_registry)
+
+    bind = actions.add_parser("bind", help="bind a device to a patient in a care unit")
+    bind.add_argument("device_id")
+    bind.add_argument("--patient", help="national health identifier (pseudonymised at once)")
+    bind.add_argument("--pseudonym", help="the patient's pseudonym, if already known")
+    bind.add_argument("--care-unit", required=True, help="care unit, e.g. cardiology")
+    bind.add_argument("--since", help="RFC 3339 start of the binding (default now)")
+    bind.set_defaults(func=_registry)
+
+    revoke = actions.add_parser("revoke", help="revoke a device: its data is refused from then on")
+    revoke.add_argument("device_id")
+    revoke.add_argument("--at", help="RFC 3339 time of revocation (default now)")
+    revoke.set_defaults(func=_registry)
+
+    listing = actions.add_parser("list", help="list provisioned devices")
+    listing.add_argument("--tenant", help="only this establishment")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=_registry)
