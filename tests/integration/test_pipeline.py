@@ -22,37 +22,10 @@ from tests.support.devices import (
     single_payload,
     spo2_series,
 )
+from tests.support.pipeline import count, publish_all, scalar
 from tests.support.waiting import eventually
-from veille._publisher import FleetPublisher
 
 pytestmark = pytest.mark.slow
-
-
-async def _scalar(dsn: str, query: str, *params: object) -> object:
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        cur = await conn.execute(query, params)
-        row = await cur.fetchone()
-        return row[0] if row else None
-
-
-async def _count(dsn: str, query: str, *params: object) -> int:
-    value = await _scalar(dsn, query, *params)
-    assert isinstance(value, int)
-    return value
-
-
-def _publish_all(url: str, messages: list[tuple[str, bytes, int]]) -> int:
-    publisher = FleetPublisher(url, f"test-pub-{id(messages)}")
-    try:
-        for topic, payload, n in messages:
-            publisher.publish(topic, payload, n)
-        deadline = datetime.now(UTC) + timedelta(seconds=30)
-        while publisher.pending() and datetime.now(UTC) < deadline:
-            pass
-        assert publisher.pending() == 0, "the MQTT broker did not acknowledge every message"
-        return publisher.counters.readings_acked
-    finally:
-        publisher.close()
 
 
 async def test_n_readings_stored_exactly_once_with_expected_alert(
@@ -75,47 +48,45 @@ async def test_n_readings_stored_exactly_once_with_expected_alert(
     messages += [(device.topic, single_payload(device, r), 1) for r in hr]
     n = len(series) + len(hr)
 
-    acked = _publish_all(pipeline.stack.settings.mqtt_url, messages)
+    acked = publish_all(pipeline.stack.settings.mqtt_url, messages)
     assert acked == n
 
     stored_sql = "SELECT count(*) FROM readings WHERE device_id = %s"
     await eventually(
-        lambda: _count(dsn, stored_sql, device.device_id), lambda c: c >= n, what="N rows"
+        lambda: count(dsn, stored_sql, device.device_id), lambda c: c >= n, what="N rows"
     )
     alerts_sql = "SELECT count(*) FROM alerts WHERE patient_pseudonym = %s AND rule = 'spo2_low' AND state = 'resolved'"
     await eventually(
-        lambda: _count(dsn, alerts_sql, device.patient), lambda c: c >= 1, what="alert resolved"
+        lambda: count(dsn, alerts_sql, device.patient), lambda c: c >= 1, what="alert resolved"
     )
 
     # Redeliver everything, then a sentinel that travels the same partitions behind it.
-    _publish_all(pipeline.stack.settings.mqtt_url, messages)
+    publish_all(pipeline.stack.settings.mqtt_url, messages)
     sentinel = reading(5000, "heart_rate", 72, "/min", start + timedelta(seconds=120))
-    _publish_all(
+    publish_all(
         pipeline.stack.settings.mqtt_url, [(device.topic, single_payload(device, sentinel), 1)]
     )
     sentinel_sql = "SELECT count(*) FROM readings WHERE device_id = %s AND seq = 5000"
     await eventually(
-        lambda: _count(dsn, sentinel_sql, device.device_id), lambda c: c == 1, what="sentinel"
+        lambda: count(dsn, sentinel_sql, device.device_id), lambda c: c == 1, what="sentinel"
     )
 
-    assert await _count(dsn, stored_sql, device.device_id) == n + 1
+    assert await count(dsn, stored_sql, device.device_id) == n + 1
     assert (
-        await _count(
-            dsn, "SELECT count(*) FROM alerts WHERE patient_pseudonym = %s", device.patient
-        )
+        await count(dsn, "SELECT count(*) FROM alerts WHERE patient_pseudonym = %s", device.patient)
         == 1
     )
-    events = await _count(
+    events = await count(
         dsn,
         "SELECT count(*) FROM alert_events e JOIN alerts a USING (alert_id) WHERE a.patient_pseudonym = %s",
         device.patient,
     )
     assert events == 2  # opened + resolved, not repeated by the redelivery
-    opened_at = await _scalar(
+    opened_at = await scalar(
         dsn, "SELECT opened_at FROM alerts WHERE patient_pseudonym = %s", device.patient
     )
     assert opened_at == start + timedelta(seconds=42)  # third breaching reading, by event time
-    alert_id = await _scalar(
+    alert_id = await scalar(
         dsn, "SELECT alert_id::text FROM alerts WHERE patient_pseudonym = %s", device.patient
     )
     episode_start_us = datetime_to_us(start + timedelta(seconds=40))
@@ -132,11 +103,9 @@ async def test_canonical_units_are_stored(pipeline: RunningPipeline) -> None:
         reading(1, "body_temperature", 101.3, "[degF]", at),
         reading(2, "systolic_bp", 16.0, "kPa", at),
     ]
-    _publish_all(
-        pipeline.stack.settings.mqtt_url, [(device.topic, batch_payload(device, items), 2)]
-    )
+    publish_all(pipeline.stack.settings.mqtt_url, [(device.topic, batch_payload(device, items), 2)])
     sql = "SELECT count(*) FROM readings WHERE device_id = %s"
-    await eventually(lambda: _count(dsn, sql, device.device_id), lambda c: c == 2, what="2 rows")
+    await eventually(lambda: count(dsn, sql, device.device_id), lambda c: c == 2, what="2 rows")
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         cur = await conn.execute(
             "SELECT metric, value, unit FROM readings WHERE device_id = %s ORDER BY seq",
@@ -169,15 +138,15 @@ async def test_bad_input_is_dead_lettered_and_valid_input_still_flows(
         (stranger.topic, single_payload(stranger, reading(1, "spo2", 97, "%", at)), 1),
         (device.topic, single_payload(device, reading(3, "spo2", 96, "%", at)), 1),
     ]
-    _publish_all(pipeline.stack.settings.mqtt_url, messages)
+    publish_all(pipeline.stack.settings.mqtt_url, messages)
 
     valid_sql = "SELECT count(*) FROM readings WHERE device_id = %s AND seq = 3"
     await eventually(
-        lambda: _count(dsn, valid_sql, device.device_id), lambda c: c == 1, what="valid reading"
+        lambda: count(dsn, valid_sql, device.device_id), lambda c: c == 1, what="valid reading"
     )
     dead_sql = "SELECT count(*) FROM dead_letters WHERE device_id IN (%s, %s)"
     await eventually(
-        lambda: _count(dsn, dead_sql, device.device_id, stranger.device_id),
+        lambda: count(dsn, dead_sql, device.device_id, stranger.device_id),
         lambda c: c >= 4,
         what="4 dead letters",
     )
@@ -194,7 +163,7 @@ async def test_bad_input_is_dead_lettered_and_valid_input_still_flows(
     assert "'kg'" in reasons["unit_not_allowed"] and "spo2" in reasons["unit_not_allowed"]
     assert stranger.device_id in reasons["unknown_device"]
     assert (
-        await _count(dsn, "SELECT count(*) FROM readings WHERE device_id = %s", device.device_id)
+        await count(dsn, "SELECT count(*) FROM readings WHERE device_id = %s", device.device_id)
         == 1
     )
     pipeline.assert_all_alive()

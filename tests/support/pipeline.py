@@ -1,0 +1,38 @@
+"""Helpers for pipeline tests: publish over real MQTT, query the real database."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import psycopg
+
+from veille._publisher import FleetPublisher
+
+
+async def scalar(dsn: str, query: str, *params: object) -> object:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cur = await conn.execute(query, params)
+        row = await cur.fetchone()
+        return row[0] if row else None
+
+
+async def count(dsn: str, query: str, *params: object) -> int:
+    value = await scalar(dsn, query, *params)
+    assert isinstance(value, int)
+    return value
+
+
+def publish_all(url: str, messages: list[tuple[str, bytes, int]]) -> int:
+    """Publish QoS 1 and wait (30 s at most) until the broker acknowledged every message."""
+    publisher = FleetPublisher(url, f"test-pub-{uuid.uuid4().hex[:12]}")
+    try:
+        for topic, payload, n in messages:
+            publisher.publish(topic, payload, n)
+        deadline = time.monotonic() + 30
+        while publisher.pending() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert publisher.pending() == 0, "the MQTT broker did not acknowledge every message"
+        return publisher.counters.readings_acked
+    finally:
+        publisher.close()
