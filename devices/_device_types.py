@@ -50,6 +50,7 @@ DEVICE_TYPES: Final[MappingProxyType[str, DeviceType]] = MappingProxyType(
             # A ward or ICU monitor, e.g. the MIMIC numerics replayed by `veille replay`.
             _type("bedside_monitor", "Bedside monitor", "heart_rate", "pulse_rate", "spo2",
                   "respiration_rate", "systolic_bp", "diastolic_bp", "mean_bp",
+                  "arterial_systolic_bp", "arterial_diastolic_bp", "arterial_mean_bp",
                   "body_temperature"),
             # Observations a nurse records on a ward tablet: what no sensor measures for NEWS2.
             _type("observation_app", "Nurse observation app", "consciousness",

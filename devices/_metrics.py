@@ -91,6 +91,13 @@ CATALOGUE: Final[MappingProxyType[str, Metric]] = MappingProxyType(
             Metric("diastolic_bp", "Diastolic blood pressure", "8462-4", "mm[Hg]", 15, 200, 0,
                    _PRESSURE),
             Metric("mean_bp", "Mean blood pressure", "8478-0", "mm[Hg]", 20, 250, 0, _PRESSURE),
+            # Invasive (arterial line) pressures: a different measurement from the cuff's.
+            Metric("arterial_systolic_bp", "Invasive systolic arterial pressure", "76215-3",
+                   "mm[Hg]", 40, 300, 0, _PRESSURE),
+            Metric("arterial_diastolic_bp", "Invasive diastolic arterial pressure", "76213-8",
+                   "mm[Hg]", 15, 200, 0, _PRESSURE),
+            Metric("arterial_mean_bp", "Invasive mean arterial pressure", "76214-6", "mm[Hg]",
+                   20, 250, 0, _PRESSURE),
             Metric("body_temperature", "Body temperature", "8310-5", "Cel", 25, 45, 1,
                    _TEMPERATURE),
             Metric("skin_temperature", "Temperature of skin", "39106-0", "Cel", 15, 45, 1,

@@ -90,6 +90,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from veille.replay import ReplayOptions, run_replay
+    from veille.settings import Settings
+
+    start = datetime.fromisoformat(args.start.replace("Z", "+00:00")) if args.start else None
+    summary = run_replay(
+        ReplayOptions(
+            path=Path(args.path), device_id=args.device, tenant=args.tenant,
+            mqtt_url=Settings().mqtt_url, speed=args.speed, start=start,
+        )
+    )  # fmt: skip
+    print(
+        f"replayed {summary.messages} rows, {summary.readings} readings "
+        f"({summary.no_signal} no-signal) as {args.device}, measured "
+        f"{summary.first_measured_at.isoformat()} to {summary.last_measured_at.isoformat()}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="veille",
@@ -128,6 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     add_devices_parser(sub)
+
+    replay = sub.add_parser(
+        "replay", help="publish a recorded CSV as one device over MQTT",
+        description="Publish a recorded CSV (a minute, second or time column and one column per "
+        "metric) as one device. Empty cells are not sent; zeros are sent as no-signal readings.",
+    )  # fmt: skip
+    replay.add_argument("path", help="CSV file, e.g. tests/data/mimic_s00001_numerics.csv")
+    replay.add_argument("--device", required=True, help="device id (provisioned and bound)")
+    replay.add_argument("--tenant", required=True, help="the device's establishment")
+    replay.add_argument(
+        "--speed", type=float, default=0.0,
+        help="1 = real time, 60 = a minute per second, 0 = as fast as possible (default)",
+    )  # fmt: skip
+    replay.add_argument("--start", help="RFC 3339 time of the first row (default: ends now)")
+    replay.set_defaults(func=_cmd_replay)
 
     demo = sub.add_parser(
         "demo", help="run the whole pipeline on the local stack with a simulated fleet",

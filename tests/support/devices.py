@@ -31,15 +31,15 @@ def new_device(prefix: str = "it") -> TestDevice:
     return TestDevice(f"{prefix}-{tag}", pseudonymise(f"NIR-{tag}", b"test-key"))
 
 
-async def provision(dsn: str, *devices: TestDevice) -> None:
+async def provision(dsn: str, *devices: TestDevice, since_us: int | None = None) -> None:
+    """Provision and bind as bedside monitors, bound an hour ago unless ``since_us``."""
+    bound_since = now_us() - 3_600_000_000 if since_us is None else since_us
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await upsert_bindings(
             conn,
             [
                 (
-                    DeviceBinding(
-                        d.device_id, TENANT, d.care_unit, d.patient, now_us() - 3_600_000_000
-                    ),
+                    DeviceBinding(d.device_id, TENANT, d.care_unit, d.patient, bound_since),
                     "bedside_monitor",
                 )
                 for d in devices
