@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from veille._devices_cli import add_devices_parser
@@ -91,12 +92,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from datetime import datetime
-
     from veille.replay import ReplayOptions, run_replay
     from veille.settings import Settings
 
-    start = datetime.fromisoformat(args.start.replace("Z", "+00:00")) if args.start else None
+    start = _parse_start(args.start)
     summary = run_replay(
         ReplayOptions(
             path=Path(args.path), device_id=args.device, tenant=args.tenant,
@@ -109,6 +108,41 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         f"{summary.first_measured_at.isoformat()} to {summary.last_measured_at.isoformat()}"
     )
     return 0
+
+
+def _parse_start(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import psycopg
+
+    from store import upsert_bindings
+    from veille.settings import Settings
+    from veille.simulate import SimulateOptions, run_simulate, simulation_bindings
+
+    live = args.out is None
+    settings = Settings() if live else None
+    options = SimulateOptions(
+        patients=args.patients, minutes=args.minutes, seed=args.seed, speed=args.speed,
+        out=Path(args.out) if args.out else None, truth=Path(args.truth) if args.truth else None,
+        start=_parse_start(args.start), tenant=args.tenant,
+        mqtt_url=settings.mqtt_url if settings else None,
+        **({"pseudonym_key": settings.pseudonym_key.get_secret_value().encode()}
+           if settings else {}),
+    )  # fmt: skip
+    if settings is not None:
+
+        async def provision() -> int:
+            async with await psycopg.AsyncConnection.connect(
+                settings.database_url.get_secret_value(), autocommit=True
+            ) as conn:
+                return await upsert_bindings(conn, simulation_bindings(options))
+
+        print(f"provisioned and bound {asyncio.run(provision())} simulated devices")
+    return run_simulate(options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,6 +198,26 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     replay.add_argument("--start", help="RFC 3339 time of the first row (default: ends now)")
     replay.set_defaults(func=_cmd_replay)
+
+    simulate = sub.add_parser(
+        "simulate", help="a realistic simulated fleet: files with ground truth, or live over MQTT",
+        description="Simulate patients and their devices (circadian rhythm, activity, artefacts, "
+        "lost signal, silences, clock skew, duplicates, reordering, clinical events). With --out, "
+        "write JSON lines and a ground-truth file (same seed: identical bytes); without, "
+        "provision the devices and publish over MQTT to the stack in the environment.",
+    )  # fmt: skip
+    simulate.add_argument("--patients", type=int, default=20, help="patients (default 20)")
+    simulate.add_argument("--minutes", type=float, default=60.0, help="simulated minutes")
+    simulate.add_argument("--seed", type=int, default=1, help="seed (default 1)")
+    simulate.add_argument(
+        "--speed", type=float, default=1.0,
+        help="live: 1 = real time (default), 60 = a minute per second, 0 = as fast as possible",
+    )  # fmt: skip
+    simulate.add_argument("--out", help="write messages as JSON lines here instead of publishing")
+    simulate.add_argument("--truth", help="ground-truth file (default: OUT.truth.json)")
+    simulate.add_argument("--start", help="RFC 3339 simulation start (files: 2026-01-05T00:00:00Z)")
+    simulate.add_argument("--tenant", default="chu-sim", help="establishment (default chu-sim)")
+    simulate.set_defaults(func=_cmd_simulate)
 
     demo = sub.add_parser(
         "demo", help="run the whole pipeline on the local stack with a simulated fleet",
