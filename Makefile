@@ -3,13 +3,16 @@ PY := .venv/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap demo test test-fast lint stack-up stack-down clean
+.PHONY: bootstrap demo test test-fast lint stack-up stack-down clean bench
 
 bootstrap:
 	@bash scripts/bootstrap.sh
 
 demo: bootstrap
 	$(PY) -m veille demo $(ARGS)
+
+bench: bootstrap
+	$(PY) -m bench $(ARGS)
 
 lint: bootstrap
 	$(PY) -m ruff check .
