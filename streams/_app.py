@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import faust
+import orjson
 
 from devices import DeadLetter, RawEnvelope, ReadingBatch, now_us
 from veille.settings import Settings
@@ -57,11 +58,10 @@ def build_app(settings: Settings) -> faust.App:
     readings_topic = app.topic(topics.readings, key_type=bytes, value_type=bytes)
     dead_letter_topic = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
     alerts_topic = app.topic(topics.alerts, key_type=bytes, value_type=bytes)
-    detector_state = app.Table(
-        "detector-state",
-        default=dict,
-        schema=faust.Schema(key_serializer="raw", value_serializer="json"),
-    )
+    # Keys and values are bytes we encode ourselves. Faust derives a table's changelog codec
+    # from key_type/value_type and falls back to "json", which the raw app default then
+    # contradicts: a restarted worker failed to decode its changelog and never recovered.
+    detector_state = app.Table("detector-state", default=bytes, key_type=bytes, value_type=bytes)
     directory = DeviceDirectory(settings.database_url.get_secret_value())
     limits = ValidationLimits(
         future_tolerance_us=int(settings.future_tolerance_s * 1e6),
@@ -116,9 +116,10 @@ def build_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             batch = ReadingBatch.from_json(event.value)
             key = batch.patient.encode()
-            state: PatientState = dict(detector_state[key])
+            stored = detector_state[key]
+            state: PatientState = orjson.loads(stored) if stored else {}
             alerts = detect(batch, state)
-            detector_state[key] = state
+            detector_state[key] = orjson.dumps(state)
             for alert in alerts:
                 await alerts_topic.send(key=key, value=alert.to_json())
 
