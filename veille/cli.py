@@ -244,3 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VeilleError as exc:
         print(f"veille: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `veille devices list | head`: the reader left; not an error worth a traceback.
+        sys.stderr.close()
+        return 0
