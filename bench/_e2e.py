@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from psycopg.rows import TupleRow
 from devices import RawEnvelope, ReadingBatch, now_us
 from store import upsert_bindings
 from streams._tansu_compat import true_end_offsets
-from veille._components import ComponentProcess, component_env, wait_for_file
+from veille._components import ComponentProcess, PipelineProcesses
 from veille._publisher import FleetPublisher
 from veille.settings import TopicNames
 from veille.stack import LocalStack
@@ -37,7 +36,6 @@ from ._workload import DEVICE_TYPE, MonitorStream, OutgoingPayload, monitor_stre
 
 __all__ = ["PIPELINE", "PROCESSES", "PipelineBench", "RunPlan", "RunResult", "run_pipeline_bench"]
 
-READY_TIMEOUT_S = 60.0
 IDLE_S = 5.0  # CPU of an idle pipeline, to read the paced run against
 PUBLISH_TIMEOUT_S = 120.0  # Mosquitto PUBACKs on receipt; this only guards a broken broker
 HOP_READ_TIMEOUT_S = 30.0
@@ -127,30 +125,6 @@ class _Pids:
         out["PostgreSQL"] = cpu_seconds(self.services["postgres"], with_children=True)
         out["publisher (bench)"] = own_cpu_seconds()
         return out
-
-
-@contextmanager
-def _running_pipeline(
-    stack_env: dict[str, str], state_dir: Path
-) -> Iterator[list[ComponentProcess]]:
-    env = component_env(stack_env, state_dir)
-    ready = state_dir / "run" / "gateway.ready"
-    ready.parent.mkdir(parents=True, exist_ok=True)
-    ready.unlink(missing_ok=True)
-    log_dir = state_dir / "logs"
-    components = [
-        ComponentProcess.veille("sink", env=env, log_dir=log_dir),
-        ComponentProcess.veille("worker", env=env, log_dir=log_dir),
-        ComponentProcess.veille("gateway", "--ready-file", str(ready), env=env, log_dir=log_dir),
-    ]
-    try:
-        for c in components:
-            c.start()
-        wait_for_file(ready, timeout_s=READY_TIMEOUT_S, watch=components[-1])
-        yield components
-    finally:
-        for c in reversed(components):
-            c.stop()
 
 
 def _publish_all(
@@ -405,7 +379,8 @@ async def run_pipeline_bench(
     topics = TopicNames()
     results: list[RunResult] = []
     idle: dict[str, float] = {}
-    with _running_pipeline(stack_env, state_dir) as components:
+    with PipelineProcesses.for_stack(stack_env, state_dir) as processes:
+        components = processes.components
         progress("e2e: gateway, worker and sink running")
         pids = _Pids({c.name: c.pid for c in components if c.pid is not None}, services)
         ends = await _topic_ends(

@@ -116,3 +116,53 @@ def wait_for_file(path: Path, *, timeout_s: float, watch: ComponentProcess) -> N
             raise RuntimeError(f"{watch.name} exited while starting:\n{watch.log_tail()}")
         time.sleep(0.05)
     raise TimeoutError(f"{watch.name} not ready after {timeout_s:.0f} s:\n{watch.log_tail()}")
+
+
+@dataclass
+class PipelineProcesses:
+    """Sink, worker and gateway of one local stack, started in that order and stopped in the
+    reverse one, so nothing is consumed before something downstream can take it."""
+
+    components: list[ComponentProcess]
+    ready_file: Path
+
+    @classmethod
+    def for_stack(cls, stack_env: Mapping[str, str], state_dir: Path) -> PipelineProcesses:
+        env = component_env(stack_env, state_dir)
+        ready = state_dir / "run" / "gateway.ready"
+        log_dir = state_dir / "logs"
+        return cls(
+            [
+                ComponentProcess.veille("sink", env=env, log_dir=log_dir),
+                ComponentProcess.veille("worker", env=env, log_dir=log_dir),
+                ComponentProcess.veille("gateway", "--ready-file", str(ready), env=env,
+                                        log_dir=log_dir),
+            ],
+            ready,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self.ready_file.parent.mkdir(parents=True, exist_ok=True)
+        self.ready_file.unlink(missing_ok=True)
+        for component in self.components:
+            component.start()
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Until the gateway's subscription is in place: from then on nothing published is lost."""
+        wait_for_file(self.ready_file, timeout_s=timeout_s, watch=self.components[-1])
+
+    def stop(self) -> None:
+        for component in reversed(self.components):
+            component.stop()
+
+    def __enter__(self) -> PipelineProcesses:
+        try:
+            self.start()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

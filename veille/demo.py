@@ -22,7 +22,7 @@ from store import upsert_bindings
 from streams._app import APP_ID
 from streams._lag import consumer_lag
 from streams._sink import GROUP_ID as SINK_GROUP_ID
-from veille._components import ComponentProcess, component_env, wait_for_file
+from veille._components import ComponentProcess, PipelineProcesses
 from veille._publisher import FleetPublisher
 from veille.settings import Settings
 from veille.stack import LocalStack
@@ -178,30 +178,17 @@ async def _demo(o: DemoOptions) -> int:
         await upsert_bindings(conn, fleet.bindings(now_us() - 3_600_000_000))
     console.print(f"  provisioned {len(fleet.devices)} devices for {o.patients} patients")
 
-    log_dir = o.state_dir / "logs"
-    ready_file = o.state_dir / "run" / "gateway.ready"
-    ready_file.parent.mkdir(parents=True, exist_ok=True)
-    ready_file.unlink(missing_ok=True)
-    env = component_env(stack_env, o.state_dir)
-    components = [
-        ComponentProcess.veille("sink", env=env, log_dir=log_dir),
-        ComponentProcess.veille("worker", env=env, log_dir=log_dir),
-        ComponentProcess.veille(
-            "gateway", "--ready-file", str(ready_file), env=env, log_dir=log_dir
-        ),
-    ]
+    processes = PipelineProcesses.for_stack(stack_env, o.state_dir)
+    components = processes.components
     exit_code = 0
     try:
-        for component in components:
-            component.start()
-        await asyncio.to_thread(
-            wait_for_file, ready_file, timeout_s=READY_TIMEOUT_S, watch=components[-1]
-        )
-        console.print(f"  gateway, worker and sink running (logs in {log_dir})")
+        processes.start()
+        await asyncio.to_thread(processes.wait_ready, READY_TIMEOUT_S)
+        where = components[0].log_path.parent
+        console.print(f"  gateway, worker and sink running (logs in {where})")
         exit_code = await _publish_and_watch(o, console, fleet, settings, stop, components)
     finally:
-        for component in reversed(components):
-            component.stop()
+        processes.stop()
         if not o.keep_stack:
             for line in await asyncio.to_thread(stack.down):
                 console.print(f"  {line}")

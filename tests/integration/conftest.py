@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from veille._components import ComponentProcess, component_env, wait_for_file
+from veille._components import ComponentProcess, PipelineProcesses
 from veille.settings import Settings
 from veille.stack import LocalStack
 
@@ -66,21 +66,5 @@ class RunningPipeline:
 
 @pytest.fixture(scope="session")
 def pipeline(running_stack: RunningStack) -> Iterator[RunningPipeline]:
-    state_dir = running_stack.state_dir
-    env = component_env(running_stack.env, state_dir)
-    ready = state_dir / "run" / "gateway.ready"
-    ready.parent.mkdir(parents=True, exist_ok=True)
-    log_dir = state_dir / "logs"
-    components = (
-        ComponentProcess.veille("sink", env=env, log_dir=log_dir),
-        ComponentProcess.veille("worker", env=env, log_dir=log_dir),
-        ComponentProcess.veille("gateway", "--ready-file", str(ready), env=env, log_dir=log_dir),
-    )
-    try:
-        for c in components:
-            c.start()
-        wait_for_file(ready, timeout_s=60, watch=components[-1])
-        yield RunningPipeline(running_stack, components)
-    finally:
-        for c in reversed(components):
-            c.stop()
+    with PipelineProcesses.for_stack(running_stack.env, running_stack.state_dir) as processes:
+        yield RunningPipeline(running_stack, tuple(processes.components))
