@@ -7,9 +7,27 @@ from __future__ import annotations
 
 from ._alerts import AlertEvent, AlertEventKind, Priority, alert_id_for
 from ._detect import DEFAULT_RULES, PatientState, ThresholdRule, detect
+from ._news2 import (
+    NEWS2_PARAMETERS,
+    NEWS2_SOURCE_METRICS,
+    News2Observations,
+    News2Score,
+    RiskBand,
+    SpO2Scale,
+    observations_from_latest,
+    score_news2,
+)
 from ._validate import RegistryLookup, ValidationLimits, ValidationResult, validate_envelope
 
 __all__ = [
+    "NEWS2_PARAMETERS",
+    "NEWS2_SOURCE_METRICS",
+    "News2Observations",
+    "News2Score",
+    "RiskBand",
+    "SpO2Scale",
+    "observations_from_latest",
+    "score_news2",
     "DEFAULT_RULES",
     "AlertEvent",
     "AlertEventKind",

@@ -146,6 +146,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return run_simulate(options)
 
 
+def _cmd_news2(args: argparse.Namespace) -> int:
+    from veille.news2 import run_news2
+
+    code, output = run_news2(sys.stdin.read())
+    print(output, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="veille",
@@ -199,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     replay.add_argument("--start", help="RFC 3339 time of the first row (default: ends now)")
     replay.set_defaults(func=_cmd_replay)
+
+    news2 = sub.add_parser(
+        "news2", help="score one observation set (JSON on stdin) with NEWS2",
+        description="Read one observation set as JSON on stdin (respiration_rate, spo2, "
+        "spo2_scale, air_or_oxygen, systolic_bp, pulse, consciousness, temperature) and print "
+        "the NEWS2 sub-scores, total and clinical-risk band as JSON. See docs/NEWS2.md.",
+    )  # fmt: skip
+    news2.set_defaults(func=_cmd_news2)
 
     simulate = sub.add_parser(
         "simulate", help="a realistic simulated fleet: files with ground truth, or live over MQTT",
