@@ -25,7 +25,7 @@ __all__ = [
     "statements_for",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Run before the idempotent statements when a database is at an older version: what
 # CREATE ... IF NOT EXISTS cannot change in place.
@@ -41,6 +41,18 @@ UPGRADES: dict[int, tuple[str, ...]] = {
         "ALTER TABLE devices ALTER COLUMN bound_since DROP NOT NULL",
         "ALTER TABLE devices ALTER COLUMN bound_since DROP DEFAULT",
         "ALTER TABLE devices ALTER COLUMN device_type DROP DEFAULT",
+    ),
+    3: (
+        # The alert lifecycle: acknowledgement, escalation, resolution by a clinician.
+        "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS acknowledged_at timestamptz",
+        "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS acknowledged_by text",
+        "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS resolved_by text",
+        "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS escalation_level integer NOT NULL DEFAULT 0",
+        "ALTER TABLE alert_events ADD COLUMN IF NOT EXISTS actor text",
+        "ALTER TABLE alert_events ADD COLUMN IF NOT EXISTS level integer NOT NULL DEFAULT 0",
+        "ALTER TABLE alert_events ADD COLUMN IF NOT EXISTS priority text",
+        "ALTER TABLE alert_events DROP CONSTRAINT IF EXISTS alert_events_pkey",
+        "ALTER TABLE alert_events ADD PRIMARY KEY (alert_id, kind, at)",
     ),
 }
 
@@ -143,21 +155,29 @@ _COMMON_TAIL = [
         priority text NOT NULL CHECK (priority IN ('high', 'medium', 'low')),
         state text NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
         opened_at timestamptz NOT NULL,
+        acknowledged_at timestamptz,
+        acknowledged_by text,
         resolved_at timestamptz,
+        resolved_by text,
+        escalation_level integer NOT NULL DEFAULT 0,
         opening_value double precision NOT NULL,
         message text NOT NULL,
         updated_at timestamptz NOT NULL DEFAULT now())""",
     """CREATE INDEX IF NOT EXISTS alerts_board
         ON alerts (care_unit, state, priority, opened_at)""",
     """CREATE INDEX IF NOT EXISTS alerts_patient_rule ON alerts (patient_pseudonym, rule)""",
+    # The history: every transition once (a replayed event has the same key).
     """CREATE TABLE IF NOT EXISTS alert_events (
         alert_id uuid NOT NULL REFERENCES alerts (alert_id),
         kind text NOT NULL,
         at timestamptz NOT NULL,
+        priority text,
+        level integer NOT NULL DEFAULT 0,
+        actor text,
         value double precision,
         message text NOT NULL,
         recorded_at timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (alert_id, kind))""",
+        PRIMARY KEY (alert_id, kind, at))""",
     """CREATE TABLE IF NOT EXISTS dead_letters (
         dead_letter_id text PRIMARY KEY,
         stage text NOT NULL,

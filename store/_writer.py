@@ -52,6 +52,8 @@ class AlertEventRow:
     at: datetime
     value: float
     message: str
+    actor: str | None = None
+    level: int = 0
 
 
 DeadLetterRow = tuple[str, str, str, str, str, str | None, datetime, str]
@@ -128,6 +130,7 @@ class BatchWriter:
             return cur.rowcount
 
     async def _apply_alert_event(self, e: AlertEventRow) -> int:
+        """Move the alert along its lifecycle; never backwards (resolved is terminal)."""
         if e.kind == "opened":
             await self.conn.execute(
                 """INSERT INTO alerts (alert_id, tenant, care_unit, patient_pseudonym, rule,
@@ -137,19 +140,35 @@ class BatchWriter:
                 (e.alert_id, e.tenant, e.care_unit, e.patient_pseudonym, e.rule, e.metric,
                  e.priority, e.at, e.value, e.message),
             )  # fmt: skip
-        elif e.kind == "resolved":
-            # Resolution is terminal: a replayed "opened" can never bring the alert back.
+        elif e.kind == "escalated":
+            # Only an alert nobody acknowledged escalates; replays never lower the level.
             await self.conn.execute(
-                """UPDATE alerts SET state = 'resolved', resolved_at = %s, updated_at = now()
+                """UPDATE alerts SET priority = %s, escalation_level = %s, updated_at = now()
+                   WHERE alert_id = %s AND state = 'open' AND escalation_level < %s""",
+                (e.priority, e.level, e.alert_id, e.level),
+            )
+        elif e.kind == "acknowledged":
+            await self.conn.execute(
+                """UPDATE alerts SET state = 'acknowledged', acknowledged_at = %s,
+                       acknowledged_by = %s, updated_at = now()
+                   WHERE alert_id = %s AND state = 'open'""",
+                (e.at, e.actor, e.alert_id),
+            )
+        elif e.kind == "resolved":
+            await self.conn.execute(
+                """UPDATE alerts SET state = 'resolved', resolved_at = %s, resolved_by = %s,
+                       updated_at = now()
                    WHERE alert_id = %s AND state <> 'resolved'""",
-                (e.at, e.alert_id),
+                (e.at, e.actor, e.alert_id),
             )
         cur = await self.conn.execute(
-            """INSERT INTO alert_events (alert_id, kind, at, value, message)
-               SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM alerts WHERE alert_id = %s)
-               ON CONFLICT (alert_id, kind) DO NOTHING""",
-            (e.alert_id, e.kind, e.at, e.value, e.message, e.alert_id),
-        )
+            """INSERT INTO alert_events (alert_id, kind, at, priority, level, actor, value, message)
+               SELECT %s, %s, %s, %s, %s, %s, %s, %s
+               WHERE EXISTS (SELECT 1 FROM alerts WHERE alert_id = %s)
+               ON CONFLICT (alert_id, kind, at) DO NOTHING""",
+            (e.alert_id, e.kind, e.at, e.priority, e.level, e.actor, e.value, e.message,
+             e.alert_id),
+        )  # fmt: skip
         return cur.rowcount
 
     async def _write_dead_letters(self, rows: Sequence[DeadLetterRow]) -> int:

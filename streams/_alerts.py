@@ -9,7 +9,14 @@ from typing import Any
 
 import orjson
 
-__all__ = ["AlertEvent", "AlertEventKind", "Priority", "alert_id_for"]
+__all__ = [
+    "PRIORITY_ORDER",
+    "AlertEvent",
+    "AlertEventKind",
+    "Priority",
+    "alert_id_for",
+    "raised",
+]
 
 _ALERT_NAMESPACE = uuid.UUID("6f1c7a52-3c1e-4f0b-9a4e-5d2f8b7c9e01")
 
@@ -23,8 +30,24 @@ class Priority(StrEnum):
 
 
 class AlertEventKind(StrEnum):
+    """Lifecycle: opened -> (escalated)* -> acknowledged -> resolved; resolved is terminal.
+
+    The detector emits opened, escalated and resolved (auto-resolve, no actor); clinicians
+    emit acknowledged and resolved (with an actor) through ``veille alerts`` or the clinic.
+    """
+
     OPENED = "opened"
+    ESCALATED = "escalated"
+    ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+
+
+PRIORITY_ORDER: dict[Priority, int] = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2}
+
+
+def raised(priority: Priority) -> Priority:
+    """One step up: an unanswered low alert becomes medium, a medium one high."""
+    return Priority.HIGH if priority is not Priority.LOW else Priority.MEDIUM
 
 
 def alert_id_for(patient: str, rule: str, episode_start_us: int) -> str:
@@ -42,9 +65,11 @@ class AlertEvent:
     rule: str
     metric: str
     priority: Priority
-    at_us: int  # event time of the reading that caused the transition
+    at_us: int  # event time of the reading that caused the transition (or of the action)
     value: float
     message: str
+    actor: str | None = None  # who acknowledged or resolved; None for the detector
+    level: int = 0  # escalation level, 0 until the first escalation
 
     def to_json(self) -> bytes:
         return orjson.dumps(
@@ -60,6 +85,8 @@ class AlertEvent:
                 "at_us": self.at_us,
                 "value": self.value,
                 "message": self.message,
+                "actor": self.actor,
+                "level": self.level,
             }
         )
 
@@ -78,4 +105,6 @@ class AlertEvent:
             obj["at_us"],
             float(obj["value"]),
             obj["message"],
+            obj.get("actor"),
+            int(obj.get("level", 0)),
         )

@@ -18,8 +18,10 @@ import orjson
 from devices import DeadLetter, RawEnvelope, ReadingBatch, now_us
 from veille.settings import Settings
 
+from ._alerts import AlertEvent, AlertEventKind
 from ._detect import PatientState, detect
 from ._directory import DeviceDirectory
+from ._lifecycle import EscalationPolicy, apply_alert_event, due_escalations
 from ._tansu_compat import install_end_offset_workaround
 from ._validate import ValidationLimits, validate_envelope
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 APP_ID = "veille-streams"
 REGISTRY_REFRESH_S = 60.0
+ESCALATION_CHECK_S = 5.0
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -63,6 +66,7 @@ def build_app(settings: Settings) -> faust.App:
     # contradicts: a restarted worker failed to decode its changelog and never recovered.
     detector_state = app.Table("detector-state", default=bytes, key_type=bytes, value_type=bytes)
     directory = DeviceDirectory(settings.database_url.get_secret_value())
+    escalation = EscalationPolicy(after_s=settings.escalate_after_s)
     limits = ValidationLimits(
         future_tolerance_us=int(settings.future_tolerance_s * 1e6),
         max_age_us=int(settings.max_age_s * 1e6),
@@ -118,9 +122,42 @@ def build_app(settings: Settings) -> faust.App:
             key = batch.patient.encode()
             stored = detector_state[key]
             state: PatientState = orjson.loads(stored) if stored else {}
-            alerts = detect(batch, state)
+            alerts = detect(batch, state, now_us=now_us())
             detector_state[key] = orjson.dumps(state)
             for alert in alerts:
+                await alerts_topic.send(key=key, value=alert.to_json())
+
+    @app.agent(alerts_topic)
+    async def follow_lifecycle(stream: Any) -> None:
+        """Acknowledgements, clinician resolutions and escalations change the patient's state
+        (same key and partition as its readings, so the same worker owns both)."""
+        async for event in stream.events():
+            try:
+                alert = AlertEvent.from_json(event.value)
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("unreadable alert event at offset %s: %s", event.message.offset, exc)
+                continue
+            if alert.kind is AlertEventKind.OPENED or (
+                alert.kind is AlertEventKind.RESOLVED and alert.actor is None
+            ):
+                continue  # the detector's own transitions, already in its state
+            key = alert.patient.encode()
+            stored = detector_state[key]
+            if not stored:
+                continue
+            state: PatientState = orjson.loads(stored)
+            if apply_alert_event(state, alert):
+                detector_state[key] = orjson.dumps(state)
+
+    @app.timer(ESCALATION_CHECK_S)
+    async def escalate() -> None:
+        """Read-only over the local table: the events it sends come back through
+        ``follow_lifecycle``, which records the new level."""
+        now = now_us()
+        for key, stored in list(detector_state.items()):
+            if not stored:
+                continue
+            for alert in due_escalations(orjson.loads(stored), now, escalation):
                 await alerts_topic.send(key=key, value=alert.to_json())
 
     return app

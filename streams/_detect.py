@@ -64,8 +64,14 @@ def detect(
     batch: ReadingBatch,
     state: PatientState,
     rules_by_metric: MappingProxyType[str, tuple[ThresholdRule, ...]] = _RULES_BY_METRIC,
+    *,
+    now_us: int | None = None,
 ) -> list[AlertEvent]:
-    """Advance ``state`` (mutated in place) with ``batch`` and return the alert transitions."""
+    """Advance ``state`` (mutated in place) with ``batch`` and return the alert transitions.
+
+    ``now_us`` is when the worker processes the batch: escalation delays count from the
+    moment an alert was raised, not from the (possibly late) measurement time.
+    """
     events: list[AlertEvent] = []
     order = np.argsort(np.asarray(batch.measured_at_us, dtype=np.int64), kind="stable")
     for i in order.tolist():
@@ -85,6 +91,7 @@ def detect(
         for rule in rules:
             event = _step(rule, state, batch, value, at_us)
             if event is not None:
+                _track(state, event, now_us if now_us is not None else at_us)
                 events.append(event)
     return events
 
@@ -118,6 +125,20 @@ def _step(
     else:
         s["clears"] = 0
     return None
+
+
+def _track(state: PatientState, event: AlertEvent, raised_us: int) -> None:
+    """Keep what the lifecycle (escalation, acknowledgement) needs about each open alert."""
+    key = f"a:{event.alert_id}"
+    if event.kind is AlertEventKind.OPENED:
+        state[key] = {
+            "rule": event.rule, "metric": event.metric, "priority": event.priority.value,
+            "tenant": event.tenant, "care_unit": event.care_unit, "patient": event.patient,
+            "opened_us": event.at_us, "raised_us": raised_us, "value": event.value,
+            "level": 0, "acked": 0,
+        }  # fmt: skip
+    elif event.kind is AlertEventKind.RESOLVED:
+        state.pop(key, None)
 
 
 def _event(

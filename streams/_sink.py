@@ -125,6 +125,8 @@ def _add_record(rows: SinkRows, topic: str, value: bytes, topics: TopicNames) ->
                 us_to_datetime(e.at_us),
                 e.value,
                 e.message,
+                e.actor,
+                e.level,
             )  # fmt: skip
         )
     elif topic == topics.dead_letters:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from veille._alerts_cli import add_alerts_parser
 from veille._devices_cli import add_devices_parser
 from veille.errors import VeilleError
 
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     add_devices_parser(sub)
+    add_alerts_parser(sub)
 
     replay = sub.add_parser(
         "replay", help="publish a recorded CSV as one device over MQTT",

@@ -95,4 +95,10 @@ class Settings(BaseSettings):
         gt=0,
         description="VEILLE_MAX_AGE_S, readings measured longer ago are dead-lettered",
     )
+    escalate_after_s: float = Field(
+        300.0,
+        gt=0,
+        description="VEILLE_ESCALATE_AFTER_S, an open alert nobody acknowledged is escalated "
+        "(priority raised) after this long, twice at most",
+    )
     topics: TopicNames = Field(default_factory=TopicNames)

@@ -17,6 +17,7 @@ from veille.settings import Settings
 from veille.stack import LocalStack
 
 TEST_PARTITIONS = 4  # fewer partitions: faster group joins, same code paths
+ESCALATE_AFTER_S = "6"  # escalation observable within a test; production waits minutes
 
 
 @dataclass(frozen=True)
@@ -66,5 +67,6 @@ class RunningPipeline:
 
 @pytest.fixture(scope="session")
 def pipeline(running_stack: RunningStack) -> Iterator[RunningPipeline]:
-    with PipelineProcesses.for_stack(running_stack.env, running_stack.state_dir) as processes:
+    env = {**running_stack.env, "VEILLE_ESCALATE_AFTER_S": ESCALATE_AFTER_S}
+    with PipelineProcesses.for_stack(env, running_stack.state_dir) as processes:
         yield RunningPipeline(running_stack, tuple(processes.components))
