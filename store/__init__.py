@@ -22,6 +22,12 @@ from ._schema import (
     recorded_flavour,
     statements_for,
 )
+from ._thresholds import (
+    ThresholdOverride,
+    load_effective_overrides,
+    record_override,
+    threshold_history,
+)
 from ._writer import (
     AlertEventRow,
     BatchWriter,
@@ -40,6 +46,7 @@ __all__ = [
     "ReadingRow",
     "SchemaInfo",
     "SchemaOptions",
+    "ThresholdOverride",
     "WriteMethod",
     "WriteResult",
     "DeviceRow",
@@ -47,8 +54,10 @@ __all__ = [
     "bind_device",
     "hash_credential",
     "list_devices",
+    "load_effective_overrides",
     "load_registry",
     "new_credential",
+    "record_override",
     "record_patient_identity",
     "revoke_device",
     "verify_credential",
@@ -56,5 +65,6 @@ __all__ = [
     "recorded_flavour",
     "run_maintenance",
     "statements_for",
+    "threshold_history",
     "upsert_bindings",
 ]

@@ -25,7 +25,7 @@ __all__ = [
     "statements_for",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Run before the idempotent statements when a database is at an older version: what
 # CREATE ... IF NOT EXISTS cannot change in place.
@@ -189,6 +189,34 @@ _COMMON_TAIL = [
         raw text NOT NULL,
         stored_at timestamptz NOT NULL DEFAULT now())""",
     """CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (reason, received_at)""",
+    # Threshold overrides per care unit or per patient. Never updated in place: every change
+    # is a new version with who and why, so the history answers "who changed what, when".
+    """CREATE TABLE IF NOT EXISTS threshold_overrides (
+        id bigserial PRIMARY KEY,
+        tenant text NOT NULL,
+        care_unit text,
+        patient_pseudonym text,
+        rule text NOT NULL,
+        limit_value double precision,
+        clear_at double precision,
+        persistence integer CHECK (persistence >= 1),
+        version integer NOT NULL,
+        active boolean NOT NULL,
+        changed_by text NOT NULL,
+        changed_at timestamptz NOT NULL DEFAULT now(),
+        reason text,
+        CHECK ((care_unit IS NULL) <> (patient_pseudonym IS NULL)),
+        CHECK (NOT active OR (limit_value IS NOT NULL AND clear_at IS NOT NULL
+                              AND persistence IS NOT NULL)),
+        UNIQUE NULLS NOT DISTINCT (tenant, care_unit, patient_pseudonym, rule, version))""",
+    """CREATE OR REPLACE FUNCTION veille_thresholds_notify() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('veille_thresholds', NEW.rule);
+        RETURN NULL;
+    END $$""",
+    """CREATE OR REPLACE TRIGGER threshold_overrides_notify AFTER INSERT ON threshold_overrides
+        FOR EACH ROW EXECUTE FUNCTION veille_thresholds_notify()""",
 ]
 
 # n counts values; no_signal counts readings where the sensor measured nothing (value NULL).

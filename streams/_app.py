@@ -23,6 +23,7 @@ from ._detect import PatientState, detect
 from ._directory import DeviceDirectory
 from ._lifecycle import EscalationPolicy, apply_alert_event, due_escalations
 from ._tansu_compat import install_end_offset_workaround
+from ._thresholds import ThresholdBook
 from ._validate import ValidationLimits, validate_envelope
 
 __all__ = ["build_app"]
@@ -66,6 +67,7 @@ def build_app(settings: Settings) -> faust.App:
     # contradicts: a restarted worker failed to decode its changelog and never recovered.
     detector_state = app.Table("detector-state", default=bytes, key_type=bytes, value_type=bytes)
     directory = DeviceDirectory(settings.database_url.get_secret_value())
+    thresholds = ThresholdBook(settings.database_url.get_secret_value())
     escalation = EscalationPolicy(after_s=settings.escalate_after_s)
     limits = ValidationLimits(
         future_tolerance_us=int(settings.future_tolerance_s * 1e6),
@@ -81,9 +83,14 @@ def build_app(settings: Settings) -> faust.App:
     async def follow_registry() -> None:
         await directory.listen()
 
+    @app.task
+    async def follow_thresholds() -> None:
+        await thresholds.listen()
+
     @app.timer(REGISTRY_REFRESH_S)
     async def refresh_registry() -> None:
         await directory.refresh()  # safety net should a notification be missed
+        await thresholds.refresh()
 
     @app.agent(raw_topic)
     async def validate(stream: Any) -> None:
@@ -117,12 +124,14 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.agent(readings_topic)
     async def detect_alerts(stream: Any) -> None:
+        await thresholds.wait_loaded()
         async for event in stream.events():
             batch = ReadingBatch.from_json(event.value)
             key = batch.patient.encode()
             stored = detector_state[key]
             state: PatientState = orjson.loads(stored) if stored else {}
-            alerts = detect(batch, state, now_us=now_us())
+            rules = thresholds.rules_for(batch.tenant, batch.care_unit, batch.patient)
+            alerts = detect(batch, state, rules, now_us=now_us())
             detector_state[key] = orjson.dumps(state)
             for alert in alerts:
                 await alerts_topic.send(key=key, value=alert.to_json())

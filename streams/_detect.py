@@ -7,7 +7,7 @@ taken in event-time order; a reading not newer than the last one seen for its me
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Final
 
@@ -17,7 +17,14 @@ from devices import ReadingBatch
 
 from ._alerts import AlertEvent, AlertEventKind, Priority, alert_id_for
 
-__all__ = ["DEFAULT_RULES", "PatientState", "ThresholdRule", "detect"]
+__all__ = [
+    "DEFAULT_RULES",
+    "RULES_BY_ID",
+    "PatientState",
+    "ThresholdRule",
+    "detect",
+    "rules_by_metric",
+]
 
 PatientState = dict[str, dict[str, int | float | str | None]]
 """Per metric ``{"last_us": ...}`` and per rule ``{"breaches", "clears", "start_us", "alert"}``."""
@@ -35,6 +42,20 @@ class ThresholdRule:
     clear_at: float
     priority: Priority
     persistence: int = 3
+
+    def overridden(self, *, limit: float, clear_at: float, persistence: int) -> ThresholdRule:
+        """The same rule with other bounds; refuses bounds that would break hysteresis."""
+        if persistence < 1:
+            raise ValueError(f"persistence must be at least 1 reading, got {persistence}")
+        if self.direction == "above" and clear_at > limit:
+            raise ValueError(
+                f"{self.rule_id}: clear-at {clear_at:g} must not exceed the limit {limit:g}"
+            )
+        if self.direction == "below" and clear_at < limit:
+            raise ValueError(
+                f"{self.rule_id}: clear-at {clear_at:g} must not be below the limit {limit:g}"
+            )
+        return replace(self, limit=limit, clear_at=clear_at, persistence=persistence)
 
     def breached(self, value: float) -> bool:
         return value > self.limit if self.direction == "above" else value < self.limit
@@ -55,9 +76,18 @@ DEFAULT_RULES: Final[tuple[ThresholdRule, ...]] = (
     ThresholdRule("temperature_high", "body_temperature", "above", 38.5, 38.0, Priority.MEDIUM),
     ThresholdRule("temperature_low", "body_temperature", "below", 35.0, 35.5, Priority.MEDIUM),
 )
-_RULES_BY_METRIC: Final = MappingProxyType(
-    {m: tuple(r for r in DEFAULT_RULES if r.metric == m) for m in {r.metric for r in DEFAULT_RULES}}
-)
+RULES_BY_ID: Final = MappingProxyType({r.rule_id: r for r in DEFAULT_RULES})
+
+
+def rules_by_metric(
+    rules: tuple[ThresholdRule, ...],
+) -> MappingProxyType[str, tuple[ThresholdRule, ...]]:
+    return MappingProxyType(
+        {m: tuple(r for r in rules if r.metric == m) for m in sorted({r.metric for r in rules})}
+    )
+
+
+_RULES_BY_METRIC: Final = rules_by_metric(DEFAULT_RULES)
 
 
 def detect(

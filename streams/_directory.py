@@ -19,12 +19,13 @@ import psycopg
 from devices import RegistryEntry, now_us
 from store import load_registry
 
+from ._notify import follow_notifications
+
 __all__ = ["DeviceDirectory"]
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "veille_registry"
-LISTEN_RETRY_MAX_S = 10.0
 
 
 class DeviceDirectory:
@@ -80,18 +81,4 @@ class DeviceDirectory:
 
     async def listen(self) -> None:
         """Reload on every registry change; reconnects with backoff, runs until cancelled."""
-        delay = 0.5
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True
-                ) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    await self.refresh()  # changes made while we were not listening
-                    delay = 0.5
-                    async for _ in conn.notifies():
-                        await self.refresh()
-            except psycopg.Error as exc:
-                log.warning("registry listener lost (%s); reconnecting in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, LISTEN_RETRY_MAX_S)
+        await follow_notifications(self._conninfo, CHANNEL, self.refresh)

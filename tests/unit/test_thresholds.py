@@ -1,0 +1,76 @@
+"""Which thresholds apply to a patient: default, care unit, patient; and their validation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from devices import ReadingBatch
+from store import ThresholdOverride
+from streams import AlertEventKind, detect
+from streams._detect import RULES_BY_ID
+from streams._thresholds import effective_rules
+
+WHEN = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _override(rule: str, limit: float, clear_at: float, *, unit: str | None = None,
+              patient: str | None = None, tenant: str = "chu-a", persistence: int = 2) -> ThresholdOverride:  # fmt: skip
+    return ThresholdOverride(tenant, unit, patient, rule, limit, clear_at, persistence, 1, True,
+                             "dr-who", WHEN, None)  # fmt: skip
+
+
+def _spo2_rule(overrides: list[ThresholdOverride], unit: str = "icu", patient: str = "p-1") -> tuple[float, float, int]:  # fmt: skip
+    rules = effective_rules(overrides, tenant="chu-a", care_unit=unit, patient=patient)
+    [rule] = rules["spo2"]
+    return rule.limit, rule.clear_at, rule.persistence
+
+
+def test_default_when_nothing_applies() -> None:
+    default = RULES_BY_ID["spo2_low"]
+    assert _spo2_rule([]) == (default.limit, default.clear_at, default.persistence)
+    others = [_override("spo2_low", 85, 88, unit="cardiology"), _override("spo2_low", 85, 88, patient="p-2"),
+              _override("spo2_low", 85, 88, unit="icu", tenant="chu-b")]  # fmt: skip
+    assert _spo2_rule(others) == (default.limit, default.clear_at, default.persistence)
+
+
+def test_patient_override_beats_unit_override() -> None:
+    unit = _override("spo2_low", 88, 90, unit="icu")
+    patient = _override("spo2_low", 85, 87, patient="p-1", persistence=5)
+    assert _spo2_rule([unit]) == (88, 90, 2)
+    assert _spo2_rule([unit, patient]) == (85, 87, 5)
+    assert _spo2_rule([patient, unit]) == (85, 87, 5)
+    assert _spo2_rule([unit, patient], patient="p-9") == (88, 90, 2)
+
+
+def test_other_rules_keep_their_defaults() -> None:
+    rules = effective_rules([_override("spo2_low", 88, 90, unit="icu")], tenant="chu-a",
+                            care_unit="icu", patient="p-1")  # fmt: skip
+    assert rules["heart_rate"] == (RULES_BY_ID["heart_rate_high"], RULES_BY_ID["heart_rate_low"])
+
+
+@pytest.mark.parametrize(
+    ("rule", "limit", "clear_at", "persistence", "message"),
+    [
+        ("spo2_low", 90, 88, 3, "must not be below"),  # "below" rule: clearing below the limit
+        ("heart_rate_high", 130, 135, 3, "must not exceed"),  # "above" rule: clearing above
+        ("spo2_low", 90, 92, 0, "at least 1"),
+    ],
+)
+def test_overrides_that_break_hysteresis_are_refused(
+    rule: str, limit: float, clear_at: float, persistence: int, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        RULES_BY_ID[rule].overridden(limit=limit, clear_at=clear_at, persistence=persistence)
+
+
+def test_detection_uses_the_patient_rules() -> None:
+    rules = effective_rules([_override("spo2_low", 94, 96, patient="p-1")], tenant="chu-a",
+                            care_unit="icu", patient="p-1")  # fmt: skip
+    t0 = 1_790_000_000_000_000
+    batch = ReadingBatch("chu-a", "icu", "p-1", "d", ("spo2",) * 2, (93.0, 93.0), (t0, t0 + 1),
+                         (1, 2), (t0, t0 + 1))  # fmt: skip
+    assert detect(batch, {}) == []  # 93 % is fine by the default rule (< 90)
+    [event] = detect(batch, {}, rules)
+    assert event.kind is AlertEventKind.OPENED and event.rule == "spo2_low"
