@@ -28,6 +28,7 @@ class ReadingBatch:
     measured_at_us: tuple[int, ...]
     seqs: tuple[int, ...]
     received_at_us: tuple[int, ...]
+    device_type: str = ""  # from the registry: signal-quality rules depend on it
 
     def __post_init__(self) -> None:
         n = len(self.metrics)
@@ -55,6 +56,7 @@ class ReadingBatch:
                 "measured_at_us": self.measured_at_us,
                 "seq": self.seqs,
                 "received_at_us": self.received_at_us,
+                "device_type": self.device_type,
             }
         )
 
@@ -71,4 +73,5 @@ class ReadingBatch:
             tuple(obj["measured_at_us"]),
             tuple(obj["seq"]),
             tuple(obj["received_at_us"]),
+            obj.get("device_type", ""),
         )

@@ -17,9 +17,27 @@ from ._news2 import (
     observations_from_latest,
     score_news2,
 )
+from ._quality import (
+    Screening,
+    TechnicalKind,
+    TechnicalTransition,
+    check_silence,
+    screen_batch,
+    technical_alert_event,
+    usable_readings,
+    watch_batch,
+)
 from ._validate import RegistryLookup, ValidationLimits, ValidationResult, validate_envelope
 
 __all__ = [
+    "Screening",
+    "TechnicalKind",
+    "TechnicalTransition",
+    "check_silence",
+    "screen_batch",
+    "technical_alert_event",
+    "usable_readings",
+    "watch_batch",
     "NEWS2_PARAMETERS",
     "NEWS2_SOURCE_METRICS",
     "News2Observations",

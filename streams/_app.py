@@ -19,9 +19,11 @@ from devices import DeadLetter, RawEnvelope, ReadingBatch, now_us
 from veille.settings import Settings
 
 from ._alerts import AlertEvent, AlertEventKind
-from ._detect import PatientState, detect
+from ._detect import PatientState
 from ._directory import DeviceDirectory
 from ._lifecycle import EscalationPolicy, apply_alert_event, due_escalations
+from ._patient import process_readings
+from ._quality import TechnicalKind, check_silence, technical_alert_event
 from ._tansu_compat import install_end_offset_workaround
 from ._thresholds import ThresholdBook
 from ._validate import ValidationLimits, validate_envelope
@@ -131,7 +133,7 @@ def build_app(settings: Settings) -> faust.App:
             stored = detector_state[key]
             state: PatientState = orjson.loads(stored) if stored else {}
             rules = thresholds.rules_for(batch.tenant, batch.care_unit, batch.patient)
-            alerts = detect(batch, state, rules, now_us=now_us())
+            alerts = process_readings(batch, state, rules, now_us=now_us())
             detector_state[key] = orjson.dumps(state)
             for alert in alerts:
                 await alerts_topic.send(key=key, value=alert.to_json())
@@ -146,8 +148,10 @@ def build_app(settings: Settings) -> faust.App:
             except (ValueError, KeyError, TypeError) as exc:
                 log.error("unreadable alert event at offset %s: %s", event.message.offset, exc)
                 continue
-            if alert.kind is AlertEventKind.OPENED or (
-                alert.kind is AlertEventKind.RESOLVED and alert.actor is None
+            opened = alert.kind is AlertEventKind.OPENED
+            silence = opened and alert.rule == TechnicalKind.DEVICE_SILENT
+            if not silence and (
+                opened or (alert.kind is AlertEventKind.RESOLVED and alert.actor is None)
             ):
                 continue  # the detector's own transitions, already in its state
             key = alert.patient.encode()
@@ -155,18 +159,24 @@ def build_app(settings: Settings) -> faust.App:
             if not stored:
                 continue
             state: PatientState = orjson.loads(stored)
-            if apply_alert_event(state, alert):
+            # A silence the timer found: record it, so the device's next message resolves it.
+            changed = bool(check_silence(state, alert.at_us)) if silence else False
+            if apply_alert_event(state, alert) or changed:
                 detector_state[key] = orjson.dumps(state)
 
     @app.timer(ESCALATION_CHECK_S)
-    async def escalate() -> None:
-        """Read-only over the local table: the events it sends come back through
-        ``follow_lifecycle``, which records the new level."""
+    async def escalate_and_watch() -> None:
+        """Escalations and silent devices. Read-only over the local table: the events sent
+        come back through ``follow_lifecycle``, which records them in the state; they are
+        dated when due, so a repeat before that is the same event."""
         now = now_us()
         for key, stored in list(detector_state.items()):
             if not stored:
                 continue
-            for alert in due_escalations(orjson.loads(stored), now, escalation):
+            state = orjson.loads(stored)
+            events = due_escalations(state, now, escalation)
+            events += [technical_alert_event(t) for t in check_silence(state, now)]
+            for alert in events:
                 await alerts_topic.send(key=key, value=alert.to_json())
 
     return app

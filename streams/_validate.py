@@ -243,6 +243,7 @@ def validate_envelope(
                 tuple(columns.measured),
                 tuple(columns.seqs),
                 tuple(columns.received),
+                entry.device_type,
             )
         )
     return result.value

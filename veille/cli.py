@@ -156,6 +156,18 @@ def _cmd_news2(args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from veille.evaluate import EvaluateOptions, run_evaluate
+
+    options = EvaluateOptions(
+        seed=args.seed, patients=args.patients, hours=args.hours,
+        out=Path(args.out) if args.out else None,
+    )  # fmt: skip
+    code, text = run_evaluate(options)
+    print(text)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="veille",
@@ -211,6 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     replay.add_argument("--start", help="RFC 3339 time of the first row (default: ends now)")
     replay.set_defaults(func=_cmd_replay)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="measure alert quality on a simulated fleet against its ground truth",
+        description="Run the simulator through validation and detection (in process, the same "
+        "functions as the workers), compare alerts with the injected events and print JSON: "
+        "sensitivity and time-to-alert per event kind, false alerts per patient-day, and the "
+        "same for a naive baseline. See docs/ALERT_QUALITY.md.",
+    )  # fmt: skip
+    evaluate.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    evaluate.add_argument("--patients", type=int, default=200, help="patients (default 200)")
+    evaluate.add_argument("--hours", type=int, default=24, help="simulated hours (default 24)")
+    evaluate.add_argument("--out", help="also write the JSON report to this file")
+    evaluate.set_defaults(func=_cmd_evaluate)
 
     news2 = sub.add_parser(
         "news2", help="score one observation set (JSON on stdin) with NEWS2",

@@ -116,6 +116,7 @@ def test_valid_single_payload_becomes_one_reading_batch(
             (datetime_to_us(at),),
             (7,),
             (RECEIVED_US,),
+            "bedside_monitor",
         )
     ]
 

@@ -1,0 +1,30 @@
+"""Everything done with one patient's reading batch, in one place (pure).
+
+The Faust agent and the offline evaluation both call :func:`process_readings`, so what is
+measured is what runs: artefacts and "no signal" are screened out before the clinical rules,
+and lost signal becomes a technical alert.
+"""
+
+from __future__ import annotations
+
+from devices import ReadingBatch
+
+from ._alerts import AlertEvent
+from ._detect import PatientState, detect
+from ._quality import screen_batch, technical_alert_event, usable_readings, watch_batch
+from ._thresholds import RuleSet
+
+__all__ = ["TECHNICAL_RULE_PREFIX", "process_readings"]
+
+TECHNICAL_RULE_PREFIX = "technical_"
+
+
+def process_readings(
+    batch: ReadingBatch, state: PatientState, rules: RuleSet, *, now_us: int
+) -> list[AlertEvent]:
+    """Advance the patient's state (in place) and return the alert events to publish."""
+    device_type = batch.device_type or None
+    screening = screen_batch(batch, state, device_type=device_type)
+    technical = watch_batch(batch, state, usable=screening.usable, device_type=device_type)
+    alerts = detect(usable_readings(batch, screening), state, rules, now_us=now_us)
+    return [*map(technical_alert_event, technical), *alerts]
