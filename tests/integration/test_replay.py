@@ -88,3 +88,25 @@ async def test_mimic_replay_is_stored_with_zeros_as_no_signal(pipeline: RunningP
     assert stored["spo2"][2] > 0  # no SpO2 of 0 % anywhere: zeros became no-signal rows
     assert dead == implausible
     assert (first, last) == (start, start + timedelta(minutes=1935))
+
+    # Sensor-off zeros raise no clinical alert; the long losses raise technical ones.
+    async def technical() -> dict[str, int]:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            cur = await conn.execute(
+                "SELECT metric, count(*) FROM alerts WHERE patient_pseudonym = %s "
+                "AND rule = 'technical_signal_lost' GROUP BY metric",
+                (device.patient,),
+            )
+            return dict(await cur.fetchall())
+
+    lost = await eventually(
+        technical, lambda m: {"spo2", "arterial_systolic_bp"} <= set(m), what="technical alerts"
+    )
+    assert lost["spo2"] >= 5 and lost["arterial_systolic_bp"] == 1
+    clinical_on_zero = await count(
+        dsn,
+        "SELECT count(*) FROM alerts WHERE patient_pseudonym = %s AND rule NOT LIKE 'technical%%' "
+        "AND (rule LIKE 'spo2%%' OR rule LIKE 'systolic%%' OR rule LIKE 'heart_rate_low')",
+        device.patient,
+    )
+    assert clinical_on_zero == 0
