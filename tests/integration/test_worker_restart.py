@@ -45,7 +45,7 @@ async def test_detector_state_survives_a_worker_restart(pipeline: RunningPipelin
     )
     assert (
         await count(dsn, "SELECT count(*) FROM readings WHERE device_id = %s", device.device_id)
-        == 10
+        == 20
     )
     assert "Error in recovery" not in worker.log_tail(200_000)
     pipeline.assert_all_alive()

@@ -64,9 +64,13 @@ def single_payload(device: TestDevice, item: dict[str, object]) -> bytes:
 
 
 def spo2_series(
-    start: datetime, values: list[float], first_seq: int = 1
+    start: datetime, values: list[float], first_seq: int = 1, pulse: float = 80.0
 ) -> list[dict[str, object]]:
-    return [
-        reading(first_seq + i, "spo2", v, "%", start + timedelta(seconds=i))
-        for i, v in enumerate(values)
-    ]
+    """SpO2 readings one second apart, each with the pulse an oximeter sends with it (SpO2
+    without a plausible pulse is screened out as an artefact). Pulse seqs are SpO2's + 100000."""
+    readings: list[dict[str, object]] = []
+    for i, value in enumerate(values):
+        at = start + timedelta(seconds=i)
+        readings.append(reading(first_seq + i, "spo2", value, "%", at))
+        readings.append(reading(100_000 + first_seq + i, "pulse_rate", pulse, "/min", at))
+    return readings
