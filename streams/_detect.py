@@ -69,12 +69,20 @@ DEFAULT_RULES: Final[tuple[ThresholdRule, ...]] = (
     ThresholdRule("spo2_low", "spo2", "below", 90, 92, Priority.HIGH),
     ThresholdRule("heart_rate_high", "heart_rate", "above", 130, 125, Priority.HIGH),
     ThresholdRule("heart_rate_low", "heart_rate", "below", 40, 45, Priority.HIGH),
+    # The oximeter's pulse: often the only heart rate a patient at home sends.
+    ThresholdRule("pulse_rate_high", "pulse_rate", "above", 130, 125, Priority.HIGH),
+    ThresholdRule("pulse_rate_low", "pulse_rate", "below", 40, 45, Priority.HIGH),
     ThresholdRule("respiration_rate_high", "respiration_rate", "above", 24, 22, Priority.MEDIUM),
     ThresholdRule("respiration_rate_low", "respiration_rate", "below", 8, 10, Priority.HIGH),
     ThresholdRule("systolic_bp_low", "systolic_bp", "below", 90, 95, Priority.HIGH),
     ThresholdRule("systolic_bp_high", "systolic_bp", "above", 200, 190, Priority.MEDIUM),
     ThresholdRule("temperature_high", "body_temperature", "above", 38.5, 38.0, Priority.MEDIUM),
     ThresholdRule("temperature_low", "body_temperature", "below", 35.0, 35.5, Priority.MEDIUM),
+    # Level 2 hypoglycaemia (< 3.0 mmol/L, international consensus 2017). A glucometer
+    # reading is a deliberate measurement: one suffices. A CGM reads every few minutes:
+    # three in a row (about 15 minutes) as the consensus defines an episode.
+    ThresholdRule("glucose_low", "blood_glucose", "below", 3.0, 3.9, Priority.HIGH, 1),
+    ThresholdRule("cgm_glucose_low", "interstitial_glucose", "below", 3.0, 3.9, Priority.HIGH),
 )
 RULES_BY_ID: Final = MappingProxyType({r.rule_id: r for r in DEFAULT_RULES})
 

@@ -238,7 +238,7 @@ def test_baseline_alerts_once_per_breaching_reading_and_counts_no_signal_as_zero
             ("spo2", 85.0, 30),  # again: no persistence, no deduplication
             ("spo2", None, 45),  # probe off: 0 < 90
             ("heart_rate", None, 45),  # 0 < 40: heart_rate_low, not heart_rate_high
-            ("pulse_rate", 20.0, 45),  # no rule for this metric
+            ("pulse_rate", 20.0, 45),  # pulse_rate_low
             ("heart_rate", 150.0, 60),
         ]
     )
@@ -248,6 +248,7 @@ def test_baseline_alerts_once_per_breaching_reading_and_counts_no_signal_as_zero
         "spo2_low",
         "spo2_low",
         "heart_rate_low",
+        "pulse_rate_low",
         "heart_rate_high",
     ]
     assert alerts[0].at_us == T0 + 5 * S  # skew removed: the device clock was 10 s ahead
