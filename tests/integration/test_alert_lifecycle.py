@@ -4,9 +4,6 @@ automatic resolution; redelivered readings open nothing new."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -14,19 +11,10 @@ import pytest
 
 from tests.integration.conftest import RunningPipeline
 from tests.support.devices import batch_payload, new_device, provision, spo2_series
-from tests.support.pipeline import count, publish_all, scalar
+from tests.support.pipeline import count, publish_all, run_veille, scalar
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
-
-
-def _veille_alerts(pipeline: RunningPipeline, *args: str) -> str:
-    run = subprocess.run(
-        [sys.executable, "-m", "veille", "alerts", *args], capture_output=True, text=True,
-        env={**os.environ, **pipeline.stack.env}, timeout=60, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout + run.stderr
-    return run.stdout
 
 
 async def test_open_escalate_acknowledge_resolve(pipeline: RunningPipeline) -> None:
@@ -45,10 +33,14 @@ async def test_open_escalate_acknowledge_resolve(pipeline: RunningPipeline) -> N
     level_sql = "SELECT escalation_level FROM alerts WHERE alert_id = %s::uuid"
     await eventually(lambda: count(dsn, level_sql, alert_id), lambda level: level >= 1,
                      timeout_s=60, what="escalation")  # fmt: skip
-    assert "life" not in _veille_alerts(pipeline, "list")  # pseudonyms only, never device names
-    assert alert_id in _veille_alerts(pipeline, "list")
+    assert "life" not in run_veille(
+        pipeline.stack.env, "alerts", "list"
+    )  # pseudonyms only, never device names
+    assert alert_id in run_veille(pipeline.stack.env, "alerts", "list")
 
-    _veille_alerts(pipeline, "ack", alert_id, "--by", "nurse-42", "--note", "on my way")
+    run_veille(
+        pipeline.stack.env, "alerts", "ack", alert_id, "--by", "nurse-42", "--note", "on my way"
+    )
     state_sql = (
         "SELECT state || '/' || coalesce(acknowledged_by, '') FROM alerts WHERE alert_id = %s::uuid"
     )

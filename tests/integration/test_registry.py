@@ -3,11 +3,9 @@ the real broker are kept or refused by what the registry says, within seconds of
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import orjson
 import psycopg
@@ -17,20 +15,10 @@ from devices import pseudonymise
 from store import verify_credential
 from tests.integration.conftest import RunningPipeline
 from tests.support.devices import TENANT, iso
-from tests.support.pipeline import count, publish_all
+from tests.support.pipeline import count, publish_all, run_veille
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
-
-
-def _veille(pipeline: RunningPipeline, *args: str) -> str:
-    env = {**os.environ, **pipeline.stack.env}
-    run = subprocess.run(
-        [sys.executable, "-m", "veille", "devices", *args],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout + run.stderr
-    return run.stdout
 
 
 def _msg(
@@ -48,23 +36,15 @@ async def test_registry_decides_what_is_stored(pipeline: RunningPipeline) -> Non
     national_id = f"2 84 05 75 {tag}"
     since = datetime.now(UTC) - timedelta(minutes=30)
 
-    out = _veille(pipeline, "add", oximeter, "--type", "pulse_oximeter", "--tenant", TENANT)
+    registry = partial(run_veille, pipeline.stack.env, "devices")
+    out = registry("add", oximeter, "--type", "pulse_oximeter", "--tenant", TENANT)
     credential = out.split("credential (shown once, store it in the device): ")[1].strip()
-    _veille(pipeline, "add", cuff, "--type", "bp_cuff", "--tenant", TENANT)
-    _veille(pipeline, "add", stolen, "--type", "pulse_oximeter", "--tenant", TENANT)
+    registry("add", cuff, "--type", "bp_cuff", "--tenant", TENANT)
+    registry("add", stolen, "--type", "pulse_oximeter", "--tenant", TENANT)
     for device in (oximeter, cuff, stolen):
-        _veille(
-            pipeline,
-            "bind",
-            device,
-            "--patient",
-            national_id,
-            "--care-unit",
-            "pneumology",
-            "--since",
-            iso(since),
-        )
-    _veille(pipeline, "revoke", stolen)
+        registry("bind", device, "--patient", national_id, "--care-unit", "pneumology",
+                "--since", iso(since))  # fmt: skip
+    registry("revoke", stolen)
 
     pseudonym = pseudonymise(national_id, b"veille-local-development-key")
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
@@ -82,7 +62,7 @@ async def test_registry_decides_what_is_stored(pipeline: RunningPipeline) -> Non
         leaked = (await cur.fetchone())[0]  # type: ignore[index]
     assert credential not in stored_hash and verify_credential(credential, stored_hash)
     assert identity == (national_id,) and leaked == 0
-    listing = _veille(pipeline, "list", "--tenant", TENANT, "--json")
+    listing = registry("list", "--tenant", TENANT, "--json")
     assert oximeter in listing and '"revoked"' in listing
 
     at = datetime.now(UTC) - timedelta(minutes=1)
@@ -136,7 +116,7 @@ async def test_registry_decides_what_is_stored(pipeline: RunningPipeline) -> Non
     ]
 
     # Revoking takes effect at once (LISTEN/NOTIFY), not at the next timer.
-    _veille(pipeline, "revoke", oximeter)
+    registry("revoke", oximeter)
     publish_all(
         pipeline.stack.settings.mqtt_url, [_msg(oximeter, 6, "spo2", 95, "%", datetime.now(UTC))]
     )

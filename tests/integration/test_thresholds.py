@@ -3,9 +3,6 @@ within seconds, and the history keeps who changed what and when."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -14,26 +11,17 @@ import pytest
 from store import load_effective_overrides
 from tests.integration.conftest import RunningPipeline
 from tests.support.devices import TENANT, batch_payload, new_device, provision, spo2_series
-from tests.support.pipeline import count, publish_all
+from tests.support.pipeline import count, publish_all, run_veille
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
-
-
-def _thresholds(pipeline: RunningPipeline, *args: str) -> str:
-    run = subprocess.run(
-        [sys.executable, "-m", "veille", "thresholds", *args], capture_output=True, text=True,
-        env={**os.environ, **pipeline.stack.env}, timeout=60, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout + run.stderr
-    return run.stdout
 
 
 async def test_patient_threshold_is_applied_and_versioned(pipeline: RunningPipeline) -> None:
     dsn, url = pipeline.stack.dsn, pipeline.stack.settings.mqtt_url
     device = new_device("thr")
     await provision(dsn, device)
-    out = _thresholds(pipeline, "set", "spo2_low", "--tenant", TENANT, "--patient", device.patient,
+    out = run_veille(pipeline.stack.env, "thresholds", "set", "spo2_low", "--tenant", TENANT, "--patient", device.patient,
                       "--limit", "94", "--clear-at", "96", "--persistence", "2", "--by", "dr-house",
                       "--reason", "COPD baseline 95 %")  # fmt: skip
     assert "version 1 set" in out
@@ -51,8 +39,8 @@ async def test_patient_threshold_is_applied_and_versioned(pipeline: RunningPipel
         lambda: count(dsn, sql, device.patient), lambda c: c == 1, what="alert by override"
     )
 
-    _thresholds(pipeline, "clear", "spo2_low", "--tenant", TENANT, "--patient", device.patient,
+    run_veille(pipeline.stack.env, "thresholds", "clear", "spo2_low", "--tenant", TENANT, "--patient", device.patient,
                 "--by", "dr-cuddy")  # fmt: skip
-    history = _thresholds(pipeline, "history", "--tenant", TENANT)
+    history = run_veille(pipeline.stack.env, "thresholds", "history", "--tenant", TENANT)
     assert "dr-house" in history and "dr-cuddy" in history and "removed" in history
     assert await applied() == 0

@@ -36,3 +36,17 @@ def publish_all(url: str, messages: list[tuple[str, bytes, int]]) -> int:
         return publisher.counters.readings_acked
     finally:
         publisher.close()
+
+
+def run_veille(env: dict[str, str], *args: str, timeout: float = 60) -> str:
+    """``veille ARGS`` as a user runs it against the test stack; fails the test on error."""
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "veille", *args], capture_output=True, text=True,
+        env={**os.environ, **env}, timeout=timeout, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
