@@ -24,6 +24,7 @@ __all__ = [
     "ThresholdRule",
     "detect",
     "rules_by_metric",
+    "track_alert",
 ]
 
 PatientState = dict[str, dict[str, int | float | str | None]]
@@ -129,7 +130,7 @@ def detect(
         for rule in rules:
             event = _step(rule, state, batch, value, at_us)
             if event is not None:
-                _track(state, event, now_us if now_us is not None else at_us)
+                track_alert(state, event, now_us if now_us is not None else at_us)
                 events.append(event)
     return events
 
@@ -165,7 +166,7 @@ def _step(
     return None
 
 
-def _track(state: PatientState, event: AlertEvent, raised_us: int) -> None:
+def track_alert(state: PatientState, event: AlertEvent, raised_us: int) -> None:
     """Keep what the lifecycle (escalation, acknowledgement) needs about each open alert."""
     key = f"a:{event.alert_id}"
     if event.kind is AlertEventKind.OPENED:

@@ -11,20 +11,31 @@ from devices import ReadingBatch
 
 from ._alerts import AlertEvent
 from ._detect import PatientState, detect
+from ._early_warning import news2_step, remember_latest
 from ._quality import screen_batch, technical_alert_event, usable_readings, watch_batch
 from ._thresholds import RuleSet
 
-__all__ = ["TECHNICAL_RULE_PREFIX", "process_readings"]
+__all__ = ["NEWS2_FRESHNESS_S", "TECHNICAL_RULE_PREFIX", "process_readings"]
 
 TECHNICAL_RULE_PREFIX = "technical_"
 
 
+NEWS2_FRESHNESS_S = 3600.0  # vital signs older than an hour do not enter a NEWS2
+
+
 def process_readings(
-    batch: ReadingBatch, state: PatientState, rules: RuleSet, *, now_us: int
+    batch: ReadingBatch,
+    state: PatientState,
+    rules: RuleSet,
+    *,
+    now_us: int,
+    news2_freshness_s: float = NEWS2_FRESHNESS_S,
 ) -> list[AlertEvent]:
     """Advance the patient's state (in place) and return the alert events to publish."""
     device_type = batch.device_type or None
     screening = screen_batch(batch, state, device_type=device_type)
     technical = watch_batch(batch, state, usable=screening.usable, device_type=device_type)
     alerts = detect(usable_readings(batch, screening), state, rules, now_us=now_us)
+    if remember_latest(batch, screening.usable, state):
+        alerts += news2_step(batch, state, freshness_s=news2_freshness_s, raised_us=now_us)
     return [*map(technical_alert_event, technical), *alerts]

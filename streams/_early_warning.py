@@ -1,0 +1,128 @@
+"""NEWS2 on the stream: the score of each patient's latest vital signs, by event time.
+
+After every batch the patient's latest usable value of each NEWS2 source metric (newest by
+measurement time, not arrival) is kept in the detector state. When all seven parameters
+are fresh (measured within the freshness window before the newest reading of the batch)
+the score is computed: a band of low-medium or more opens a ``news2`` alert with the band's
+priority, a higher band escalates it, and a return to low resolves it. Missing or stale
+parameters change nothing: an incomplete NEWS2 under-scores, so it never clears an alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from devices import ReadingBatch
+
+from ._alerts import PRIORITY_ORDER, AlertEvent, AlertEventKind, Priority, alert_id_for
+from ._detect import PatientState, track_alert
+from ._news2 import NEWS2_SOURCE_METRICS, RiskBand, SpO2Scale, observations_from_latest, score_news2
+
+__all__ = ["NEWS2_RULE", "news2_step", "remember_latest"]
+
+NEWS2_RULE = "news2"
+_SOURCES = frozenset(m for metrics in NEWS2_SOURCE_METRICS.values() for m in metrics)
+_ORDER = {RiskBand.LOW: 0, RiskBand.LOW_MEDIUM: 1, RiskBand.MEDIUM: 2, RiskBand.HIGH: 3}
+
+
+def remember_latest(batch: ReadingBatch, usable: Sequence[bool], state: PatientState) -> bool:
+    """Keep the newest usable value of each NEWS2 source metric; True if one changed."""
+    changed = False
+    for i, ok in enumerate(usable):
+        metric, value = batch.metrics[i], batch.values[i]
+        if not ok or value is None or metric not in _SOURCES:
+            continue
+        at_us = batch.measured_at_us[i]
+        key = f"v:{metric}"
+        seen = state.get(key)
+        if seen is None or at_us > int(seen["at_us"] or 0):
+            state[key] = {"at_us": at_us, "value": value}
+            changed = True
+    return changed
+
+
+def news2_step(
+    batch: ReadingBatch,
+    state: PatientState,
+    *,
+    freshness_s: float,
+    raised_us: int,
+    spo2_scale: SpO2Scale = SpO2Scale.SCALE_1,
+) -> list[AlertEvent]:
+    """Score the patient's latest vitals and return the ``news2`` alert transition, if any."""
+    if not batch.measured_at_us:
+        return []
+    now_us = max(batch.measured_at_us)
+    oldest_us = now_us - int(freshness_s * 1e6)
+    latest = {
+        key[2:]: float(v["value"])  # type: ignore[arg-type]
+        for key, v in state.items()
+        if key.startswith("v:") and int(v["at_us"] or 0) >= oldest_us
+    }
+    observations = observations_from_latest(latest, spo2_scale=spo2_scale)
+    if isinstance(observations, tuple):
+        return []  # parameters missing or stale
+    score = score_news2(observations)
+    current = state.setdefault("n2", {"band": RiskBand.LOW.value, "alert": None, "since_us": None})
+    previous = RiskBand(str(current["band"]))
+    current["band"] = score.band.value
+    detail = ", ".join(f"{k} {v}" for k, v in score.subscores.items() if v)
+    message = f"NEWS2 {score.total} ({score.band.value}): {detail or 'all sub-scores 0'}"
+    event = _transition(batch, state, current, previous, score.band, score.total, message, now_us)
+    if event is not None and event.kind is AlertEventKind.OPENED:
+        track_alert(state, event, raised_us)
+    return [] if event is None else [event]
+
+
+def _transition(
+    batch: ReadingBatch,
+    state: PatientState,
+    current: dict[str, int | float | str | None],
+    previous: RiskBand,
+    band: RiskBand,
+    total: int,
+    message: str,
+    at_us: int,
+) -> AlertEvent | None:
+    alert_id = current["alert"]
+    if alert_id is None:
+        if band is RiskBand.LOW:
+            return None
+        alert_id = alert_id_for(batch.patient, NEWS2_RULE, at_us)
+        current.update(alert=alert_id, since_us=at_us)
+        return _event(batch, str(alert_id), AlertEventKind.OPENED, band, total, message, at_us, 0)
+    if band is RiskBand.LOW:
+        current.update(alert=None, since_us=None)
+        state.pop(f"a:{alert_id}", None)
+        return _event(batch, str(alert_id), AlertEventKind.RESOLVED, band, total, message, at_us, 0)
+    tracked = state.get(f"a:{alert_id}")
+    if _ORDER[band] > _ORDER[previous] and tracked is not None:
+        higher = PRIORITY_ORDER[band.priority] > PRIORITY_ORDER[_priority(tracked)]
+        level = int(tracked["level"] or 0) + 1
+        tracked["level"] = level
+        if higher:
+            tracked["priority"] = band.priority.value
+        return _event(
+            batch, str(alert_id), AlertEventKind.ESCALATED, band, total, message, at_us, level
+        )
+    return None
+
+
+def _priority(tracked: dict[str, int | float | str | None]) -> Priority:
+    return Priority(str(tracked["priority"]))
+
+
+def _event(
+    batch: ReadingBatch,
+    alert_id: str,
+    kind: AlertEventKind,
+    band: RiskBand,
+    total: int,
+    message: str,
+    at_us: int,
+    level: int,
+) -> AlertEvent:
+    return AlertEvent(
+        alert_id, kind, batch.tenant, batch.care_unit, batch.patient, NEWS2_RULE, "news2",
+        band.priority, at_us, float(total), message, None, level,
+    )  # fmt: skip
