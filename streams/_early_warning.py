@@ -3,14 +3,19 @@
 After every batch the patient's latest usable value of each NEWS2 source metric (newest by
 measurement time, not arrival) is kept in the detector state. When all seven parameters
 are fresh (measured within the freshness window before the newest reading of the batch)
-the score is computed: a band of low-medium or more opens a ``news2`` alert with the band's
-priority, a higher band escalates it, and a return to low resolves it. Missing or stale
-parameters change nothing: an incomplete NEWS2 under-scores, so it never clears an alert.
+the score is computed: an aggregate band of medium (5-6) or high (7+) opens a ``news2``
+alert with the band's priority, a higher band escalates it, and a return to low or
+low-medium resolves it. A single red parameter (low-medium) is left to that parameter's own
+threshold rule, which has persistence and hysteresis: opening a NEWS2 alert for it too
+doubled the false alerts in ``veille evaluate`` without catching any event sooner.
+Missing or stale parameters change nothing: an incomplete NEWS2 under-scores, so it never
+clears an alert.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from devices import ReadingBatch
 
@@ -23,6 +28,7 @@ __all__ = ["NEWS2_RULE", "news2_step", "remember_latest"]
 NEWS2_RULE = "news2"
 _SOURCES = frozenset(m for metrics in NEWS2_SOURCE_METRICS.values() for m in metrics)
 _ORDER = {RiskBand.LOW: 0, RiskBand.LOW_MEDIUM: 1, RiskBand.MEDIUM: 2, RiskBand.HIGH: 3}
+ALERT_FROM: Final = RiskBand.MEDIUM  # aggregate risk; single red scores have their own rules
 
 
 def remember_latest(batch: ReadingBatch, usable: Sequence[bool], state: PatientState) -> bool:
@@ -85,13 +91,14 @@ def _transition(
     at_us: int,
 ) -> AlertEvent | None:
     alert_id = current["alert"]
+    alerting = _ORDER[band] >= _ORDER[ALERT_FROM]
     if alert_id is None:
-        if band is RiskBand.LOW:
+        if not alerting:
             return None
         alert_id = alert_id_for(batch.patient, NEWS2_RULE, at_us)
         current.update(alert=alert_id, since_us=at_us)
         return _event(batch, str(alert_id), AlertEventKind.OPENED, band, total, message, at_us, 0)
-    if band is RiskBand.LOW:
+    if not alerting:
         current.update(alert=None, since_us=None)
         state.pop(f"a:{alert_id}", None)
         return _event(batch, str(alert_id), AlertEventKind.RESOLVED, band, total, message, at_us, 0)

@@ -36,27 +36,26 @@ def test_low_score_raises_nothing_and_missing_parameters_wait() -> None:
 def test_band_changes_open_escalate_and_resolve_one_alert() -> None:
     state: PatientState = {}
     _step(state, NORMAL, T0)
-    # RR 25 scores 3 alone: low-medium, medium priority.
-    [opened] = _step(state, {**NORMAL, "respiration_rate": 25.0}, T0 + 60 * S)
-    assert (opened.kind, opened.rule, opened.priority) == (
-        AlertEventKind.OPENED,
-        NEWS2_RULE,
-        Priority.MEDIUM,
-    )
-    assert opened.value == 3.0 and "respiration_rate 3" in opened.message
+    # RR 25 scores 3 alone: low-medium, left to the respiration-rate rule.
+    assert _step(state, {**NORMAL, "respiration_rate": 25.0}, T0 + 30 * S) == []
+    # RR 25 (3) and temperature 39.1 (2): total 5, medium.
+    medium = {**NORMAL, "respiration_rate": 25.0, "body_temperature": 39.1}
+    [opened] = _step(state, medium, T0 + 60 * S)
+    assert (opened.kind, opened.rule) == (AlertEventKind.OPENED, NEWS2_RULE)
+    assert opened.priority is Priority.MEDIUM
+    assert opened.value == 5.0 and "respiration_rate 3" in opened.message
     # RR 25 (3), SpO2 91 (3), on oxygen (2): total 8, high.
-    [escalated] = _step(state, {**NORMAL, "respiration_rate": 25.0, "spo2": 91.0,
-                                "inhaled_oxygen_flow": 2.0}, T0 + 120 * S)  # fmt: skip
+    high = {**NORMAL, "respiration_rate": 25.0, "spo2": 91.0, "inhaled_oxygen_flow": 2.0}
+    [escalated] = _step(state, high, T0 + 120 * S)
     assert (escalated.kind, escalated.priority, escalated.level) == (
-        AlertEventKind.ESCALATED,
-        Priority.HIGH,
-        1,
-    )
+        AlertEventKind.ESCALATED, Priority.HIGH, 1,
+    )  # fmt: skip
     assert escalated.alert_id == opened.alert_id and escalated.value == 8.0
     assert state[f"a:{opened.alert_id}"]["priority"] == "high"
-    # Better but not low: nothing new.
-    assert _step(state, {**NORMAL, "respiration_rate": 25.0}, T0 + 180 * S) == []
-    [resolved] = _step(state, NORMAL, T0 + 240 * S)
+    # Back to medium: nothing new.
+    assert _step(state, medium, T0 + 180 * S) == []
+    # Low-medium (a single red score) is below the NEWS2 alert bands: resolved.
+    [resolved] = _step(state, {**NORMAL, "respiration_rate": 25.0}, T0 + 240 * S)
     assert (resolved.kind, resolved.alert_id) == (AlertEventKind.RESOLVED, opened.alert_id)
     assert f"a:{opened.alert_id}" not in state
 
