@@ -29,6 +29,7 @@ NEWS2_RULE = "news2"
 _SOURCES = frozenset(m for metrics in NEWS2_SOURCE_METRICS.values() for m in metrics)
 _ORDER = {RiskBand.LOW: 0, RiskBand.LOW_MEDIUM: 1, RiskBand.MEDIUM: 2, RiskBand.HIGH: 3}
 ALERT_FROM: Final = RiskBand.MEDIUM  # aggregate risk; single red scores have their own rules
+HOLD_US: Final = 10 * 60 * 1_000_000  # the band must hold 10 minutes (event time) to alert
 
 
 def remember_latest(batch: ReadingBatch, usable: Sequence[bool], state: PatientState) -> bool:
@@ -94,9 +95,17 @@ def _transition(
     alerting = _ORDER[band] >= _ORDER[ALERT_FROM]
     if alert_id is None:
         if not alerting:
+            current["since_us"] = None
             return None
-        alert_id = alert_id_for(batch.patient, NEWS2_RULE, at_us)
-        current.update(alert=alert_id, since_us=at_us)
+        # Persistence: the band must hold HOLD_S of event time, so a burst of activity
+        # (pulse and breathing up for a few minutes) does not raise an early-warning alert.
+        since = current["since_us"]
+        if since is None:
+            current["since_us"] = since = at_us
+        if at_us - int(since) < HOLD_US:
+            return None
+        alert_id = alert_id_for(batch.patient, NEWS2_RULE, int(since))
+        current["alert"] = alert_id
         return _event(batch, str(alert_id), AlertEventKind.OPENED, band, total, message, at_us, 0)
     if not alerting:
         current.update(alert=None, since_us=None)

@@ -40,24 +40,35 @@ def test_band_changes_open_escalate_and_resolve_one_alert() -> None:
     assert _step(state, {**NORMAL, "respiration_rate": 25.0}, T0 + 30 * S) == []
     # RR 25 (3) and temperature 39.1 (2): total 5, medium.
     medium = {**NORMAL, "respiration_rate": 25.0, "body_temperature": 39.1}
-    [opened] = _step(state, medium, T0 + 60 * S)
+    assert _step(state, medium, T0 + 60 * S) == []  # must hold 10 minutes first
+    assert _step(state, medium, T0 + 600 * S) == []
+    [opened] = _step(state, medium, T0 + 660 * S)
     assert (opened.kind, opened.rule) == (AlertEventKind.OPENED, NEWS2_RULE)
     assert opened.priority is Priority.MEDIUM
     assert opened.value == 5.0 and "respiration_rate 3" in opened.message
     # RR 25 (3), SpO2 91 (3), on oxygen (2): total 8, high.
     high = {**NORMAL, "respiration_rate": 25.0, "spo2": 91.0, "inhaled_oxygen_flow": 2.0}
-    [escalated] = _step(state, high, T0 + 120 * S)
+    [escalated] = _step(state, high, T0 + 720 * S)
     assert (escalated.kind, escalated.priority, escalated.level) == (
         AlertEventKind.ESCALATED, Priority.HIGH, 1,
     )  # fmt: skip
     assert escalated.alert_id == opened.alert_id and escalated.value == 8.0
     assert state[f"a:{opened.alert_id}"]["priority"] == "high"
     # Back to medium: nothing new.
-    assert _step(state, medium, T0 + 180 * S) == []
+    assert _step(state, medium, T0 + 780 * S) == []
     # Low-medium (a single red score) is below the NEWS2 alert bands: resolved.
-    [resolved] = _step(state, {**NORMAL, "respiration_rate": 25.0}, T0 + 240 * S)
+    [resolved] = _step(state, {**NORMAL, "respiration_rate": 25.0}, T0 + 840 * S)
     assert (resolved.kind, resolved.alert_id) == (AlertEventKind.RESOLVED, opened.alert_id)
     assert f"a:{opened.alert_id}" not in state
+
+
+def test_a_medium_score_that_does_not_hold_raises_nothing() -> None:
+    state: PatientState = {}
+    medium = {**NORMAL, "respiration_rate": 25.0, "body_temperature": 39.1}
+    assert _step(state, medium, T0) == []
+    assert _step(state, NORMAL, T0 + 300 * S) == []  # back to low after 5 minutes
+    assert _step(state, medium, T0 + 660 * S) == []  # the hold starts again
+    assert state["n2"]["since_us"] == T0 + 660 * S
 
 
 def test_latest_is_by_event_time_and_stale_values_do_not_count() -> None:
