@@ -30,6 +30,7 @@ class FleetPublisher:
         endpoint = MqttEndpoint.parse(url)
         self.counters = PublishCounters()
         self._lock = threading.Lock()
+        self._acked = threading.Condition(self._lock)  # notified on every PUBACK
         self._readings_by_mid: dict[int, int] = {}
         self._early_acks: set[int] = set()
         self._connected = threading.Event()
@@ -62,6 +63,7 @@ class FleetPublisher:
                 c.readings_acked += self._readings_by_mid.pop(mid)
             else:  # the PUBACK beat publish() to registering its mid
                 self._early_acks.add(mid)
+            self._acked.notify_all()
 
     def publish(self, topic: str, payload: bytes, readings: int = 0) -> None:
         info = self._client.publish(topic, payload, qos=1)
@@ -73,6 +75,17 @@ class FleetPublisher:
                 c.readings_acked += readings
             else:
                 self._readings_by_mid[info.mid] = readings
+
+    def wait_pending_at_most(self, limit: int, timeout_s: float | None = None) -> int:
+        """Block until at most ``limit`` messages await their PUBACK (or the timeout); returns
+        how many still do. ``limit`` 0 waits for every acknowledgement."""
+
+        def settled() -> bool:
+            return self.counters.messages_sent - self.counters.messages_acked <= limit
+
+        with self._acked:
+            self._acked.wait_for(settled, timeout_s)
+            return self.counters.messages_sent - self.counters.messages_acked
 
     def pending(self) -> int:
         with self._lock:

@@ -63,11 +63,9 @@ def run_replay(options: ReplayOptions) -> ReplaySummary:
             publisher.publish(topic, payload, len(row.values))
             readings += len(row.values)
             no_signal += payload.count(b'"no_signal"')
-        deadline = time.monotonic() + ACK_TIMEOUT_S
-        while publisher.pending() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if publisher.pending():
-            raise TimeoutError(f"{publisher.pending()} messages not acknowledged by the broker")
+        unacked = publisher.wait_pending_at_most(0, ACK_TIMEOUT_S)
+        if unacked:
+            raise TimeoutError(f"{unacked} messages not acknowledged by the broker")
     finally:
         publisher.close()
     return ReplaySummary(len(rows), readings, no_signal, anchor, anchor + duration)

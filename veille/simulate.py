@@ -120,14 +120,10 @@ def _publish(simulation: Simulation, options: SimulateOptions) -> int:
                 wait = due - time.monotonic()
                 if wait > _PACE_SLACK_S:
                     time.sleep(wait)
-            while publisher.pending() > MAX_UNACKED:
-                time.sleep(0.01)
+            publisher.wait_pending_at_most(MAX_UNACKED)
             publisher.publish(d.topic, d.payload, d.readings)
             log.record(d)
-        deadline = time.monotonic() + ACK_TIMEOUT_S
-        while publisher.pending() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        unacked = publisher.pending()
+        unacked = publisher.wait_pending_at_most(0, ACK_TIMEOUT_S)
     finally:
         publisher.close()
     if options.truth is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import psycopg
@@ -29,10 +28,8 @@ def publish_all(url: str, messages: list[tuple[str, bytes, int]]) -> int:
     try:
         for topic, payload, n in messages:
             publisher.publish(topic, payload, n)
-        deadline = time.monotonic() + 30
-        while publisher.pending() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert publisher.pending() == 0, "the MQTT broker did not acknowledge every message"
+        unacked = publisher.wait_pending_at_most(0, timeout_s=30)
+        assert unacked == 0, "the MQTT broker did not acknowledge every message"
         return publisher.counters.readings_acked
     finally:
         publisher.close()
