@@ -1,11 +1,11 @@
 """Schema and migrations: one module decides between TimescaleDB and plain PostgreSQL.
 
-TimescaleDB: ``readings`` is a hypertable with compression and retention policies and a
-continuous aggregate ``readings_1m``. Plain PostgreSQL: ``readings`` is range-partitioned by
-day with BRIN, ``readings_1m`` a materialized view, and :mod:`store._maintenance` does what
-the TimescaleDB jobs would do. Statements run one by one in autocommit mode because
-continuous aggregates cannot be created inside a transaction; each one is idempotent, so a
-migration interrupted half-way is simply run again.
+TimescaleDB: ``readings`` is a hypertable with compression and retention policies and
+continuous aggregates ``readings_1m`` and ``readings_1h``. Plain PostgreSQL: ``readings`` is
+range-partitioned by day with BRIN, the rollups are materialized views, and
+:mod:`store._maintenance` does what the TimescaleDB jobs would do. Statements run one by one
+in autocommit mode because continuous aggregates cannot be created inside a transaction; each
+one is idempotent, so a migration interrupted half-way is simply run again.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ __all__ = [
     "statements_for",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Run before the idempotent statements when a database is at an older version: what
 # CREATE ... IF NOT EXISTS cannot change in place.
@@ -144,6 +144,65 @@ _READINGS_INDEXES = [
         ON readings (patient_pseudonym, metric, measured_at DESC)""",
 ]
 
+# v5, the clinic: clinician accounts (a password hash, or none for identity-provider-only
+# accounts), the care units each one may see, and login sessions stored by token hash only.
+_CLINIC = [
+    """CREATE TABLE IF NOT EXISTS clinicians (
+        id bigserial PRIMARY KEY,
+        tenant text NOT NULL,
+        username text NOT NULL,
+        display_name text NOT NULL,
+        role text NOT NULL CHECK (role IN ('nurse', 'physician', 'admin')),
+        password_hash text,
+        disabled_at timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (tenant, username))""",
+    """CREATE TABLE IF NOT EXISTS care_unit_members (
+        clinician bigint NOT NULL REFERENCES clinicians (id),
+        tenant text NOT NULL,
+        care_unit text NOT NULL,
+        PRIMARY KEY (clinician, care_unit))""",
+    # The token itself is never stored: a stolen table opens no session.
+    """CREATE TABLE IF NOT EXISTS clinician_sessions (
+        token_hash bytea PRIMARY KEY,
+        clinician bigint NOT NULL REFERENCES clinicians (id),
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL,
+        revoked_at timestamptz)""",
+    """CREATE INDEX IF NOT EXISTS clinician_sessions_clinician
+        ON clinician_sessions (clinician, expires_at)""",
+]
+
+# v5, notifications: who is told of alert events (a care unit, or NULL for every unit of the
+# tenant) and every delivery attempt, once per (subscription, event).
+_WEBHOOKS = [
+    """CREATE TABLE IF NOT EXISTS webhook_subscriptions (
+        id uuid PRIMARY KEY,
+        tenant text NOT NULL,
+        care_unit text,
+        url text NOT NULL,
+        secret text NOT NULL,
+        enabled boolean NOT NULL DEFAULT true,
+        created_at timestamptz NOT NULL DEFAULT now())""",
+    """CREATE TABLE IF NOT EXISTS webhook_deliveries (
+        id bigserial PRIMARY KEY,
+        subscription uuid NOT NULL REFERENCES webhook_subscriptions (id),
+        alert_id uuid NOT NULL,
+        event_kind text NOT NULL,
+        event_at timestamptz NOT NULL,
+        attempt integer NOT NULL DEFAULT 0,
+        status text NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'delivered', 'failed')),
+        http_status integer,
+        error text,
+        next_attempt_at timestamptz NOT NULL DEFAULT now(),
+        delivered_at timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (subscription, alert_id, event_kind, event_at))""",
+    """CREATE INDEX IF NOT EXISTS webhook_deliveries_due
+        ON webhook_deliveries (next_attempt_at) WHERE status = 'pending'""",
+]
+
 _COMMON_TAIL = [
     """CREATE TABLE IF NOT EXISTS alerts (
         alert_id uuid PRIMARY KEY,
@@ -217,6 +276,8 @@ _COMMON_TAIL = [
     END $$""",
     """CREATE OR REPLACE TRIGGER threshold_overrides_notify AFTER INSERT ON threshold_overrides
         FOR EACH ROW EXECUTE FUNCTION veille_thresholds_notify()""",
+    *_CLINIC,
+    *_WEBHOOKS,
 ]
 
 # n counts values; no_signal counts readings where the sensor measured nothing (value NULL).
@@ -248,6 +309,14 @@ def _timescale(options: SchemaOptions) -> list[str]:
         """SELECT add_continuous_aggregate_policy('readings_1m',
             start_offset => INTERVAL '2 hours', end_offset => INTERVAL '1 minute',
             schedule_interval => INTERVAL '1 minute', if_not_exists => TRUE)""",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS readings_1h
+            WITH (timescaledb.continuous) AS
+            {_ROLLUP_SELECT.format(bucket="time_bucket(INTERVAL '1 hour', measured_at)")}
+            WITH NO DATA""",
+        # Two days back: late readings (up to VEILLE_MAX_AGE_S) of the trend's last hours.
+        """SELECT add_continuous_aggregate_policy('readings_1h',
+            start_offset => INTERVAL '2 days', end_offset => INTERVAL '1 hour',
+            schedule_interval => INTERVAL '30 minutes', if_not_exists => TRUE)""",
         *_COMMON_TAIL,
     ]
 
@@ -292,6 +361,7 @@ _DROP_PARTITIONS_FN = """CREATE OR REPLACE FUNCTION veille_drop_partitions_befor
 
 
 _DATE_BIN_MINUTE = "date_bin(INTERVAL '1 minute', measured_at, TIMESTAMPTZ '2000-01-01')"
+_DATE_BIN_HOUR = "date_bin(INTERVAL '1 hour', measured_at, TIMESTAMPTZ '2000-01-01')"
 
 
 def _postgres(options: SchemaOptions) -> list[str]:
@@ -312,6 +382,11 @@ def _postgres(options: SchemaOptions) -> list[str]:
         # REFRESH ... CONCURRENTLY needs a unique index; it keeps the rollup readable meanwhile.
         """CREATE UNIQUE INDEX IF NOT EXISTS readings_1m_key
             ON readings_1m (patient_pseudonym, metric, bucket, tenant, care_unit)""",
+        f"""CREATE MATERIALIZED VIEW IF NOT EXISTS readings_1h AS
+            {_ROLLUP_SELECT.format(bucket=_DATE_BIN_HOUR)}
+            WITH NO DATA""",
+        """CREATE UNIQUE INDEX IF NOT EXISTS readings_1h_key
+            ON readings_1h (patient_pseudonym, metric, bucket, tenant, care_unit)""",
         *_COMMON_TAIL,
     ]
 

@@ -77,8 +77,17 @@ async def test_schema_objects_and_policies(conn: psycopg.AsyncConnection[TupleRo
         conn, "SELECT hypertable_name FROM timescaledb_information.hypertables"
     )
     assert ("readings",) in hypertables
-    caggs = await _all(conn, "SELECT view_name FROM timescaledb_information.continuous_aggregates")
-    assert caggs == [("readings_1m",)]
+    caggs = await _all(
+        conn,
+        "SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY view_name",
+    )
+    assert caggs == [("readings_1h",), ("readings_1m",)]
+    refreshed = await _all(
+        conn,
+        "SELECT hypertable_name FROM timescaledb_information.jobs "
+        "WHERE proc_name = 'policy_refresh_continuous_aggregate' ORDER BY 1",
+    )
+    assert len(refreshed) == 2  # one refresh policy per rollup
     jobs = dict(
         await _all(
             conn,
@@ -123,6 +132,14 @@ async def test_writer_rollup_compression_and_retention(
         "SELECT sum(n)::int, min(min), max(max) FROM readings_1m WHERE patient_pseudonym = 'p-ts'",
     )
     assert rollup == [(360, 90.0, 99.0)]
+    await conn.execute("CALL refresh_continuous_aggregate('readings_1h', NULL, NULL)")
+    hourly = await _all(
+        conn,
+        "SELECT count(*)::int, sum(n)::int, min(min), max(max) FROM readings_1h "
+        "WHERE patient_pseudonym = 'p-ts'",
+    )
+    # 120 one-second readings per day fall in one or two hours of that day.
+    assert hourly[0][1:] == (360, 90.0, 99.0) and 3 <= hourly[0][0] <= 6
 
     jobs = dict(
         await _all(

@@ -51,11 +51,11 @@ def test_timescale_readings_is_a_daily_hypertable() -> None:
 
 def test_timescale_has_a_continuous_aggregate_with_a_policy() -> None:
     sql = statements(Flavour.TIMESCALE)
-    view = only(sql, "timescaledb.continuous")
+    view = only(sql, "readings_1m WITH (timescaledb.continuous)")
     assert view.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS readings_1m")
     assert "time_bucket(INTERVAL '1 minute', measured_at)" in view
     assert "WITH NO DATA" in view
-    policy = only(sql, "add_continuous_aggregate_policy")
+    policy = only(sql, "add_continuous_aggregate_policy('readings_1m'")
     assert "'readings_1m'" in policy
 
 
@@ -111,7 +111,7 @@ def test_postgres_has_a_brin_index_on_time() -> None:
 
 def test_postgres_rollup_is_a_materialized_view_with_a_unique_index() -> None:
     sql = statements(Flavour.POSTGRES)
-    view = only(sql, "MATERIALIZED VIEW")
+    view = only(sql, "MATERIALIZED VIEW IF NOT EXISTS readings_1m")
     assert view.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS readings_1m AS")
     assert "date_bin(INTERVAL '1 minute', measured_at" in view
     index = only(sql, "ON readings_1m")
