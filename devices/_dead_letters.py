@@ -19,6 +19,7 @@ class DeadLetterReason(StrEnum):
     """Why an input was rejected. Stable strings: dashboards and tests match on them."""
 
     UNDECODABLE = "undecodable"  # not UTF-8 JSON
+    DUPLICATE_KEY = "duplicate_key"  # a JSON object repeats a key: which value holds is ambiguous
     BAD_TOPIC = "bad_topic"  # topic does not follow veille/v1/{tenant}/{device}/{stream}
     TOO_LARGE = "too_large"
     UNKNOWN_VERSION = "unknown_version"
@@ -39,8 +40,13 @@ class DeadLetterReason(StrEnum):
 
 
 def _storable(text: str) -> str:
-    """PostgreSQL text cannot hold NUL; keep it visible instead of failing the whole batch."""
-    return text.replace("\x00", "\\x00")
+    """PostgreSQL text holds neither NUL nor lone surrogates (not UTF-8): keep them visible as
+    escapes instead of failing the whole batch."""
+    return text.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")  # exact, even for a lone surrogate
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +79,15 @@ class DeadLetter:
         raw: bytes | str,
         origin: str = "",
     ) -> DeadLetter:
-        raw_bytes = raw.encode() if isinstance(raw, str) else raw
+        raw_bytes = _utf8(raw) if isinstance(raw, str) else raw
         digest = hashlib.sha256(
             b"\x1f".join(
-                (stage.encode(), origin.encode(), mqtt_topic.encode(), reason.encode(), raw_bytes)
+                (_utf8(stage), _utf8(origin), _utf8(mqtt_topic), reason.encode(), raw_bytes)
             )
         ).hexdigest()[:32]
         text = _storable(raw_bytes[:RAW_KEEP_BYTES].decode("utf-8", errors="backslashreplace"))
         return cls(
-            digest, stage, reason, _storable(detail[:2000]), mqtt_topic, device_id,
+            digest, stage, reason, _storable(detail[:2000]), _storable(mqtt_topic), device_id,
             received_at_us, text,
         )  # fmt: skip
 

@@ -6,8 +6,9 @@ payload version ``v``. Unknown fields are rejected so a typo never passes silent
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -22,6 +23,13 @@ from pydantic import (
 __all__ = ["BatchPayloadV1", "DevicePayload", "PAYLOAD_ADAPTER", "ReadingV1", "SinglePayloadV1"]
 
 MAX_READINGS_PER_MESSAGE = 1000  # a device upload after a long offline stretch stays below this
+
+# RFC 3339 date-time (section 5.6): seconds and an offset required; its note allows "t", "z"
+# and a space for "T". pydantic alone would also take Unix seconds or milliseconds (a guess).
+_RFC3339: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 _ID = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 
@@ -41,10 +49,25 @@ class ReadingV1(BaseModel):
     # poor contact). The reading then has no value; it is stored flagged, never as a number.
     status: Literal["ok", "no_signal"] = "ok"
 
+    @field_validator("measured_at", mode="before")
+    @classmethod
+    def _rfc3339_text(cls, value: object) -> object:
+        if not isinstance(value, str) or _RFC3339.fullmatch(value) is None:
+            raise ValueError(
+                "measured_at must be an RFC 3339 date-time text with an offset, "
+                "e.g. 2026-11-22T08:15:02Z (not a number, not a local time)"
+            )
+        return value
+
     @field_validator("measured_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+            raise ValueError(
+                "measured_at falls outside years 1 to 9999 once converted to UTC"
+            ) from None
 
     @model_validator(mode="after")
     def _value_matches_status(self) -> ReadingV1:

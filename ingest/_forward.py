@@ -1,13 +1,16 @@
 """Turn a burst of MQTT messages into Kafka records: one envelope per device, dead letters apart.
 
 Pure: no broker here. The gateway decides only what it can without the registry:
-is the topic ours, is the payload within size, is it JSON. Everything else is validation.
+is the topic ours, is the payload within size, is it JSON that means one thing and that the
+raw envelope can carry (no repeated key, bounded nesting). Everything else is validation.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -15,10 +18,15 @@ from devices import DeadLetter, DeadLetterReason, RawEnvelope, RawMessage, parse
 
 from ._mqtt import InboundMessage
 
-__all__ = ["ForwardPlan", "MAX_PAYLOAD_BYTES", "plan_forward"]
+__all__ = ["ForwardPlan", "MAX_NESTING", "MAX_PAYLOAD_BYTES", "plan_forward"]
 
 STAGE = "gateway"
 MAX_PAYLOAD_BYTES = 256 * 1024  # a 1,000-reading batch is ~120 KiB of JSON
+# A v1 batch nests 3 levels (object, readings array, reading objects). orjson reads 1,024
+# levels but writes about 254, so without a bound a deep payload would break the raw envelope's
+# encoding and stop the gateway on every redelivery.
+MAX_NESTING = 16
+_JSON_WHITESPACE = b" \t\n\r"
 
 
 @dataclass(slots=True)
@@ -39,6 +47,75 @@ def _reject(
         received_at_us=message.received_at_us,
         raw=message.payload,
     )
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return obj
+
+
+_KEY_CHECKER = json.JSONDecoder(object_pairs_hook=_refuse_repeated_keys)
+
+
+def _repeated_key(payload: bytes, body: Any) -> str | None:
+    """The first key an object of the payload repeats, if any.
+
+    orjson silently keeps the last value of a repeated key: ``{"value": 72, "value": 300}``
+    would be read as 300. Fast proof of absence: orjson never writes a key twice, so a payload
+    equal to its own re-encoding has none; other payloads are read again, checking each object.
+    """
+    if orjson.dumps(body) == payload.strip(_JSON_WHITESPACE):
+        return None
+    try:
+        _KEY_CHECKER.decode(payload.decode())
+    except _RepeatedKey as exc:
+        return exc.key
+    return None
+
+
+def _nested_too_deep(payload: bytes, body: Any) -> bool:
+    if payload.count(b"[") + payload.count(b"{") <= MAX_NESTING:
+        return False  # cannot nest deeper than it has brackets
+    level = [body] if isinstance(body, dict | list) else []
+    for _ in range(MAX_NESTING):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
+
+
+def _structure_problem(payload: bytes, body: Any) -> tuple[DeadLetterReason, str] | None:
+    if _nested_too_deep(payload, body):
+        return (
+            DeadLetterReason.SCHEMA,
+            f"payload nests arrays and objects more than {MAX_NESTING} levels deep "
+            "(a v1 payload nests 3)",
+        )
+    key = _repeated_key(payload, body)
+    if key is not None:
+        return (
+            DeadLetterReason.DUPLICATE_KEY,
+            f"a JSON object repeats the key {key[:64]!r}, so which value holds is ambiguous; "
+            "send each key once",
+        )
+    return None
 
 
 def plan_forward(messages: Sequence[InboundMessage], gateway_id: str) -> ForwardPlan:
@@ -79,6 +156,10 @@ def plan_forward(messages: Sequence[InboundMessage], gateway_id: str) -> Forward
                     topic.device_id,
                 )
             )
+            continue
+        problem = _structure_problem(message.payload, body)
+        if problem is not None:
+            plan.dead_letters.append(_reject(message, *problem, topic.device_id))
             continue
         grouped.setdefault((topic.tenant, topic.device_id), []).append(
             RawMessage(message.topic, message.received_at_us, body)

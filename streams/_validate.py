@@ -249,6 +249,15 @@ def validate_envelope(
     return result.value
 
 
+def _raw_json(value: Any) -> bytes:
+    """The rejected input as JSON. Anything the gateway decoded re-encodes; a record from
+    another producer might not (too deep, integer beyond 64 bits), and must not stop the stage."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        return f"<{type(value).__name__} that cannot be written as JSON: {exc}>".encode()
+
+
 @dataclass(slots=True)
 class _Results:
     envelope: RawEnvelope
@@ -264,7 +273,7 @@ class _Results:
         raw: Any = None,
         sub: int = -1,
     ) -> None:
-        body = orjson.dumps(message.payload if raw is None else raw)
+        body = _raw_json(message.payload if raw is None else raw)
         self.value.dead_letters.append(
             DeadLetter.build(
                 stage=STAGE,

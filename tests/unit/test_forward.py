@@ -7,6 +7,7 @@ import pytest
 
 from devices import DeadLetterReason, RawEnvelope, RawMessage, device_topic
 from ingest import MAX_PAYLOAD_BYTES, InboundMessage, plan_forward
+from ingest._forward import MAX_NESTING
 
 GATEWAY = "gw-7"
 T_US = 1_740_000_000_000_000
@@ -191,3 +192,78 @@ def test_gateway_dead_letter_ids_are_deterministic() -> None:
     ids = [d.dead_letter_id for d in first.dead_letters]
     assert ids == [d.dead_letter_id for d in again.dead_letters]
     assert len(set(ids)) == 2
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(b'{"v": 1, "v": 2}', id="top-level"),
+        pytest.param(b'{"v":1,"readings":[{"value":72,"value":300}]}', id="in-a-reading"),
+        pytest.param(b'{"v":1,"v":1}', id="same-value"),
+        pytest.param(b'[{"a": 1}, {"b": 2, "b": 2}]', id="in-an-array"),
+    ],
+)
+def test_a_repeated_key_is_a_dead_letter(payload: bytes) -> None:
+    """orjson keeps the last value silently; in health data a repeated key is ambiguous."""
+    topic = device_topic("t1", "dev-a")
+    plan = plan_forward([inbound(topic, payload), inbound(topic, body(1))], GATEWAY)
+    assert [len(e.messages) for e in plan.envelopes] == [1]
+    [letter] = plan.dead_letters
+    assert letter.reason is DeadLetterReason.DUPLICATE_KEY
+    assert letter.device_id == "dev-a"
+    assert "repeats the key" in letter.detail
+    assert letter.raw == payload.decode()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"v":1,"readings":[{"v":1},{"v":2}]}',  # the same key in two objects is fine
+        b'{ "v" : 1 ,\n "w" : [1, 2.50] }\n',  # not orjson's own spelling: read again, no repeat
+        b'{"k": "\\"k\\": 1"}',
+    ],
+)
+def test_keys_repeated_only_across_objects_or_in_strings_are_fine(payload: bytes) -> None:
+    plan = plan_forward([inbound(device_topic("t1", "dev-a"), payload)], GATEWAY)
+    assert plan.dead_letters == []
+    assert len(plan.envelopes) == 1
+
+
+def test_a_trailing_newline_is_accepted() -> None:
+    """paho_c_pub and shell pipelines add one; JSON allows whitespace around the value."""
+    plan = plan_forward([inbound(device_topic("t1", "dev-a"), body(1) + b"\n")], GATEWAY)
+    assert plan.dead_letters == []
+    assert plan.envelopes[0].messages[0].payload == {"v": 1, "n": 1}
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 300, 1024, 10_000])
+@pytest.mark.parametrize("opener", [b"[", b'{"a":'])
+def test_deep_nesting_is_a_dead_letter_and_the_envelope_still_encodes(
+    depth: int, opener: bytes
+) -> None:
+    closer = b"]" if opener == b"[" else b"}"
+    topic = device_topic("t1", "dev-a")
+    payload = opener * depth + b"1" + closer * depth
+    plan = plan_forward([inbound(topic, payload), inbound(topic, body(1))], GATEWAY)
+    [letter] = plan.dead_letters
+    assert letter.reason in {DeadLetterReason.SCHEMA, DeadLetterReason.UNDECODABLE}
+    assert "deep" in letter.detail or "depth" in letter.detail
+    [envelope] = plan.envelopes
+    assert RawEnvelope.from_json(envelope.to_json()) == envelope
+
+
+def test_nesting_at_the_limit_is_forwarded() -> None:
+    payload = b"[" * MAX_NESTING + b"]" * MAX_NESTING
+    plan = plan_forward([inbound(device_topic("t1", "dev-a"), payload)], GATEWAY)
+    assert plan.dead_letters == []
+    [envelope] = plan.envelopes
+    assert RawEnvelope.from_json(envelope.to_json()) == envelope
+
+
+def test_a_topic_that_postgresql_cannot_store_is_escaped_in_the_dead_letter() -> None:
+    topic = "veille/v1/t1/dev\x00a/readings\ud800"
+    plan = plan_forward([inbound(topic, body(1))], GATEWAY)
+    [letter] = plan.dead_letters
+    assert letter.reason is DeadLetterReason.BAD_TOPIC
+    assert letter.mqtt_topic == "veille/v1/t1/dev\\x00a/readings\\ud800"
+    letter.detail.encode()  # no lone surrogate left: PostgreSQL takes UTF-8 only

@@ -470,3 +470,54 @@ def test_dead_letter_text_is_storable(run: Callable[..., ValidationResult]) -> N
     assert letter.reason is Reason.UNKNOWN_METRIC
     assert "\x00" not in letter.detail
     assert "\x00" not in letter.raw
+
+
+# -- hostile measurement times --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        pytest.param(1_740_830_390, id="unix-seconds"),
+        pytest.param("1740830390", id="unix-seconds-text"),
+        pytest.param(1_740_830_390_000, id="unix-milliseconds"),
+        pytest.param("2025-03-01T11:59:50", id="no-offset"),
+        pytest.param("2025-03-01T11:59Z", id="no-seconds"),
+        pytest.param("2025-03-01", id="date-only"),
+        pytest.param("2025-03-01T11:59:50Z\n", id="trailing-newline"),
+        pytest.param("２０２５-03-01T11:59:50Z", id="fullwidth-digits"),
+        pytest.param("2025-03-01T11:59:50+0000", id="offset-without-colon"),
+    ],
+)
+def test_measured_at_must_be_rfc3339_text(run: Callable[..., ValidationResult], at: Any) -> None:
+    """pydantic alone reads numbers as Unix time: a guess Veille refuses."""
+    letter = only_dead_letter(run(envelope({**single(), "measured_at": at})))
+    assert letter.reason is Reason.SCHEMA
+    assert "measured_at" in letter.detail
+    assert "RFC 3339" in letter.detail
+
+
+@pytest.mark.parametrize(
+    "at", ["2025-03-01t11:59:50z", "2025-03-01 11:59:50Z", "2025-03-01T12:59:50.123456789+01:00"]
+)
+def test_rfc3339_variants_are_accepted(run: Callable[..., ValidationResult], at: str) -> None:
+    [accepted] = run(envelope(single(at=at))).batches
+    assert accepted.measured_at_us[0] // 1_000_000 == (NOW_US - 10_000_000) // 1_000_000
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_time_beyond_the_calendar_in_utc_is_a_dead_letter_not_a_crash(
+    run: Callable[..., ValidationResult], at: str
+) -> None:
+    letter = only_dead_letter(run(envelope(single(at=at))))
+    assert letter.reason is Reason.SCHEMA
+    assert "years 1 to 9999" in letter.detail
+
+
+def test_a_payload_that_cannot_be_reencoded_is_still_dead_lettered(
+    run: Callable[..., ValidationResult],
+) -> None:
+    """Only another producer than the gateway could write it; the stage must not stop."""
+    letter = only_dead_letter(run(envelope({**single(), "v": 10**30})))
+    assert letter.reason is Reason.UNKNOWN_VERSION
+    assert "cannot be written as JSON" in letter.raw
