@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from ._clinicians import (
+    ClinicianRole,
+    ClinicianRow,
+    add_clinician,
+    disable_clinician,
+    find_clinician,
+    list_clinicians,
+)
 from ._credentials import hash_credential, new_credential, verify_credential
 from ._maintenance import MaintenanceReport, run_maintenance
 from ._registry import (
@@ -38,6 +46,12 @@ from ._writer import (
 )
 
 __all__ = [
+    "ClinicianRole",
+    "ClinicianRow",
+    "add_clinician",
+    "disable_clinician",
+    "find_clinician",
+    "list_clinicians",
     "AlertEventRow",
     "BatchWriter",
     "DeadLetterRow",

@@ -10,8 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 from veille._alerts_cli import add_alerts_parser
+from veille._clinic_cli import add_clinic_parser
 from veille._devices_cli import add_devices_parser
 from veille._thresholds_cli import add_thresholds_parser
+from veille._users_cli import add_users_parser
 from veille.errors import VeilleError
 
 __all__ = ["main"]
@@ -208,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_devices_parser(sub)
     add_alerts_parser(sub)
     add_thresholds_parser(sub)
+    add_users_parser(sub)
+    add_clinic_parser(sub)
 
     replay = sub.add_parser(
         "replay", help="publish a recorded CSV as one device over MQTT",

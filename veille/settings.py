@@ -101,4 +101,26 @@ class Settings(BaseSettings):
         description="VEILLE_ESCALATE_AFTER_S, an open alert nobody acknowledged is escalated "
         "(priority raised) after this long, twice at most",
     )
+    clinic_host: str = Field("127.0.0.1", description="VEILLE_CLINIC_HOST, the API's address")
+    clinic_port: int = Field(8080, ge=0, le=65535, description="VEILLE_CLINIC_PORT")
+    clinic_session_s: int = Field(
+        8 * 3600, ge=60, description="VEILLE_CLINIC_SESSION_S, a login lasts one shift (8 h)"
+    )
+    clinic_cookie_secure: bool = Field(
+        True,
+        description="VEILLE_CLINIC_COOKIE_SECURE, send the session cookie over HTTPS only "
+        "(browsers also accept it on http://localhost)",
+    )
+    clinic_oidc_issuer: str | None = Field(
+        None, description="VEILLE_CLINIC_OIDC_ISSUER, accept JWTs of this identity provider"
+    )
+    clinic_oidc_audience: str | None = Field(
+        None, description="VEILLE_CLINIC_OIDC_AUDIENCE, the aud claim tokens must carry"
+    )
+    clinic_oidc_jwks_path: str | None = Field(
+        None, description="VEILLE_CLINIC_OIDC_JWKS_PATH, the issuer's signing keys (JWKS file)"
+    )
+    clinic_oidc_tenant: str | None = Field(
+        None, description="VEILLE_CLINIC_OIDC_TENANT, the establishment the issuer's users are in"
+    )
     topics: TopicNames = Field(default_factory=TopicNames)
