@@ -3,7 +3,7 @@ PY := .venv/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap demo test test-fast lint stack-up stack-down clean bench
+.PHONY: bootstrap demo test test-fast lint stack-up stack-down clean bench faults
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -21,6 +21,10 @@ lint: bootstrap
 
 test: lint
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+# Every fault scenario, full durations, 5 runs each; prints the table, rewrites docs/RELIABILITY.md.
+faults: bootstrap
+	$(PY) -m tests.faults --runs 5 $(ARGS)
 
 test-fast: bootstrap
 	$(PY) -m pytest -m "not slow and not timescale" $(PYTEST_ARGS)

@@ -34,6 +34,7 @@ RETRY_MAX_DELAY_S = 5.0
 @dataclass(slots=True)
 class GatewayCounters:
     received: int = 0
+    redelivered: int = 0  # DUP flag: a message an earlier session of ours had not acknowledged
     acknowledged: int = 0
     records_sent: int = 0
     dead_lettered: int = 0
@@ -154,6 +155,7 @@ async def run_gateway(
             stopper.cancel()
             burst = getter.result()
             counters.received += len(burst)
+            counters.redelivered += sum(message.duplicate for message in burst)
             sent = await _forward_until_sent(producer, settings, burst, counters, stop)
             if sent is None:
                 break  # stopping while Kafka is down: the broker redelivers the burst later

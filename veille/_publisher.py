@@ -1,9 +1,15 @@
-"""Device-side MQTT publisher for the demo and tests: QoS 1, counts what the broker PUBACKed."""
+"""Device-side MQTT publisher for the demo and tests: QoS 1, counts what the broker PUBACKed.
+
+paho keeps every unacknowledged QoS 1 message and sends it again (DUP) after a reconnect,
+which its network thread does by itself: a broker restart or a network cut only delays the
+PUBACKs, and a message is counted as acknowledged only once the broker really took it.
+"""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -14,6 +20,8 @@ from ingest import MqttEndpoint
 __all__ = ["FleetPublisher", "PublishCounters"]
 
 CONNECT_TIMEOUT_S = 10.0
+RECONNECT_MIN_DELAY_S = 1  # a restarted broker is back within a second or two here
+RECONNECT_MAX_DELAY_S = 2
 
 
 @dataclass(slots=True)
@@ -21,17 +29,22 @@ class PublishCounters:
     messages_sent: int = 0
     messages_acked: int = 0
     readings_acked: int = 0
+    acked_tags: list[Hashable] = field(default_factory=list)
 
 
 class FleetPublisher:
-    """One MQTT connection publishing on behalf of many simulated devices."""
+    """One MQTT connection publishing on behalf of many simulated devices.
+
+    ``publish(..., tag=...)`` records the tag in ``counters.acked_tags`` when the broker
+    acknowledges that message, so a test can name exactly which messages it must find.
+    """
 
     def __init__(self, url: str, client_id: str) -> None:
         endpoint = MqttEndpoint.parse(url)
         self.counters = PublishCounters()
         self._lock = threading.Lock()
         self._acked = threading.Condition(self._lock)  # notified on every PUBACK
-        self._readings_by_mid: dict[int, int] = {}
+        self._pending_by_mid: dict[int, tuple[int, Hashable | None]] = {}
         self._early_acks: set[int] = set()
         self._connected = threading.Event()
         self._client = mqtt.Client(
@@ -41,6 +54,7 @@ class FleetPublisher:
             self._client.username_pw_set(endpoint.username, endpoint.password)
         self._client.max_inflight_messages_set(1000)
         self._client.max_queued_messages_set(0)
+        self._client.reconnect_delay_set(RECONNECT_MIN_DELAY_S, RECONNECT_MAX_DELAY_S)
         self._client.on_connect = self._on_connect
         self._client.on_publish = self._on_publish
         self._client.connect(endpoint.host, endpoint.port, keepalive=30)
@@ -57,24 +71,30 @@ class FleetPublisher:
     # own message lock, so holding ours around publish() could deadlock.
     def _on_publish(self, _c: Any, _u: Any, mid: int, _reason: Any, _p: Any) -> None:
         with self._lock:
-            c = self.counters
-            c.messages_acked += 1
-            if mid in self._readings_by_mid:
-                c.readings_acked += self._readings_by_mid.pop(mid)
-            else:  # the PUBACK beat publish() to registering its mid
+            self.counters.messages_acked += 1
+            pending = self._pending_by_mid.pop(mid, None)
+            if pending is None:  # the PUBACK beat publish() to registering its mid
                 self._early_acks.add(mid)
+            else:
+                self._count_acked(*pending)
             self._acked.notify_all()
 
-    def publish(self, topic: str, payload: bytes, readings: int = 0) -> None:
+    def _count_acked(self, readings: int, tag: Hashable | None) -> None:
+        self.counters.readings_acked += readings
+        if tag is not None:
+            self.counters.acked_tags.append(tag)
+
+    def publish(
+        self, topic: str, payload: bytes, readings: int = 0, *, tag: Hashable | None = None
+    ) -> None:
         info = self._client.publish(topic, payload, qos=1)
         with self._lock:
-            c = self.counters
-            c.messages_sent += 1
+            self.counters.messages_sent += 1
             if info.mid in self._early_acks:
                 self._early_acks.discard(info.mid)
-                c.readings_acked += readings
+                self._count_acked(readings, tag)
             else:
-                self._readings_by_mid[info.mid] = readings
+                self._pending_by_mid[info.mid] = (readings, tag)
 
     def wait_pending_at_most(self, limit: int, timeout_s: float | None = None) -> int:
         """Block until at most ``limit`` messages await their PUBACK (or the timeout); returns

@@ -120,7 +120,7 @@ class LocalStack:
                 report.append(f"{status.name}: pid {status.pid} had died; restarting it")
                 if status.name == "kafka":
                     report.append("kafka: memory-only broker, its previous records are gone")
-            port = free_port()
+            port = self._port_for(status, services)
             handle = self._start(status.name, port, state)
             services[status.name] = {**handle.to_json(), "port": port}
             self._save(state)
@@ -160,6 +160,15 @@ class LocalStack:
         return report
 
     # -- internals -----------------------------------------------------------------------
+    @staticmethod
+    def _port_for(status: ServiceStatus, services: dict[str, Any]) -> int:
+        """A dead service comes back on its previous port when that port is free, so the
+        gateway, workers and sink that were started against it reconnect by themselves."""
+        previous = services.get(status.name, {}).get("port")
+        if status.state == "dead" and previous and not port_open(previous):
+            return int(previous)
+        return free_port()
+
     def _start(self, name: str, port: int, state: dict[str, Any]) -> ProcessHandle:
         if name == "kafka":
             return start_tansu(self.state_dir, port)

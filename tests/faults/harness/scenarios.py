@@ -1,0 +1,255 @@
+"""The faults, and one run of a scenario from a fresh stack to the final count.
+
+A run: fresh stack and pipeline, provision the devices, start publishing, wait until the
+first reading is stored (the whole path works), let the stream run, inject the fault while
+the devices keep publishing, let the stream run again, stop the devices and wait for every
+PUBACK, wait until the database accounts for every published reading (or the deadline),
+stop the components with SIGTERM (timing their drain), count.
+
+Pauses here are the fault schedule (how long a broker stays stopped), never a wait for a
+result: results are waited for with deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psycopg
+
+from tests.support.devices import provision
+
+from .bench import FaultBench
+from .devices import DeviceStream, PublishedSet, StreamShape, make_devices
+from .ledger import RunCount, Stored, count_run, read_stored, settled
+
+WORKER_READY = "[^Worker]: Ready"
+DRAIN_LIMIT_S = 15.0  # SIGTERM to exit, per component; ComponentProcess kills after 20 s
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """How long and how hard: ``short`` runs inside ``make test``, ``full`` in ``make faults``."""
+
+    name: str
+    shape: StreamShape
+    lead_s: float  # stream running before the fault
+    tail_s: float  # stream running after it
+    database_outage_s: float
+    kafka_stall_s: float
+    gateway_stall_s: float
+    rebalance_cycles: int
+    failover_gap_s: float  # how long a dead gateway's session waits for its replacement
+    settle_timeout_s: float
+
+
+SHORT = Profile(
+    "short", StreamShape(devices=6, readings_per_message=5, rounds_per_s=10),
+    lead_s=3, tail_s=3, database_outage_s=8, kafka_stall_s=8, gateway_stall_s=8,
+    rebalance_cycles=2, failover_gap_s=2, settle_timeout_s=150,
+)  # fmt: skip
+FULL = Profile(
+    "full", StreamShape(devices=10, readings_per_message=5, rounds_per_s=20),
+    lead_s=5, tail_s=5, database_outage_s=60, kafka_stall_s=30, gateway_stall_s=30,
+    rebalance_cycles=4, failover_gap_s=5, settle_timeout_s=300,
+)  # fmt: skip
+
+
+Inject = Callable[[FaultBench, Profile], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    inject: Inject
+    gateways: tuple[str, ...] = ("gw-1",)
+
+
+# -- faults -------------------------------------------------------------------------------
+def _kill_and_restart(name: str) -> Inject:
+    def inject(bench: FaultBench, _p: Profile) -> list[str]:
+        bench.components[name].kill()
+        bench.restart(name)
+        return [f"{name} killed (SIGKILL) and restarted"]
+
+    return inject
+
+
+def _rebalance(bench: FaultBench, profile: Profile) -> list[str]:
+    for cycle in range(profile.rebalance_cycles):
+        joined = bench.log_size("worker-2") if cycle else 0
+        mark = bench.log_size("worker")
+        if cycle == 0:
+            bench.add("worker", "worker-2")
+        else:
+            bench.restart("worker-2")
+        bench.wait_log("worker-2", WORKER_READY, after=joined)
+        # worker-1 gives partitions away: wait until its side of the rebalance completed.
+        bench.wait_log("worker", "Setting newly assigned partitions", after=mark)
+        time.sleep(profile.lead_s)  # both workers consuming
+        mark = bench.log_size("worker")
+        code = bench.components["worker-2"].stop()
+        if code != 0:
+            raise RuntimeError(f"worker-2 exited with {code} on SIGTERM")
+        bench.wait_log("worker", "Setting newly assigned partitions", after=mark)
+    return [f"worker-2 joined and left {profile.rebalance_cycles} times"]
+
+
+def _database_outage(bench: FaultBench, profile: Profile) -> list[str]:
+    bench.crash_database()
+    time.sleep(profile.database_outage_s)
+    report = bench.restart_dead_services()
+    return [f"postgres stopped (pg_ctl -m immediate) for {profile.database_outage_s:.0f} s",
+            *[line for line in report if line.startswith("postgres")]]  # fmt: skip
+
+
+def _pause(pid: int, seconds: float) -> None:
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def _kafka_stall(bench: FaultBench, profile: Profile) -> list[str]:
+    _pause(bench.service_pid("kafka"), profile.kafka_stall_s)
+    return [f"Tansu stopped (SIGSTOP) for {profile.kafka_stall_s:.0f} s"]
+
+
+def _gateway_stall(bench: FaultBench, profile: Profile) -> list[str]:
+    pid = bench.gateway().pid
+    assert pid is not None
+    _pause(pid, profile.gateway_stall_s)
+    return [f"gateway stopped (SIGSTOP) for {profile.gateway_stall_s:.0f} s"]
+
+
+def _mqtt_restart(bench: FaultBench, _p: Profile) -> list[str]:
+    bench.stop_mqtt_gracefully()
+    report = bench.restart_dead_services()
+    return ["mosquitto stopped with SIGTERM (persistence on) and started again",
+            *[line for line in report if line.startswith("mqtt")]]  # fmt: skip
+
+
+def _gateway_failover(bench: FaultBench, profile: Profile) -> list[str]:
+    bench.gateway("gw-a").kill()
+    time.sleep(profile.failover_gap_s)  # its unacknowledged messages wait in its session
+    bench.restart("gateway-gw-a")
+    return [f"gateway gw-a killed, replaced after {profile.failover_gap_s:.0f} s "
+            "by a gateway with the same client id"]  # fmt: skip
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("kill-gateway", _kill_and_restart("gateway-gw-1")),
+        Scenario("kill-worker", _kill_and_restart("worker")),
+        Scenario("kill-sink", _kill_and_restart("sink")),
+        Scenario("rebalance", _rebalance),
+        Scenario("database-outage", _database_outage),
+        Scenario("kafka-stall", _kafka_stall),
+        Scenario("gateway-stall", _gateway_stall),
+        Scenario("mqtt-restart", _mqtt_restart),
+        Scenario("gateway-failover", _gateway_failover, gateways=("gw-a", "gw-b")),
+    )
+}
+
+
+# -- one run ------------------------------------------------------------------------------
+async def run_scenario(scenario: Scenario, profile: Profile, state_dir: Path) -> RunCount:
+    # The stack's own start runs asyncio.run(): enter and leave the bench in a thread.
+    bench = FaultBench(state_dir, gateways=scenario.gateways)
+    await asyncio.to_thread(bench.__enter__)
+    try:
+        return await _run_on(bench, scenario, profile)
+    finally:
+        await asyncio.to_thread(bench.close)
+
+
+async def _run_on(bench: FaultBench, scenario: Scenario, profile: Profile) -> RunCount:
+    dsn = bench.env["VEILLE_DATABASE_URL"]
+    devices = make_devices(profile.shape.devices)
+    ids = [d.device_id for d in devices]
+    await provision(dsn, *devices)
+    stream = DeviceStream(bench.env["VEILLE_MQTT_URL"], devices, profile.shape)
+    stream.start()
+    try:
+        await _until(lambda: _any_stored(dsn, ids), what="first reading stored", timeout_s=120)
+        await asyncio.sleep(profile.lead_s)
+        notes = await asyncio.to_thread(scenario.inject, bench, profile)
+        await asyncio.sleep(profile.tail_s)
+    finally:
+        published = await asyncio.to_thread(stream.finish)
+    if await _settle(dsn, ids, published, profile.settle_timeout_s) is None:
+        notes.append(f"not settled within {profile.settle_timeout_s:.0f} s")
+    drain = await asyncio.to_thread(_drain, bench)
+    notes += _redeliveries(bench)
+    stored = await read_stored(dsn, ids)  # after the drain: anything it flushed counts
+    result = count_run(scenario.name, published, stored)
+    return replace(result, notes=notes + result.notes, drain_problems=drain)
+
+
+async def _any_stored(dsn: str, ids: list[str]) -> bool:
+    stored = await read_stored(dsn, ids[:1])
+    return bool(stored.readings)
+
+
+async def _settle(
+    dsn: str, ids: list[str], published: PublishedSet, timeout_s: float
+) -> Stored | None:
+    """Until the database accounts for every published reading, or the deadline: the count
+    that follows then names what is missing."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            stored = await read_stored(dsn, ids)
+        except psycopg.OperationalError:
+            stored = None
+        if stored is not None and settled(published, stored):
+            return stored
+        await asyncio.sleep(0.5)
+    return None
+
+
+async def _until(probe: Callable[[], Awaitable[bool]], *, what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await probe():
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"{what}: not reached within {timeout_s:.0f} s")
+
+
+def _drain(bench: FaultBench) -> list[str]:
+    """SIGTERM every component, gateways first; each must exit 0 within DRAIN_LIMIT_S."""
+    order = sorted(bench.components.values(), key=lambda c: ("gateway", "worker", "sink").index(
+        c.name.split("-")[0]))  # fmt: skip
+    slow = []
+    for component in order:
+        if not component.alive():
+            continue
+        started = time.monotonic()
+        code = component.stop()
+        took = time.monotonic() - started
+        if code != 0 or took > DRAIN_LIMIT_S:
+            slow.append(f"{component.name} exit {code} after {took:.1f} s")
+    return slow
+
+
+_COUNTERS = re.compile(r"gateway stopped: GatewayCounters\(received=(\d+), redelivered=(\d+)")
+
+
+def _redeliveries(bench: FaultBench) -> list[str]:
+    out = []
+    for name, component in bench.components.items():
+        if name.startswith("gateway-"):
+            found = _COUNTERS.findall(component.log_tail(200_000))
+            if found:
+                received, redelivered = found[-1]
+                out.append(f"{name}: {redelivered} redelivered (DUP) of {received} received")
+    return out
