@@ -12,8 +12,10 @@ from pathlib import Path
 from veille._alerts_cli import add_alerts_parser
 from veille._clinic_cli import add_clinic_parser
 from veille._devices_cli import add_devices_parser
+from veille._fhir_cli import add_fhir_parser
 from veille._thresholds_cli import add_thresholds_parser
 from veille._users_cli import add_users_parser
+from veille._webhooks_cli import add_webhooks_parser
 from veille.errors import VeilleError
 
 __all__ = ["main"]
@@ -210,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_devices_parser(sub)
     add_alerts_parser(sub)
     add_thresholds_parser(sub)
+    add_fhir_parser(sub)
+    add_webhooks_parser(sub)
     add_users_parser(sub)
     add_clinic_parser(sub)
 

@@ -1,0 +1,120 @@
+"""``veille webhooks``: subscribe a URL to alert events, inspect deliveries, run the dispatcher."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from clinic._webhooks_dispatch import run_dispatcher
+from clinic._webhooks_store import (
+    add_subscription,
+    disable_subscription,
+    list_deliveries,
+    list_subscriptions,
+)
+from veille.errors import ConfigurationError
+from veille.settings import Settings
+
+__all__ = ["add_webhooks_parser"]
+
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_DELIVERY_COLUMNS = ("id", "subscription", "alert", "kind", "event at", "attempt", "status",
+                     "http", "error", "delivered at")  # fmt: skip
+
+
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    Console(width=220).print(table)
+
+
+async def _manage(args: argparse.Namespace) -> int:
+    async with await psycopg.AsyncConnection.connect(
+        Settings().database_url.get_secret_value(), autocommit=True
+    ) as conn:
+        if args.action == "add":
+            try:
+                sub, secret = await add_subscription(
+                    conn, tenant=args.tenant, care_unit=args.care_unit, url=args.url
+                )
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from exc
+            scope = f"care unit {sub.care_unit}" if sub.care_unit else "every care unit"
+            print(f"subscription {sub.id}: alert events of {sub.tenant}, {scope} -> {sub.url}")
+            print(f"secret (shown once; the receiver verifies signatures with it): {secret}")
+        elif args.action == "list":
+            subs = await list_subscriptions(conn, tenant=args.tenant)
+            rows = [(s.id, s.tenant, s.care_unit or "(all)", s.url, s.enabled, s.created_at)
+                    for s in subs]  # fmt: skip
+            _table("webhook subscriptions",
+                   ("id", "tenant", "care unit", "url", "enabled", "created"), rows)  # fmt: skip
+        elif args.action == "disable":
+            if not await disable_subscription(conn, args.subscription):
+                raise ConfigurationError(
+                    f"no subscription {args.subscription!r}; `veille webhooks list` shows them"
+                )
+            print(f"subscription {args.subscription} disabled")
+        else:
+            rows = await list_deliveries(conn, subscription=args.subscription, limit=args.limit)
+            _table("webhook deliveries (newest first)", _DELIVERY_COLUMNS, rows)
+    return 0
+
+
+def _cmd_manage(args: argparse.Namespace) -> int:
+    return asyncio.run(_manage(args))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, format=_LOG_FORMAT)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_dispatcher(Settings(), stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def add_webhooks_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    webhooks = sub.add_parser(
+        "webhooks", help="notify a URL of alert events (paging, messaging)",
+        description="Webhook subscriptions: Veille POSTs each alert event (opened, escalated, "
+        "acknowledged, resolved) of a tenant or care unit as signed JSON, retrying with "
+        "backoff. See docs/WEBHOOKS.md.",
+    )  # fmt: skip
+    actions = webhooks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="subscribe a URL; prints its secret once")
+    add.add_argument("--tenant", required=True, help="establishment whose alerts are sent")
+    add.add_argument("--care-unit", help="only this care unit (default: all of the tenant)")
+    add.add_argument("--url", required=True, help="receiver URL (https:// in production)")
+    add.set_defaults(func=_cmd_manage)
+    listing = actions.add_parser("list", help="subscriptions")
+    listing.add_argument("--tenant", help="only this establishment")
+    listing.set_defaults(func=_cmd_manage)
+    disable = actions.add_parser("disable", help="stop notifying a subscription")
+    disable.add_argument("subscription", help="subscription id")
+    disable.set_defaults(func=_cmd_manage)
+    deliveries = actions.add_parser("deliveries", help="the delivery log, newest first")
+    deliveries.add_argument("--subscription", help="only this subscription")
+    deliveries.add_argument("--limit", type=int, default=50, help="rows (default 50)")
+    deliveries.set_defaults(func=_cmd_manage)
+    run = actions.add_parser(
+        "run", help="run the dispatcher (Kafka group veille-webhooks) until SIGTERM",
+        description="Consume the alerts topic, record a delivery per subscription and event, "
+        "send them and retry failures (VEILLE_WEBHOOK_* settings).",
+    )  # fmt: skip
+    run.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    run.set_defaults(func=_cmd_run)
