@@ -76,6 +76,8 @@ def _cmd_manage(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format=_LOG_FORMAT)
+    # The dispatcher logs each attempt with its outcome; httpx's own line per request repeats it.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def main() -> None:
         stop = asyncio.Event()
