@@ -3,8 +3,9 @@
 Records carry batches (an envelope per device, a reading batch per patient) because a Faust
 event costs ~250 microseconds here. Values are raw bytes encoded with orjson by our own
 record classes, so the wire format is ours, documented in docs/PAYLOADS.md, not Faust's.
-Offsets are committed by Faust after its producer is flushed, so an output is never lost
-behind a committed input (at-least-once); outputs are idempotent downstream.
+An agent waits for Kafka's confirmation of an event's outputs before taking the next event
+(``_delivery``): Faust would commit the input's offset even after a send finally failed.
+At-least-once; outputs are idempotent downstream.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from devices import DeadLetter, RawEnvelope, ReadingBatch, now_us
 from veille.settings import Settings
 
 from ._alerts import AlertEvent, AlertEventKind
+from ._delivery import Output, deliver
 from ._detect import PatientState
 from ._directory import DeviceDirectory
 from ._lifecycle import EscalationPolicy, apply_alert_event, due_escalations
@@ -112,17 +114,22 @@ def build_app(settings: Settings) -> faust.App:
                     raw=event.value,
                     error=exc,
                 )
-                await dead_letter_topic.send(key=event.key, value=dead.to_json())
+                await deliver([(dead_letter_topic, event.key, dead.to_json())])
                 continue
             latest_arrival = max((m.received_at_us for m in envelope.messages), default=0)
             await directory.refresh_if_unknown({envelope.device_id}, latest_arrival)
             result = validate_envelope(
                 envelope, lookup=directory, now_us=now_us(), limits=limits, origin=origin
             )
-            for batch in result.batches:
-                await readings_topic.send(key=batch.patient.encode(), value=batch.to_json())
-            for dead in result.dead_letters:
-                await dead_letter_topic.send(key=envelope.device_id.encode(), value=dead.to_json())
+            outputs: list[Output] = [
+                (readings_topic, batch.patient.encode(), batch.to_json())
+                for batch in result.batches
+            ]
+            outputs += [
+                (dead_letter_topic, envelope.device_id.encode(), dead.to_json())
+                for dead in result.dead_letters
+            ]
+            await deliver(outputs)
 
     @app.agent(readings_topic)
     async def detect_alerts(stream: Any) -> None:
@@ -135,8 +142,7 @@ def build_app(settings: Settings) -> faust.App:
             rules = thresholds.rules_for(batch.tenant, batch.care_unit, batch.patient)
             alerts = process_readings(batch, state, rules, now_us=now_us())
             detector_state[key] = orjson.dumps(state)
-            for alert in alerts:
-                await alerts_topic.send(key=key, value=alert.to_json())
+            await deliver([(alerts_topic, key, alert.to_json()) for alert in alerts])
 
     @app.agent(alerts_topic)
     async def follow_lifecycle(stream: Any) -> None:
