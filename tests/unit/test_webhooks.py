@@ -139,3 +139,16 @@ def test_only_absolute_http_urls_are_accepted(url: str) -> None:
     with pytest.raises(ValueError, match="absolute http"):
         validate_url(url)
     assert validate_url("https://pager.example/hook") == "https://pager.example/hook"
+
+
+def test_every_webhook_and_fhir_setting_is_documented() -> None:
+    from pathlib import Path
+
+    from clinic._fhir_export import FhirSettings
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    webhooks, fhir = (docs / "WEBHOOKS.md").read_text(), (docs / "FHIR.md").read_text()
+    assert [
+        n for n in WebhookSettings.model_fields if f"`VEILLE_WEBHOOK_{n.upper()}`" not in webhooks
+    ] == []
+    assert [n for n in FhirSettings.model_fields if f"`VEILLE_FHIR_{n.upper()}`" not in fhir] == []
