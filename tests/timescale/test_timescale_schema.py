@@ -165,3 +165,39 @@ async def test_writer_rollup_compression_and_retention(
         "SELECT count(*), min(measured_at) > now() - interval '20 days' FROM readings WHERE device_id = 'ts-1'",
     )
     assert remaining == [(240, True)]  # the 30-day-old readings are gone
+
+
+async def test_clinic_trend_reads_the_continuous_aggregates_and_the_fresh_tail(
+    conn: psycopg.AsyncConnection[TupleRow],
+) -> None:
+    """The clinic's vitals query on TimescaleDB: materialized buckets plus the readings after
+    the aggregate's last bucket, each reading counted once at both resolutions."""
+    from clinic import CareScope
+    from clinic._models import Resolution
+    from clinic._queries import rollup_series
+
+    writer = BatchWriter(conn, WriteMethod.UNNEST)
+    start = NOW - timedelta(hours=3)
+    old = [(start + timedelta(seconds=30 * i), "chu-ts", "icu", "p-trend", "ts-2", "spo2",
+            95.0, "%", i, start) for i in range(240)]  # fmt: skip
+    await writer.write(old)
+    for view in ("readings_1m", "readings_1h"):
+        await conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
+    fresh_start = NOW - timedelta(minutes=30)
+    fresh = [(fresh_start + timedelta(seconds=i), "chu-ts", "icu", "p-trend", "ts-2", "spo2",
+              91.0, "%", 1000 + i, fresh_start) for i in range(60)]  # fmt: skip
+    await writer.write(fresh)
+
+    for resolution in Resolution:
+        series = await rollup_series(
+            conn, CareScope("chu-ts", ("icu",)), patient="p-trend", resolution=resolution,
+            since=NOW - timedelta(hours=4), until=NOW + timedelta(hours=1),
+        )  # fmt: skip
+        points = series[0].points
+        assert sum(p.n for p in points) == 300, resolution
+        assert min(p.min or 0 for p in points) == 91.0
+        outside = await rollup_series(
+            conn, CareScope("chu-ts", ("ward-9",)), patient="p-trend", resolution=resolution,
+            since=NOW - timedelta(hours=4), until=NOW + timedelta(hours=1),
+        )  # fmt: skip
+        assert outside == []
