@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -315,6 +315,7 @@ def reading_observations(
     """
     pending = [r for r in readings if metric_named(r.metric) is not None]
     diastolic = {(r.device_id, r.measured_at): r for r in pending if r.metric == "diastolic_bp"}
+    systolic = {(r.device_id, r.measured_at) for r in pending if r.metric == "systolic_bp"}
     paired: set[ReadingRecord] = set()
     resources: list[Json] = []
     holder: dict[ReadingRecord, str] = {}
@@ -326,22 +327,13 @@ def reading_observations(
             resource = _bp_panel(r, partner, patient, ctx)
             paired.add(partner)
             holder[partner] = resource["id"]
-        elif r.metric == "diastolic_bp" and _has_systolic(pending, r):
+        elif r.metric == "diastolic_bp" and (r.device_id, r.measured_at) in systolic:
             continue  # it will join its systolic's panel
         else:
             resource = _single(r, patient, ctx)
         holder[r] = resource["id"]
         resources.append(resource)
     return resources, holder
-
-
-def _has_systolic(readings: Sequence[ReadingRecord], diastolic: ReadingRecord) -> bool:
-    return any(
-        r.metric == "systolic_bp"
-        and r.device_id == diastolic.device_id
-        and r.measured_at == diastolic.measured_at
-        for r in readings
-    )
 
 
 def news2_observation(
