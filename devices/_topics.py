@@ -27,7 +27,7 @@ def device_topic(tenant: str, device_id: str, stream: str = "readings") -> str:
 
 def parse_device_topic(topic: str) -> DeviceTopic | None:
     """Split a publish topic into its parts; None when it does not follow the contract."""
-    match = _TOPIC_RE.match(topic)
+    match = _TOPIC_RE.fullmatch(topic)  # match() with $ let a trailing newline through
     if match is None:
         return None
     return DeviceTopic(*match.groups())

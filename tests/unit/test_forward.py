@@ -88,6 +88,7 @@ def test_the_gateway_does_not_judge_the_json_it_forwards() -> None:
         "veille/v1/t1/dev a/readings",
         "veille/v1/t1//readings",
         "veille/v1/t1/" + "d" * 65 + "/readings",
+        "veille/v1/t1/dev-a/readings\n",
         "",
     ],
 )
