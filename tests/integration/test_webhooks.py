@@ -183,7 +183,9 @@ async def test_signed_delivery_retry_log_and_no_duplicate_after_restart(
         try:
             for _ in range(2):
                 await producer.send_and_wait(
-                    "veille.alerts", key=device.patient.encode(), value=event.to_json()
+                    pipeline.stack.settings.topics.alerts,
+                    key=device.patient.encode(),
+                    value=event.to_json(),
                 )
         finally:
             await producer.stop()
