@@ -16,6 +16,7 @@ import numpy as np
 from devices import ReadingBatch
 
 from ._alerts import AlertEvent, AlertEventKind, Priority, alert_id_for
+from ._episodes import remember_episode
 
 __all__ = [
     "DEFAULT_RULES",
@@ -24,6 +25,7 @@ __all__ = [
     "ThresholdRule",
     "detect",
     "rules_by_metric",
+    "threshold_event",
     "track_alert",
 ]
 
@@ -33,8 +35,10 @@ PatientState = dict[str, dict[str, int | float | str | None]]
 
 @dataclass(frozen=True, slots=True)
 class ThresholdRule:
-    """Raise when the value is beyond ``limit`` for ``persistence`` consecutive readings;
-    clear when it is back on the safe side of ``clear_at`` for as many readings (hysteresis)."""
+    """Raise when the value is beyond ``limit`` for ``persistence`` consecutive readings and,
+    when ``hold_s`` is set, for that long in event time (a CGM episode is defined by its
+    duration, not by a count of readings); clear when it is back on the safe side of
+    ``clear_at`` for ``persistence`` readings (hysteresis)."""
 
     rule_id: str
     metric: str
@@ -43,6 +47,7 @@ class ThresholdRule:
     clear_at: float
     priority: Priority
     persistence: int = 3
+    hold_s: float = 0.0
 
     def overridden(self, *, limit: float, clear_at: float, persistence: int) -> ThresholdRule:
         """The same rule with other bounds; refuses bounds that would break hysteresis."""
@@ -84,7 +89,14 @@ DEFAULT_RULES: Final[tuple[ThresholdRule, ...]] = (
     # three in a row (about 15 minutes) as the consensus defines an episode.
     ThresholdRule("glucose_low", "blood_glucose", "below", 3.0, 3.9, Priority.HIGH, 1),
     ThresholdRule("cgm_glucose_low", "interstitial_glucose", "below", 3.0, 3.9, Priority.HIGH),
-)
+    # CGM episodes as the consensus defines them (Battelino et al., Diabetes Care 2023):
+    # level 1 hypoglycaemia < 3.9 mmol/L for 15 minutes; extended hyperglycaemia > 13.9
+    # mmol/L for 2 hours.
+    ThresholdRule("cgm_glucose_low_level1", "interstitial_glucose", "below", 3.9, 4.4,
+                  Priority.MEDIUM, 3, hold_s=15 * 60.0),
+    ThresholdRule("cgm_glucose_high", "interstitial_glucose", "above", 13.9, 12.0,
+                  Priority.MEDIUM, 3, hold_s=2 * 3600.0),
+)  # fmt: skip
 RULES_BY_ID: Final = MappingProxyType({r.rule_id: r for r in DEFAULT_RULES})
 
 
@@ -147,20 +159,25 @@ def _step(
             if breaches == 0:
                 s["start_us"] = at_us
             s["breaches"] = breaches + 1
-            if breaches + 1 >= rule.persistence:
-                start = int(s["start_us"] or at_us)
+            start = int(s["start_us"] or at_us)
+            held = at_us - start >= int(rule.hold_s * 1_000_000)
+            if breaches + 1 >= rule.persistence and held:
                 s["alert"] = alert_id_for(batch.patient, rule.rule_id, start)
                 s["clears"] = 0
-                return _event(rule, batch, str(s["alert"]), AlertEventKind.OPENED, value, at_us)
-        else:
+                alert_id = str(s["alert"])
+                return threshold_event(rule, batch, alert_id, AlertEventKind.OPENED, value, at_us)
+        elif rule.cleared(value):
+            # Between the limit and clear-at the episode neither grows nor ends: a CGM at
+            # 2.8, 3.1, 2.7 mmol/L is one hypoglycaemia, not two false starts.
             s["breaches"], s["start_us"] = 0, None
         return None
     if rule.cleared(value):
         s["clears"] = clears + 1
         if clears + 1 >= rule.persistence:
             alert_id = str(s["alert"])
+            remember_episode(state, rule.rule_id, int(s["start_us"] or at_us), at_us)
             s.update(breaches=0, clears=0, start_us=None, alert=None)
-            return _event(rule, batch, alert_id, AlertEventKind.RESOLVED, value, at_us)
+            return threshold_event(rule, batch, alert_id, AlertEventKind.RESOLVED, value, at_us)
     else:
         s["clears"] = 0
     return None
@@ -180,7 +197,7 @@ def track_alert(state: PatientState, event: AlertEvent, raised_us: int) -> None:
         state.pop(key, None)
 
 
-def _event(
+def threshold_event(
     rule: ThresholdRule,
     batch: ReadingBatch,
     alert_id: str,

@@ -12,8 +12,10 @@ from devices import ReadingBatch
 from ._alerts import AlertEvent
 from ._detect import PatientState, detect
 from ._early_warning import news2_step, remember_latest
+from ._late import detect_late
 from ._quality import screen_batch, technical_alert_event, usable_readings, watch_batch
 from ._thresholds import RuleSet
+from ._trends import trend_step
 
 __all__ = ["NEWS2_FRESHNESS_S", "TECHNICAL_RULE_PREFIX", "process_readings"]
 
@@ -35,7 +37,10 @@ def process_readings(
     device_type = batch.device_type or None
     screening = screen_batch(batch, state, device_type=device_type)
     technical = watch_batch(batch, state, usable=screening.usable, device_type=device_type)
-    alerts = detect(usable_readings(batch, screening), state, rules, now_us=now_us)
+    usable = usable_readings(batch, screening)
+    alerts = detect_late(usable, state, rules, now_us=now_us)
+    alerts += detect(usable, state, rules, now_us=now_us)
+    alerts += trend_step(batch, screening.usable, state, raised_us=now_us)
     if remember_latest(batch, screening.usable, state):
         alerts += news2_step(batch, state, freshness_s=news2_freshness_s, raised_us=now_us)
     return [*map(technical_alert_event, technical), *alerts]

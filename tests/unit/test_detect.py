@@ -21,6 +21,7 @@ from streams import (
     alert_id_for,
     detect,
 )
+from streams._detect import rules_by_metric
 
 PATIENT = "p-aaaaaaaaaaaaaaaaaaaaaaaa"
 T0_US = 1_740_000_000_000_000
@@ -106,12 +107,33 @@ def test_the_limit_itself_is_not_a_breach() -> None:
 
 def test_a_safe_reading_resets_the_persistence_count() -> None:
     state: PatientState = {}
-    # two breaches, a reading between clear_at and limit, then two breaches: still nothing
-    assert [e for b in feed(state, [135, 135, 128, 135, 135]) for e in b] == []
+    # two breaches, a reading on the safe side of clear_at (125), then two breaches: nothing
+    assert [e for b in feed(state, [135, 135, 124, 135, 135]) for e in b] == []
     [event] = detect(make_batch(heart_rates([135], start_s=5)), state)
     assert event.kind is AlertEventKind.OPENED
     # the episode starts at the first breach after the reset (t = 3 s)
     assert event.alert_id == alert_id_for(PATIENT, "heart_rate_high", T0_US + 3 * SECOND)
+
+
+def test_a_reading_between_limit_and_clear_at_pauses_the_count() -> None:
+    state: PatientState = {}
+    # 128 is neither a breach (> 130) nor safe (<= 125): the episode goes on, uncounted
+    assert [e for b in feed(state, [135, 135, 128]) for e in b] == []
+    [event] = detect(make_batch(heart_rates([135], start_s=3)), state)
+    assert event.kind is AlertEventKind.OPENED
+    assert event.alert_id == alert_id_for(PATIENT, "heart_rate_high", T0_US)
+
+
+def test_hold_s_needs_the_condition_for_that_long_in_event_time() -> None:
+    rule = ThresholdRule("cgm_low", "heart_rate", "below", 3.0, 3.9, Priority.HIGH, 3, 900.0)
+    rules = rules_by_metric((rule,))  # at 0, 5 and 10 min: three readings, 10 min held
+    state: PatientState = {}
+    minute = 60 * SECOND
+    early = make_batch([("heart_rate", v, 300 * i) for i, v in enumerate([2.5, 2.6, 2.7])])
+    assert detect(early, state, rules) == []
+    [event] = detect(make_batch(heart_rates([2.8], start_s=900)), state, rules)
+    assert event.kind is AlertEventKind.OPENED
+    assert event.at_us == T0_US + 15 * minute
 
 
 def test_persistence_counts_across_batches_and_within_one_batch_alike() -> None:
