@@ -23,6 +23,7 @@ from ._alerts import AlertEvent, AlertEventKind
 from ._delivery import Output, deliver
 from ._detect import PatientState
 from ._directory import DeviceDirectory
+from ._faust_compat import install_rebalance_ack_guard
 from ._lifecycle import EscalationPolicy, apply_alert_event, due_escalations
 from ._patient import process_readings
 from ._quality import TechnicalKind, check_silence, technical_alert_event
@@ -40,6 +41,7 @@ ESCALATION_CHECK_S = 5.0
 
 
 def build_app(settings: Settings) -> faust.App:
+    install_rebalance_ack_guard()
     if settings.kafka_local_broker:
         install_end_offset_workaround(settings.kafka_bootstrap)
     app = faust.App(

@@ -7,6 +7,7 @@ PUBACKs, and a message is counted as acknowledged only once the broker really to
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ingest import MqttEndpoint
 
 __all__ = ["FleetPublisher", "PublishCounters"]
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
 RECONNECT_MIN_DELAY_S = 1  # a restarted broker is back within a second or two here
@@ -41,6 +44,7 @@ class FleetPublisher:
 
     def __init__(self, url: str, client_id: str) -> None:
         endpoint = MqttEndpoint.parse(url)
+        self._client_id = client_id
         self.counters = PublishCounters()
         self._lock = threading.Lock()
         self._acked = threading.Condition(self._lock)  # notified on every PUBACK
@@ -55,7 +59,9 @@ class FleetPublisher:
         self._client.max_inflight_messages_set(1000)
         self._client.max_queued_messages_set(0)
         self._client.reconnect_delay_set(RECONNECT_MIN_DELAY_S, RECONNECT_MAX_DELAY_S)
+        self._client.enable_logger()  # paho's own warnings (lost connection, retries)
         self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.connect(endpoint.host, endpoint.port, keepalive=30)
         self._client.loop_start()
@@ -66,6 +72,10 @@ class FleetPublisher:
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if not reason.is_failure:
             self._connected.set()
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        log.warning("MQTT connection of %s lost (%s); paho reconnects by itself",
+                    self._client_id, reason)  # fmt: skip
 
     # Our lock is never held while calling into paho: paho calls on_publish while holding its
     # own message lock, so holding ours around publish() could deadlock.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import shlex
 import sys
 import tempfile
@@ -52,6 +53,9 @@ async def _main(args: argparse.Namespace) -> list[ScenarioRows]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     rows = asyncio.run(_main(args))
     print()
     print(markdown_table(rows))
