@@ -12,6 +12,7 @@ from pathlib import Path
 from .ledger import RunCount
 from .scenarios import Profile
 
+FINDINGS_MARKER = "<!-- findings: kept as written when the table is regenerated -->"
 COLUMNS = ("scenario", "runs", "published", "acknowledged", "stored", "dead-lettered", "lost",
            "duplicates")  # fmt: skip
 
@@ -148,4 +149,7 @@ fault, {profile.tail_s:g} s after it.
   8 s (`--short` here gives the same profile).
 - `.venv/bin/python -m tests.faults --runs 1 --scenario rebalance` for one scenario.
 """
+    kept = path.read_text() if path.exists() else ""
+    if FINDINGS_MARKER in kept:
+        text += "\n" + kept[kept.index(FINDINGS_MARKER) :]
     path.write_text(text)
