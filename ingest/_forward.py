@@ -1,8 +1,8 @@
 """Turn a burst of MQTT messages into Kafka records: one envelope per device, dead letters apart.
 
 Pure: no broker here. The gateway decides only what it can without the registry:
-is the topic ours, is the payload within size, is it JSON that means one thing and that the
-raw envelope can carry (no repeated key, bounded nesting). Everything else is validation.
+is the topic ours, is the payload within size, is it JSON that means one thing (no repeated key)
+and that the raw envelope can carry (not nested too deep). Everything else is validation.
 """
 
 from __future__ import annotations
@@ -18,14 +18,12 @@ from devices import DeadLetter, DeadLetterReason, RawEnvelope, RawMessage, parse
 
 from ._mqtt import InboundMessage
 
-__all__ = ["ForwardPlan", "MAX_NESTING", "MAX_PAYLOAD_BYTES", "plan_forward"]
+__all__ = ["ForwardPlan", "MAX_PAYLOAD_BYTES", "plan_forward"]
 
 STAGE = "gateway"
 MAX_PAYLOAD_BYTES = 256 * 1024  # a 1,000-reading batch is ~120 KiB of JSON
-# A v1 batch nests 3 levels (object, readings array, reading objects). orjson reads 1,024
-# levels but writes about 254, so without a bound a deep payload would break the raw envelope's
-# encoding and stop the gateway on every redelivery.
-MAX_NESTING = 16
+# RawEnvelope.to_json holds each payload 3 levels down: {"messages": [[topic, at, payload]]}.
+_ENVELOPE_LEVELS = 3
 _JSON_WHITESPACE = b" \t\n\r"
 
 
@@ -69,14 +67,25 @@ def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _KEY_CHECKER = json.JSONDecoder(object_pairs_hook=_refuse_repeated_keys)
 
 
-def _repeated_key(payload: bytes, body: Any) -> str | None:
+def _as_carried(body: Any) -> bytes | None:
+    """The payload as orjson writes it at the depth the raw envelope holds it, or None when it
+    cannot: orjson reads 1,024 levels of nesting but writes about 254, so a deeper payload
+    would break the envelope's encoding and stop the gateway at every redelivery."""
+    try:
+        carried = orjson.dumps([[[body]]])
+    except orjson.JSONEncodeError:
+        return None
+    return carried[_ENVELOPE_LEVELS:-_ENVELOPE_LEVELS]
+
+
+def _repeated_key(payload: bytes, encoded: bytes) -> str | None:
     """The first key an object of the payload repeats, if any.
 
     orjson silently keeps the last value of a repeated key: ``{"value": 72, "value": 300}``
     would be read as 300. Fast proof of absence: orjson never writes a key twice, so a payload
     equal to its own re-encoding has none; other payloads are read again, checking each object.
     """
-    if orjson.dumps(body) == payload.strip(_JSON_WHITESPACE):
+    if encoded == payload.strip(_JSON_WHITESPACE):
         return None
     try:
         _KEY_CHECKER.decode(payload.decode())
@@ -85,30 +94,15 @@ def _repeated_key(payload: bytes, body: Any) -> str | None:
     return None
 
 
-def _nested_too_deep(payload: bytes, body: Any) -> bool:
-    if payload.count(b"[") + payload.count(b"{") <= MAX_NESTING:
-        return False  # cannot nest deeper than it has brackets
-    level = [body] if isinstance(body, dict | list) else []
-    for _ in range(MAX_NESTING):
-        level = [
-            child
-            for node in level
-            for child in (node.values() if isinstance(node, dict) else node)
-            if isinstance(child, dict | list)
-        ]
-        if not level:
-            return False
-    return True
-
-
 def _structure_problem(payload: bytes, body: Any) -> tuple[DeadLetterReason, str] | None:
-    if _nested_too_deep(payload, body):
+    encoded = _as_carried(body)
+    if encoded is None:
         return (
             DeadLetterReason.SCHEMA,
-            f"payload nests arrays and objects more than {MAX_NESTING} levels deep "
+            "payload nests arrays and objects too many levels deep to be carried "
             "(a v1 payload nests 3)",
         )
-    key = _repeated_key(payload, body)
+    key = _repeated_key(payload, encoded)
     if key is not None:
         return (
             DeadLetterReason.DUPLICATE_KEY,

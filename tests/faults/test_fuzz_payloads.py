@@ -43,7 +43,6 @@ from devices import (
 )
 from devices._payloads import MAX_READINGS_PER_MESSAGE
 from ingest import MAX_PAYLOAD_BYTES, InboundMessage, plan_forward
-from ingest._forward import MAX_NESTING
 from streams import ValidationLimits, validate_envelope
 from veille.settings import Settings
 
@@ -455,7 +454,7 @@ def test_deeply_nested_json(tally: Counter[str], document: bytes) -> None:
     [letter] = outcome.dead_from(NEIGHBOURS_BEFORE)
     assert outcome.accepted_from(NEIGHBOURS_BEFORE) == []
     assert letter.reason in {DeadLetterReason.SCHEMA, DeadLetterReason.UNDECODABLE}
-    if _nesting(document) > MAX_NESTING:
+    if _nesting(document) > 300:  # beyond what orjson writes: refused before Kafka
         assert letter.stage == "gateway"
         assert "deep" in letter.detail or "depth limit" in letter.detail
 

@@ -7,7 +7,6 @@ import pytest
 
 from devices import DeadLetterReason, RawEnvelope, RawMessage, device_topic
 from ingest import MAX_PAYLOAD_BYTES, InboundMessage, plan_forward
-from ingest._forward import MAX_NESTING
 
 GATEWAY = "gw-7"
 T_US = 1_740_000_000_000_000
@@ -237,11 +236,13 @@ def test_a_trailing_newline_is_accepted() -> None:
     assert plan.envelopes[0].messages[0].payload == {"v": 1, "n": 1}
 
 
-@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 300, 1024, 10_000])
+@pytest.mark.parametrize("depth", [300, 1024, 10_000])
 @pytest.mark.parametrize("opener", [b"[", b'{"a":'])
 def test_deep_nesting_is_a_dead_letter_and_the_envelope_still_encodes(
     depth: int, opener: bytes
 ) -> None:
+    """orjson reads 1,024 levels but writes about 254: a 300-level payload used to break the
+    raw envelope's encoding, which stopped the gateway at every redelivery."""
     closer = b"]" if opener == b"[" else b"}"
     topic = device_topic("t1", "dev-a")
     payload = opener * depth + b"1" + closer * depth
@@ -253,8 +254,8 @@ def test_deep_nesting_is_a_dead_letter_and_the_envelope_still_encodes(
     assert RawEnvelope.from_json(envelope.to_json()) == envelope
 
 
-def test_nesting_at_the_limit_is_forwarded() -> None:
-    payload = b"[" * MAX_NESTING + b"]" * MAX_NESTING
+def test_nesting_the_envelope_can_carry_is_forwarded() -> None:
+    payload = b"[" * 100 + b"]" * 100
     plan = plan_forward([inbound(device_topic("t1", "dev-a"), payload)], GATEWAY)
     assert plan.dead_letters == []
     [envelope] = plan.envelopes
