@@ -3,9 +3,10 @@ resources one app owns (database pool, alert publisher), opened and closed with 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -15,12 +16,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from veille.settings import Settings
 
-from . import _routes_alerts, _routes_patients, _routes_session
+from . import _live, _routes_alerts, _routes_patients, _routes_session
 from ._context import ClinicContext, Db
 from ._errors import install_error_handlers
+from ._live import AlertFeed
 from ._models import ErrorResponse, Health
 from ._oidc import OidcVerifier
 from ._publisher import AlertPublisher
+from ._routes_pages import install_pages, news2_router
 
 __all__ = ["API_PREFIX", "create_app", "openapi_document"]
 
@@ -65,9 +68,14 @@ def create_app(settings: Settings) -> FastAPI:
         await pool.open()
         publisher = AlertPublisher(settings)
         app.state.clinic = ClinicContext(settings, pool, publisher, oidc)
+        app.state.alert_feed = feed = AlertFeed.from_settings(settings)
+        following = asyncio.create_task(feed.run(), name="alert-feed")
         try:
             yield
         finally:
+            following.cancel()
+            with suppress(asyncio.CancelledError):
+                await following
             await publisher.close()
             await pool.close()
 
@@ -78,11 +86,14 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for router in (
         _routes_session.router,
+        _live.router,  # before /alerts/{alert_id}, which would take "stream" for an id
         _routes_alerts.router,
+        news2_router,
         _routes_patients.router,
         _health_router(),
     ):
         app.include_router(router, prefix=API_PREFIX)
+    install_pages(app)
     return app
 
 

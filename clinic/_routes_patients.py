@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
 
 from store import record_override
 from streams._detect import RULES_BY_ID, ThresholdRule
 
 from ._context import CurrentCaller, Db
 from ._errors import ApiError, NotFound
+from ._fhir_export import FhirSettings, patient_bundle
 from ._models import (
     INVALID_INPUT,
     PSEUDONYM_PATTERN,
@@ -202,3 +205,31 @@ async def clear_thresholds(
         changed_by=caller.username, reason=reason,
     )  # fmt: skip
     return await _view(conn, caller, pseudonym, rule)
+
+
+FHIR_JSON = "application/fhir+json"
+
+
+@router.get(
+    "/patients/{pseudonym}/fhir",
+    summary="The patient's FHIR R4B Bundle: readings, NEWS2, alerts",
+    response_class=Response,
+    responses={200: {"content": {FHIR_JSON: {}}, "description": "a collection Bundle"}},
+)
+async def fhir_bundle(
+    pseudonym: Pseudonym,
+    caller: CurrentCaller,
+    conn: Db,
+    hours: Annotated[int, Query(ge=1, le=168, description="how far back")] = 24,
+) -> Response:
+    """Observations (vital-signs profile, blood-pressure panels), the latest NEWS2 and a Flag
+    per alert of the window, measured in your care units only. See docs/FHIR.md."""
+    until = datetime.now(UTC)
+    bundle = await patient_bundle(
+        conn, tenant=caller.scope.tenant, care_units=caller.scope.care_units,
+        patient=pseudonym, since=until - timedelta(hours=hours), until=until,
+        ctx=FhirSettings().context(),
+    )  # fmt: skip
+    if bundle is None:
+        raise NotFound(f"patient {pseudonym}")
+    return Response(orjson.dumps(bundle), media_type=FHIR_JSON)

@@ -13,13 +13,15 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from veille.stack._process import free_port
 
-__all__ = ["ComponentProcess", "component_env"]
+__all__ = ["ComponentProcess", "clinic_component", "component_env", "wait_for_http"]
 
 _PR_SET_PDEATHSIG = 1
 STOP_GRACE_S = 20.0
@@ -115,6 +117,31 @@ def wait_for_file(path: Path, *, timeout_s: float, watch: ComponentProcess) -> N
         if not watch.alive():
             raise RuntimeError(f"{watch.name} exited while starting:\n{watch.log_tail()}")
         time.sleep(0.05)
+    raise TimeoutError(f"{watch.name} not ready after {timeout_s:.0f} s:\n{watch.log_tail()}")
+
+
+def clinic_component(
+    env: dict[str, str], log_dir: Path, *, port: int, host: str = "127.0.0.1"
+) -> ComponentProcess:
+    """``veille clinic``: the clinicians' API and pages on ``host:port``."""
+    return ComponentProcess.veille(
+        "clinic", "--host", host, "--port", str(port), env=env, log_dir=log_dir
+    )
+
+
+def wait_for_http(url: str, *, timeout_s: float, watch: ComponentProcess) -> None:
+    """Until ``url`` answers 200 (a health route), or fail with the component's log."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not watch.alive():
+            raise RuntimeError(f"{watch.name} exited while starting:\n{watch.log_tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own URL
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
     raise TimeoutError(f"{watch.name} not ready after {timeout_s:.0f} s:\n{watch.log_tail()}")
 
 
