@@ -142,7 +142,8 @@ def build_app(settings: Settings) -> faust.App:
             stored = detector_state[key]
             state: PatientState = orjson.loads(stored) if stored else {}
             rules = thresholds.rules_for(batch.tenant, batch.care_unit, batch.patient)
-            alerts = process_readings(batch, state, rules, now_us=now_us())
+            scale = thresholds.spo2_scale_for(batch.tenant, batch.care_unit, batch.patient)
+            alerts = process_readings(batch, state, rules, now_us=now_us(), spo2_scale=scale)
             detector_state[key] = orjson.dumps(state)
             await deliver([(alerts_topic, key, alert.to_json()) for alert in alerts])
 

@@ -17,6 +17,7 @@ from devices import ReadingBatch
 
 from ._alerts import AlertEvent, AlertEventKind, Priority, alert_id_for
 from ._episodes import remember_episode
+from ._exertion import exerting
 
 __all__ = [
     "DEFAULT_RULES",
@@ -48,6 +49,7 @@ class ThresholdRule:
     priority: Priority
     persistence: int = 3
     hold_s: float = 0.0
+    exertion_pauses: bool = False  # a walk explains it: see streams/_exertion.py
 
     def overridden(self, *, limit: float, clear_at: float, persistence: int) -> ThresholdRule:
         """The same rule with other bounds; refuses bounds that would break hysteresis."""
@@ -73,12 +75,15 @@ class ThresholdRule:
 # Default bands for the walking skeleton; per-unit and per-patient overrides come with issue 4.
 DEFAULT_RULES: Final[tuple[ThresholdRule, ...]] = (
     ThresholdRule("spo2_low", "spo2", "below", 90, 92, Priority.HIGH),
-    ThresholdRule("heart_rate_high", "heart_rate", "above", 130, 125, Priority.HIGH),
+    ThresholdRule("heart_rate_high", "heart_rate", "above", 130, 125, Priority.HIGH,
+                  exertion_pauses=True),
     ThresholdRule("heart_rate_low", "heart_rate", "below", 40, 45, Priority.HIGH),
     # The oximeter's pulse: often the only heart rate a patient at home sends.
-    ThresholdRule("pulse_rate_high", "pulse_rate", "above", 130, 125, Priority.HIGH),
+    ThresholdRule("pulse_rate_high", "pulse_rate", "above", 130, 125, Priority.HIGH,
+                  exertion_pauses=True),
     ThresholdRule("pulse_rate_low", "pulse_rate", "below", 40, 45, Priority.HIGH),
-    ThresholdRule("respiration_rate_high", "respiration_rate", "above", 24, 22, Priority.MEDIUM),
+    ThresholdRule("respiration_rate_high", "respiration_rate", "above", 24, 22, Priority.MEDIUM,
+                  exertion_pauses=True),
     ThresholdRule("respiration_rate_low", "respiration_rate", "below", 8, 10, Priority.HIGH),
     ThresholdRule("systolic_bp_low", "systolic_bp", "below", 90, 95, Priority.HIGH),
     ThresholdRule("systolic_bp_high", "systolic_bp", "above", 200, 190, Priority.MEDIUM),
@@ -155,6 +160,8 @@ def _step(
     )
     breaches, clears = int(s["breaches"] or 0), int(s["clears"] or 0)
     if s["alert"] is None:
+        if rule.exertion_pauses and rule.breached(value) and exerting(state, at_us):
+            return None  # explained by a walk: the episode neither grows nor ends
         if rule.breached(value):
             if breaches == 0:
                 s["start_us"] = at_us

@@ -23,7 +23,7 @@ from ._alerts import PRIORITY_ORDER, AlertEvent, AlertEventKind, Priority, alert
 from ._detect import PatientState, track_alert
 from ._news2 import NEWS2_SOURCE_METRICS, RiskBand, SpO2Scale, observations_from_latest, score_news2
 
-__all__ = ["NEWS2_RULE", "news2_step", "remember_latest"]
+__all__ = ["NEWS2_RULE", "news2_over_batch", "news2_step", "remember_latest"]
 
 NEWS2_RULE = "news2"
 _SOURCES = frozenset(m for metrics in NEWS2_SOURCE_METRICS.values() for m in metrics)
@@ -48,6 +48,33 @@ def remember_latest(batch: ReadingBatch, usable: Sequence[bool], state: PatientS
     return changed
 
 
+def news2_over_batch(
+    batch: ReadingBatch,
+    usable: Sequence[bool],
+    state: PatientState,
+    *,
+    freshness_s: float,
+    raised_us: int,
+    spo2_scale: SpO2Scale = SpO2Scale.SCALE_1,
+) -> list[AlertEvent]:
+    """Score NEWS2 at each measurement time of the batch, in event-time order: a device that
+    uploads two nurse rounds at once (after a lost connection) is scored as if it had sent
+    them one by one, so the band's 10-minute hold sees both."""
+    times = sorted(
+        {at for at, ok, m in zip(batch.measured_at_us, usable, batch.metrics, strict=True)
+         if ok and m in _SOURCES}
+    )  # fmt: skip
+    events: list[AlertEvent] = []
+    for at_us in times:
+        picked = [ok and at == at_us for at, ok in zip(batch.measured_at_us, usable, strict=True)]
+        if remember_latest(batch, picked, state):
+            events += news2_step(
+                batch, state, freshness_s=freshness_s, raised_us=raised_us,
+                spo2_scale=spo2_scale, at_us=at_us,
+            )  # fmt: skip
+    return events
+
+
 def news2_step(
     batch: ReadingBatch,
     state: PatientState,
@@ -55,11 +82,13 @@ def news2_step(
     freshness_s: float,
     raised_us: int,
     spo2_scale: SpO2Scale = SpO2Scale.SCALE_1,
+    at_us: int | None = None,
 ) -> list[AlertEvent]:
-    """Score the patient's latest vitals and return the ``news2`` alert transition, if any."""
+    """Score the patient's latest vitals (as of ``at_us``, by default the batch's newest
+    reading) and return the ``news2`` alert transition, if any."""
     if not batch.measured_at_us:
         return []
-    now_us = max(batch.measured_at_us)
+    now_us = max(batch.measured_at_us) if at_us is None else at_us
     oldest_us = now_us - int(freshness_s * 1e6)
     latest = {
         key[2:]: float(v["value"])  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ from devices import ReadingBatch
 from ._alerts import AlertEvent, AlertEventKind, alert_id_for
 from ._detect import PatientState, ThresholdRule, threshold_event, track_alert
 from ._episodes import episodes, overlaps, remember_episode
+from ._exertion import exerting
 
 __all__ = ["detect_late"]
 
@@ -66,6 +67,8 @@ def _replay(
     hold_us = int(rule.hold_s * 1_000_000)
     for at_us, value in readings:
         if opened is None:
+            if rule.exertion_pauses and rule.breached(value) and exerting(state, at_us):
+                continue
             if rule.breached(value):
                 start = at_us if breaches == 0 else start
                 breaches += 1

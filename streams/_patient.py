@@ -11,8 +11,10 @@ from devices import ReadingBatch
 
 from ._alerts import AlertEvent
 from ._detect import PatientState, detect
-from ._early_warning import news2_step, remember_latest
+from ._early_warning import news2_over_batch
+from ._exertion import note_exertion
 from ._late import detect_late
+from ._news2 import SpO2Scale
 from ._quality import screen_batch, technical_alert_event, usable_readings, watch_batch
 from ._thresholds import RuleSet
 from ._trends import trend_step
@@ -32,15 +34,19 @@ def process_readings(
     *,
     now_us: int,
     news2_freshness_s: float = NEWS2_FRESHNESS_S,
+    spo2_scale: SpO2Scale = SpO2Scale.SCALE_1,
 ) -> list[AlertEvent]:
     """Advance the patient's state (in place) and return the alert events to publish."""
     device_type = batch.device_type or None
     screening = screen_batch(batch, state, device_type=device_type)
     technical = watch_batch(batch, state, usable=screening.usable, device_type=device_type)
+    note_exertion(batch, screening.usable, state)
     usable = usable_readings(batch, screening)
     alerts = detect_late(usable, state, rules, now_us=now_us)
     alerts += detect(usable, state, rules, now_us=now_us)
     alerts += trend_step(batch, screening.usable, state, raised_us=now_us)
-    if remember_latest(batch, screening.usable, state):
-        alerts += news2_step(batch, state, freshness_s=news2_freshness_s, raised_us=now_us)
+    alerts += news2_over_batch(
+        batch, screening.usable, state, freshness_s=news2_freshness_s, raised_us=now_us,
+        spo2_scale=spo2_scale,
+    )  # fmt: skip
     return [*map(technical_alert_event, technical), *alerts]

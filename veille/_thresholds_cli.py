@@ -11,6 +11,7 @@ from rich.table import Table
 
 from store import record_override, threshold_history
 from streams._detect import RULES_BY_ID
+from streams._thresholds import SPO2_SCALE_SETTING
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
@@ -19,9 +20,13 @@ __all__ = ["add_thresholds_parser"]
 _COLUMNS = ("rule", "scope", "version", "limit", "clear at", "persistence", "by", "when", "why")
 
 
-def _check(args: argparse.Namespace) -> None:
+def _check_scope(args: argparse.Namespace) -> None:
     if bool(args.unit) == bool(args.patient):
         raise ConfigurationError("give exactly one of --unit or --patient (a pseudonym)")
+
+
+def _check(args: argparse.Namespace) -> None:
+    _check_scope(args)
     rule = RULES_BY_ID.get(args.rule)
     if rule is None:
         raise ConfigurationError(f"unknown rule {args.rule!r}; rules: {', '.join(RULES_BY_ID)}")
@@ -43,16 +48,23 @@ async def _run(args: argparse.Namespace) -> int:
                 table.add_column(column)
             for o in await threshold_history(conn, tenant=args.tenant):
                 scope = f"unit {o.care_unit}" if o.care_unit else f"patient {o.patient}"
-                bounds = (
-                    ("removed", "", "")
-                    if not o.active
-                    else (f"{o.limit:g}", f"{o.clear_at:g}", str(o.persistence))
-                )
+                bounds = _bounds(o.rule, o.active, o.limit, o.clear_at, o.persistence)
                 when = o.changed_at.isoformat(timespec="seconds")
                 table.add_row(
                     o.rule, scope, str(o.version), *bounds, o.changed_by, when, o.reason or ""
                 )
             Console(width=200).print(table)
+            return 0
+        if args.action == "spo2-scale":
+            _check_scope(args)
+            value = float(args.scale)  # explicit, so a patient on 1 overrides a unit on 2
+            version = await record_override(
+                conn, tenant=args.tenant, rule=SPO2_SCALE_SETTING, care_unit=args.unit,
+                patient=args.patient, limit=value, clear_at=value,
+                persistence=1, changed_by=args.by, reason=args.reason,
+            )  # fmt: skip
+            who = args.unit or args.patient
+            print(f"NEWS2 SpO2 scale {args.scale} for {who}: version {version}")
             return 0
         _check(args)
         version = await record_override(
@@ -65,6 +77,16 @@ async def _run(args: argparse.Namespace) -> int:
     what = "set" if args.action == "set" else "removed (back to the default)"
     print(f"{args.rule} for {args.unit or args.patient}: version {version} {what}")
     return 0
+
+
+def _bounds(
+    rule: str, active: bool, limit: float | None, clear_at: float | None, persistence: int | None
+) -> tuple[str, str, str]:
+    if not active:
+        return ("removed", "", "")
+    if rule == SPO2_SCALE_SETTING:
+        return (f"scale {limit:g}" if limit is not None else "", "", "")
+    return (f"{limit:g}", f"{clear_at:g}", str(persistence))
 
 
 def _thresholds(args: argparse.Namespace) -> int:
@@ -91,6 +113,18 @@ def add_thresholds_parser(sub: argparse._SubParsersAction[argparse.ArgumentParse
         action.add_argument("--by", required=True, help="who changes it")
         action.add_argument("--reason", help="why, for the history")
         action.set_defaults(func=_thresholds)
+    scale = actions.add_parser(
+        "spo2-scale", help="prescribe NEWS2 SpO2 scale 2 (88-92 %% target) or back to scale 1",
+        description="NEWS2 scores SpO2 on scale 2 for patients with a prescribed 88-92 %% "
+        "target (hypercapnic respiratory failure). A clinical decision, recorded like an override.",
+    )  # fmt: skip
+    scale.add_argument("scale", type=int, choices=(1, 2))
+    scale.add_argument("--tenant", required=True)
+    scale.add_argument("--unit", help="care unit (a whole respiratory unit)")
+    scale.add_argument("--patient", help="patient pseudonym")
+    scale.add_argument("--by", required=True, help="who prescribes it")
+    scale.add_argument("--reason", help="why, for the history")
+    scale.set_defaults(func=_thresholds)
     history = actions.add_parser("history", help="every version of every override")
     history.add_argument("--tenant", required=True)
     history.set_defaults(func=_thresholds)

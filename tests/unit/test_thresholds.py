@@ -10,7 +10,8 @@ from devices import ReadingBatch
 from store import ThresholdOverride
 from streams import AlertEventKind, detect
 from streams._detect import RULES_BY_ID
-from streams._thresholds import effective_rules
+from streams._news2 import SpO2Scale
+from streams._thresholds import SPO2_SCALE_SETTING, effective_rules, effective_spo2_scale
 
 WHEN = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -74,3 +75,19 @@ def test_detection_uses_the_patient_rules() -> None:
     assert detect(batch, {}) == []  # 93 % is fine by the default rule (< 90)
     [event] = detect(batch, {}, rules)
     assert event.kind is AlertEventKind.OPENED and event.rule == "spo2_low"
+
+
+def test_spo2_scale_patient_setting_beats_the_unit_setting_and_defaults_to_1() -> None:
+    def scale(overrides: list[ThresholdOverride], patient: str = "p-1") -> SpO2Scale:
+        return effective_spo2_scale(overrides, tenant="chu-a", care_unit="pneumo", patient=patient)
+
+    unit = _override(SPO2_SCALE_SETTING, 2, 2, unit="pneumo")
+    patient_back_to_1 = _override(SPO2_SCALE_SETTING, 1, 1, patient="p-1")
+    other_tenant = _override(SPO2_SCALE_SETTING, 2, 2, unit="pneumo", tenant="chu-b")
+    assert scale([]) is SpO2Scale.SCALE_1
+    assert scale([other_tenant]) is SpO2Scale.SCALE_1
+    assert scale([unit]) is SpO2Scale.SCALE_2
+    assert scale([unit, patient_back_to_1]) is SpO2Scale.SCALE_1
+    assert scale([unit, patient_back_to_1], patient="p-2") is SpO2Scale.SCALE_2
+    # the setting is not a threshold rule: the rules stay the defaults
+    assert _spo2_rule([unit], unit="pneumo") == _spo2_rule([])
