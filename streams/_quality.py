@@ -361,6 +361,19 @@ DEFAULT_SILENT_AFTER_S: Final[MappingProxyType[str, float | None]] = MappingProx
 )
 
 
+# Metrics each device type measures continuously: one of them missing while the device
+# keeps sending others is a lost signal. Intermittent ones (a monitor's cuff pressure,
+# its temperature) may pause for hours.
+DEFAULT_CONTINUOUS: Final[MappingProxyType[str, frozenset[str]]] = MappingProxyType(
+    {
+        "bedside_monitor": frozenset({"heart_rate", "pulse_rate", "spo2", "respiration_rate"}),
+        "pulse_oximeter": frozenset({"spo2", "pulse_rate"}),
+        "ecg_patch": frozenset({"heart_rate", "respiration_rate"}),
+        "smartwatch": frozenset({"heart_rate", "spo2", "skin_temperature"}),
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class WatchRules:
     """Timings of the technical alerts (SIGNAL_QUALITY.md)."""
@@ -370,6 +383,7 @@ class WatchRules:
         default_factory=lambda: DEFAULT_SILENT_AFTER_S
     )
     default_silent_after_s: float | None = 600.0  # for device types not in the mapping
+    continuous: Mapping[str, frozenset[str]] = field(default_factory=lambda: DEFAULT_CONTINUOUS)
 
     def __post_init__(self) -> None:
         if self.no_signal_after_s <= 0:
@@ -408,7 +422,12 @@ def watch_batch(
     if device_type is not None:
         d["silent_after_us"] = rules.silent_after_us(device_type)
     out: list[TechnicalTransition] = []
-    for i in _time_order(batch):
+    order = _time_order(batch)
+    continuous = rules.continuous.get(device_type or "", frozenset())
+    if order and continuous:
+        newest_us = batch.measured_at_us[order[-1]]
+        out.extend(_quiet_metrics(state, d, continuous - set(batch.metrics), newest_us))
+    for i in order:
         metric, at_us = batch.metrics[i], batch.measured_at_us[i]
         w = _entry(state, f"qw:{device}|{metric}", last_us=None, nosignal_since_us=None,
                    lost_since_us=None)  # fmt: skip
@@ -420,6 +439,25 @@ def watch_batch(
         ok = usable[i] if usable is not None else not _is_no_signal(metric, batch.values[i])
         out.extend(_step_signal(d, w, metric, at_us, ok, rules))
     return out
+
+
+def _quiet_metrics(
+    state: QualityState, d: _Entry, absent: frozenset[str], newest_us: int
+) -> Iterator[TechnicalTransition]:
+    """Metrics of a device that keeps reporting others but not them (a watch whose SpO2
+    stopped while its heart rate goes on): signal lost from their last reading, after the
+    device type's silence delay. Their next usable reading restores them."""
+    after_us = _int(d["silent_after_us"])
+    if after_us is None:
+        return
+    for metric in sorted(absent):
+        w = state.get(f"qw:{d['device']}|{metric}")
+        if w is None or w["lost_since_us"] is not None:
+            continue
+        last_us = _int(w["last_us"])
+        if last_us is not None and newest_us - last_us >= after_us:
+            w["lost_since_us"] = last_us
+            yield _transition(d, metric, TechnicalKind.SIGNAL_LOST, last_us + after_us, last_us)
 
 
 def check_silence(state: QualityState, now_us: int) -> list[TechnicalTransition]:

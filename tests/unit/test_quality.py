@@ -781,3 +781,27 @@ def test_signal_quality_doc_lists_every_reason_kind_and_limit() -> None:
     for device_type, seconds in DEFAULT_SILENT_AFTER_S.items():
         after = "never" if seconds is None else f"{seconds / 60:g} min"
         assert f"| `{device_type}` | {after} |" in doc, device_type
+
+
+def test_a_continuous_metric_missing_while_the_device_sends_others_is_a_lost_signal() -> None:
+    state: QualityState = {}
+    # a watch: heart rate every 30 s for an hour, SpO2 every 5 min only for the first 10 min
+    readings = series("heart_rate", [70.0] * 120, step_s=30)
+    readings += series("spo2", [97.0] * 3, step_s=300)  # 0, 300, 600 s
+    readings.append(("spo2", 96.0, 3000))  # back after 40 minutes
+    merged = sorted(readings, key=lambda r: (r[2], r[0]))
+    transitions = watch_each(merged, state, device_type="smartwatch")
+    silent_after = 900  # the watch's silence delay
+    assert [(t.metric, t.kind, t.at_us, t.since_us) for t in transitions] == [
+        ("spo2", K.SIGNAL_LOST, T0_US + (600 + silent_after) * SECOND, T0_US + 600 * SECOND),
+        ("spo2", K.SIGNAL_RESTORED, T0_US + 3000 * SECOND, T0_US + 600 * SECOND),
+    ]
+
+
+def test_an_intermittent_metric_may_pause_for_hours() -> None:
+    state: QualityState = {}
+    # a bedside monitor: cuff pressure at 0 and 3 h, pulse every 15 s in between
+    readings = series("pulse_rate", [70.0] * 800, step_s=15)
+    readings += [("systolic_bp", 120.0, 0), ("systolic_bp", 118.0, 10_800)]
+    merged = sorted(readings, key=lambda r: (r[2], r[0]))
+    assert watch_each(merged, state, device_type="bedside_monitor") == []
