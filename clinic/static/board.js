@@ -58,7 +58,7 @@
       Veille.el(
         "div", { class: "what" },
         Veille.el("a", { class: "patient", href: `/patients/${encodeURIComponent(alert.patient)}`,
-                         text: alert.patient }),
+                         text: alert.patient, title: alert.patient }),
         Veille.news2Badge(scores.get(alert.patient)),
         Veille.el("p", { class: "message", text: alert.message }),
         Veille.el("p", { class: "meta" },
@@ -131,7 +131,7 @@
       news2Timer = window.setTimeout(() => {
         news2Timer = null;
         refreshNews2();
-      }, 1000);
+      }, 300); // the alerts of one burst come together: one request for them all
     }
   }
 
