@@ -17,15 +17,23 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from clinic import hash_password
 from devices import Fleet, FleetSimulator, build_fleet, device_topic, now_us
-from store import upsert_bindings
+from store import ClinicianRole, add_clinician, find_clinician, upsert_bindings
 from streams._app import APP_ID
 from streams._lag import consumer_lag
 from streams._sink import GROUP_ID as SINK_GROUP_ID
-from veille._components import ComponentProcess, PipelineProcesses
+from veille._components import (
+    ComponentProcess,
+    PipelineProcesses,
+    clinic_component,
+    component_env,
+    wait_for_http,
+)
 from veille._publisher import FleetPublisher
 from veille.settings import Settings
 from veille.stack import LocalStack
+from veille.stack._process import free_port
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -33,6 +41,9 @@ TICK_S = 0.2
 LAG_EVERY_S = 2.0
 DRAIN_TIMEOUT_S = 90.0
 READY_TIMEOUT_S = 60.0
+# The demo's clinician: a local stack with simulated patients only, so a printed password.
+DEMO_USER = "demo.nurse"
+DEMO_PASSWORD = "veille-demo-ward"  # noqa: S105 - printed at start; the stack is loopback-only
 BAD_MESSAGES = (
     # (seconds after start, what is wrong): shows the dead-letter path in every demo.
     (2.0, "malformed"),
@@ -178,21 +189,53 @@ async def _demo(o: DemoOptions) -> int:
         await upsert_bindings(conn, fleet.bindings(now_us() - 3_600_000_000))
     console.print(f"  provisioned {len(fleet.devices)} devices for {o.patients} patients")
 
+    tenant, units = await _demo_login(dsn, fleet)
+
     processes = PipelineProcesses.for_stack(stack_env, o.state_dir)
     components = processes.components
+    port = free_port()
+    clinic_env = component_env(stack_env, o.state_dir, VEILLE_CLINIC_COOKIE_SECURE="false")
+    clinic = clinic_component(clinic_env, components[0].log_path.parent, port=port)
     exit_code = 0
     try:
         processes.start()
+        clinic.start()
         await asyncio.to_thread(processes.wait_ready, READY_TIMEOUT_S)
         where = components[0].log_path.parent
         console.print(f"  gateway, worker and sink running (logs in {where})")
-        exit_code = await _publish_and_watch(o, console, fleet, settings, stop, components)
+        await asyncio.to_thread(
+            wait_for_http, f"http://127.0.0.1:{port}/api/v1/health", timeout_s=READY_TIMEOUT_S,
+            watch=clinic,
+        )  # fmt: skip
+        console.print(f"  clinic page: http://127.0.0.1:{port}/?tenant={tenant}")
+        console.print(
+            f"  demo login: tenant {tenant}, user {DEMO_USER}, password {DEMO_PASSWORD} "
+            f"(care units {', '.join(units)})"
+        )
+        exit_code = await _publish_and_watch(
+            o, console, fleet, settings, stop, [*components, clinic]
+        )
     finally:
+        clinic.stop()
         processes.stop()
         if not o.keep_stack:
             for line in await asyncio.to_thread(stack.down):
                 console.print(f"  {line}")
     return exit_code
+
+
+async def _demo_login(dsn: str, fleet: Fleet) -> tuple[str, list[str]]:
+    """The demo nurse, a member of the fleet's care units; kept if a kept stack has it."""
+    tenant = fleet.devices[0].tenant
+    units = sorted({d.care_unit for d in fleet.devices})
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        if await find_clinician(conn, tenant=tenant, username=DEMO_USER) is None:
+            await add_clinician(
+                conn, tenant=tenant, username=DEMO_USER, display_name="Demo nurse",
+                role=ClinicianRole.NURSE, password_hash=hash_password(DEMO_PASSWORD),
+                care_units=units,
+            )  # fmt: skip
+    return tenant, units
 
 
 async def _publish_and_watch(
@@ -333,6 +376,8 @@ def _print_totals(
         console.print(f"  set -a; . {env_file}; set +a")
         for query in QUERY_EXAMPLES:
             console.print(f'  psql "$VEILLE_DATABASE_URL" -c "{query}"')
+        console.print("  the clinic page again (same demo login):")
+        console.print("  VEILLE_CLINIC_COOKIE_SECURE=false .venv/bin/veille clinic")
         console.print("  stop it with: .venv/bin/veille stack down")
     else:
         console.print("The stack was stopped; run with --keep-stack to query the data afterwards.")
