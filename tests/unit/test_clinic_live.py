@@ -30,9 +30,10 @@ async def test_a_subscriber_gets_only_its_care_units_of_its_tenant() -> None:
 
 async def test_a_client_that_does_not_keep_up_is_marked_and_never_buffers_more() -> None:
     feed = AlertFeed("unused:9092", "veille.alerts", queue_size=8)
-    with feed.subscribe(CareScope("chu-a", ("icu",))) as slow, feed.subscribe(
-        CareScope("chu-a", ("icu",))
-    ) as fast:
+    with (
+        feed.subscribe(CareScope("chu-a", ("icu",))) as slow,
+        feed.subscribe(CareScope("chu-a", ("icu",))) as fast,
+    ):
         for n in range(20):
             feed.publish(_event("icu", n=n))
             while not fast.queue.empty():
