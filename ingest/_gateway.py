@@ -12,6 +12,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -22,11 +23,12 @@ from veille.settings import Settings
 from ._forward import plan_forward
 from ._mqtt import GatewaySession, InboundMessage, MqttEndpoint
 
-__all__ = ["GatewayCounters", "run_gateway"]
+__all__ = ["GatewayCounters", "run_gateway", "subscription_filters"]
 
 log = logging.getLogger(__name__)
 
 SHARE_GROUP = "veille-gateways"
+SHARED_FILTER = f"$share/{SHARE_GROUP}/{SUBSCRIPTION_FILTER}"
 MAX_MESSAGES_PER_ROUND = 2000
 RETRY_MAX_DELAY_S = 5.0
 
@@ -81,6 +83,21 @@ async def _forward(
     return len(plan.envelopes), len(plan.dead_letters)
 
 
+def subscription_filters(mode: Literal["plain", "shared"]) -> tuple[str, str]:
+    """The filter this gateway subscribes to, and the other mode's filter it drops.
+
+    ``plain`` is for a single gateway: Mosquitto 2.0 restores an ordinary subscription of a
+    persistent session after a restart, but not a shared one, so with ``shared`` readings
+    published between the broker's restart and the gateway's re-subscription are
+    acknowledged to devices and dropped (docs/RELIABILITY.md). ``shared`` lets several
+    gateways split the stream. The other filter is dropped because a session switched from
+    one mode to the other would otherwise keep both and receive every message twice.
+    """
+    if mode == "plain":
+        return SUBSCRIPTION_FILTER, SHARED_FILTER
+    return SHARED_FILTER, SUBSCRIPTION_FILTER
+
+
 def _mark_ready(path: Path) -> None:
     path.write_text("subscribed\n")
 
@@ -127,10 +144,12 @@ async def run_gateway(
         request_timeout_ms=15_000,
     )
     await producer.start()
+    subscription, stale = subscription_filters(settings.gateway_subscription)
     session = GatewaySession(
         MqttEndpoint.parse(settings.mqtt_url),
         client_id=f"veille-{settings.gateway_id}",
-        subscription=f"$share/{SHARE_GROUP}/{SUBSCRIPTION_FILTER}",
+        subscription=subscription,
+        stale_subscription=stale,
         receive_maximum=settings.gateway_max_inflight,
         session_expiry_s=settings.mqtt_session_expiry_s,
         queue=queue,
@@ -140,7 +159,7 @@ async def run_gateway(
     log.info(
         "gateway %s forwarding %s -> %s",
         settings.gateway_id,
-        SUBSCRIPTION_FILTER,
+        subscription,
         settings.topics.raw,
     )
     linger_s = settings.gateway_linger_ms / 1000

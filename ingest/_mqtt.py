@@ -77,6 +77,7 @@ class GatewaySession:
         *,
         client_id: str,
         subscription: str,
+        stale_subscription: str | None = None,
         receive_maximum: int,
         session_expiry_s: int,
         queue: asyncio.Queue[InboundMessage],
@@ -84,6 +85,7 @@ class GatewaySession:
     ) -> None:
         self._endpoint = endpoint
         self._subscription = subscription
+        self._stale_subscription = stale_subscription
         self._receive_maximum = receive_maximum
         self._session_expiry_s = session_expiry_s
         self._queue = queue
@@ -112,7 +114,15 @@ class GatewaySession:
             log.error("MQTT connection refused: %s", reason)
             return
         log.info("MQTT connected (session present: %s)", flags.session_present)
+        # Always subscribe, even with a session present: a broker may not have restored the
+        # subscription (Mosquitto 2.0 drops shared ones across a restart); the same filter
+        # again replaces the subscription, it never doubles it.
         client.subscribe(self._subscription, qos=1)
+        if flags.session_present and self._stale_subscription:
+            # A session kept from a run in the other subscription mode would otherwise get
+            # every message twice. Dropped after subscribing, so no message falls between
+            # the two; the broker answers "no subscription existed" when there is none.
+            client.unsubscribe(self._stale_subscription)
         self._loop.call_soon_threadsafe(self.connected.set)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:

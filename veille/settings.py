@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -57,6 +59,12 @@ class Settings(BaseSettings):
     )
     gateway_id: str = Field(
         "gw-1", description="VEILLE_GATEWAY_ID, stable per gateway: it is the MQTT session id"
+    )
+    gateway_subscription: Literal["plain", "shared"] = Field(
+        "plain",
+        description="VEILLE_GATEWAY_SUBSCRIPTION, `plain` (one gateway: an ordinary subscription, "
+        "which Mosquitto restores after a restart) or `shared` ($share/veille-gateways/..., "
+        "several gateways side by side; Mosquitto 2.0 does not restore it after a restart)",
     )
     gateway_linger_ms: int = Field(
         5, ge=0, description="VEILLE_GATEWAY_LINGER_MS, wait to group messages into one record"

@@ -29,6 +29,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS),
                         help="only this scenario (repeatable)")  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="do not rewrite RELIABILITY.md")
+    parser.add_argument("--keep-failed", type=Path, metavar="DIR",
+                        help="copy a failed run's logs and loss trace under DIR")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -40,7 +42,9 @@ async def _main(args: argparse.Namespace) -> list[ScenarioRows]:
         for run in range(1, args.runs + 1):
             with tempfile.TemporaryDirectory(prefix=f"veille-fault-{name}-") as tmp:
                 try:
-                    result = await run_scenario(SCENARIOS[name], profile, Path(tmp))
+                    result = await run_scenario(
+                        SCENARIOS[name], profile, Path(tmp), keep_failed=args.keep_failed
+                    )
                 except Exception as exc:
                     print(f"{name} #{run}: the run itself failed: {exc!r}", flush=True)
                     raise

@@ -25,10 +25,17 @@ READY_TIMEOUT_S = 60.0
 class FaultBench:
     """Stack up on enter, everything down (by PID) on exit."""
 
-    def __init__(self, state_dir: Path, *, gateways: tuple[str, ...] = ("gw-1",)) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        gateways: tuple[str, ...] = ("gw-1",),
+        subscription: str = "plain",
+    ) -> None:
         self.state_dir = state_dir
         self.stack = LocalStack(state_dir, partitions=PARTITIONS)
         self.gateway_ids = gateways
+        self.subscription = subscription  # VEILLE_GATEWAY_SUBSCRIPTION: plain or shared
         self.components: dict[str, ComponentProcess] = {}
         self.env: dict[str, str] = {}
 
@@ -70,7 +77,12 @@ class FaultBench:
         return component
 
     def add_gateway(self, gateway_id: str) -> ComponentProcess:
-        return self.add("gateway", f"gateway-{gateway_id}", VEILLE_GATEWAY_ID=gateway_id)
+        return self.add(
+            "gateway",
+            f"gateway-{gateway_id}",
+            VEILLE_GATEWAY_ID=gateway_id,
+            VEILLE_GATEWAY_SUBSCRIPTION=self.subscription,
+        )
 
     def gateway(self, gateway_id: str = "gw-1") -> ComponentProcess:
         return self.components[f"gateway-{gateway_id}"]

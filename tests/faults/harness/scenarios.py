@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from tests.support.devices import provision
 
 from .bench import FaultBench
 from .devices import DeviceStream, PublishedSet, StreamShape, make_devices
+from .forensics import trace_missing
 from .ledger import RunCount, Stored, count_run, read_stored, settled
 
 WORKER_READY = "[^Worker]: Ready"
@@ -69,6 +71,7 @@ class Scenario:
     name: str
     inject: Inject
     gateways: tuple[str, ...] = ("gw-1",)
+    subscription: str = "plain"  # shared when several gateways split the stream
 
 
 # -- faults -------------------------------------------------------------------------------
@@ -155,20 +158,35 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("kafka-stall", _kafka_stall),
         Scenario("gateway-stall", _gateway_stall),
         Scenario("mqtt-restart", _mqtt_restart),
-        Scenario("gateway-failover", _gateway_failover, gateways=("gw-a", "gw-b")),
+        Scenario(
+            "gateway-failover", _gateway_failover, gateways=("gw-a", "gw-b"), subscription="shared"
+        ),
     )
 }
 
 
 # -- one run ------------------------------------------------------------------------------
-async def run_scenario(scenario: Scenario, profile: Profile, state_dir: Path) -> RunCount:
+async def run_scenario(
+    scenario: Scenario, profile: Profile, state_dir: Path, *, keep_failed: Path | None = None
+) -> RunCount:
+    """One run; a failed run's component logs and loss trace are copied to ``keep_failed``."""
     # The stack's own start runs asyncio.run(): enter and leave the bench in a thread.
-    bench = FaultBench(state_dir, gateways=scenario.gateways)
+    bench = FaultBench(state_dir, gateways=scenario.gateways, subscription=scenario.subscription)
     await asyncio.to_thread(bench.__enter__)
     try:
-        return await _run_on(bench, scenario, profile)
+        result = await _run_on(bench, scenario, profile)
+        if keep_failed is not None and not result.balanced:
+            _keep(bench, result, keep_failed)
+        return result
     finally:
         await asyncio.to_thread(bench.close)
+
+
+def _keep(bench: FaultBench, result: RunCount, keep_failed: Path) -> None:
+    target = keep_failed / f"{result.scenario}-{time.strftime('%Y%m%dT%H%M%S')}"
+    shutil.copytree(bench.logs, target / "logs")
+    (target / "result.txt").write_text("\n".join([repr(result), *result.notes]) + "\n")
+    result.notes.append(f"logs kept in {target}")
 
 
 async def _run_on(bench: FaultBench, scenario: Scenario, profile: Profile) -> RunCount:
@@ -191,6 +209,8 @@ async def _run_on(bench: FaultBench, scenario: Scenario, profile: Profile) -> Ru
     notes += _redeliveries(bench)
     stored = await read_stored(dsn, ids)  # after the drain: anything it flushed counts
     result = count_run(scenario.name, published, stored)
+    if result.missing:  # before the bench closes: Tansu's topics live in its memory
+        notes += await trace_missing(bench.env, result.missing)
     return replace(result, notes=notes + result.notes, drain_problems=drain)
 
 
