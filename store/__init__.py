@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from ._backup import (
+    BackupManifest,
+    RestoreReport,
+    TableDigest,
+    back_up,
+    compare_tables,
+    manifest_path,
+    read_verified_manifest,
+    restore,
+    table_digests,
+)
 from ._clinicians import (
     ClinicianRole,
     ClinicianRow,
@@ -46,6 +57,15 @@ from ._writer import (
 )
 
 __all__ = [
+    "BackupManifest",
+    "RestoreReport",
+    "TableDigest",
+    "back_up",
+    "compare_tables",
+    "manifest_path",
+    "read_verified_manifest",
+    "restore",
+    "table_digests",
     "ClinicianRole",
     "ClinicianRow",
     "add_clinician",

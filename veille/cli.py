@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from veille._alerts_cli import add_alerts_parser
+from veille._backup_cli import add_backup_parsers
 from veille._clinic_cli import add_clinic_parser
 from veille._devices_cli import add_devices_parser
 from veille._fhir_cli import add_fhir_parser
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_webhooks_parser(sub)
     add_users_parser(sub)
     add_clinic_parser(sub)
+    add_backup_parsers(sub)
 
     replay = sub.add_parser(
         "replay", help="publish a recorded CSV as one device over MQTT",
