@@ -40,10 +40,12 @@ __all__ = [
     "RestoreReport",
     "TableDigest",
     "back_up",
+    "compare_schema",
     "compare_tables",
     "manifest_path",
     "read_verified_manifest",
     "restore",
+    "schema_digests",
     "table_digests",
 ]
 
@@ -81,6 +83,40 @@ _USER_TABLES = """
                         AND d.deptype = 'e')
     ORDER BY 1, 2"""
 
+# The definitions the data digests cannot see (a restored constraint with another name, a
+# lost index), deparsed by the server, per kind; extension members and catalogs left out.
+_SCHEMA_ITEMS = {
+    "columns": """SELECT format('%s.%s.%s %s %s %s', n.nspname, c.relname, a.attname,
+            format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid))
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm')
+          AND n.nspname <> 'information_schema' AND n.nspname !~ '^(pg_|_?timescaledb)'""",
+    "constraints": """SELECT format('%s.%s %s %s', n.nspname, c.relname, co.conname,
+            pg_get_constraintdef(co.oid))
+        FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^(pg_|_?timescaledb)'""",
+    "indexes": """SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^(pg_|_?timescaledb)'""",
+    "views": """SELECT format('%s.%s %s', n.nspname, c.relname, pg_get_viewdef(c.oid))
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('v', 'm')
+          AND n.nspname <> 'information_schema' AND n.nspname !~ '^(pg_|_?timescaledb)'""",
+    "functions": """SELECT pg_get_functiondef(p.oid) FROM pg_proc p
+        JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE p.prokind IN ('f', 'p')
+          AND n.nspname <> 'information_schema' AND n.nspname !~ '^(pg_|_?timescaledb)'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                          AND d.objid = p.oid AND d.deptype = 'e')""",
+    "triggers": """SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t
+        JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE NOT t.tgisinternal
+          AND n.nspname <> 'information_schema' AND n.nspname !~ '^(pg_|_?timescaledb)'""",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class TableDigest:
@@ -106,6 +142,7 @@ class BackupManifest:
     started_at: str
     finished_at: str
     tables: Mapping[str, TableDigest]
+    schema_digests: Mapping[str, str]  # kind -> md5 of its sorted, deparsed definitions
     format: int = MANIFEST_FORMAT
 
     def to_json(self) -> str:
@@ -137,14 +174,16 @@ class BackupManifest:
 class RestoreReport:
     manifest: BackupManifest
     cleaned: bool  # an existing database was overwritten (--yes)
+    schema_checked: bool  # definitions compared too (same PostgreSQL major version)
 
     def line(self) -> str:
         tables = self.manifest.tables
         named = [f"{tables[t].rows} {t}" for t in SUMMARY_TABLES if t in tables]
         others = len(tables) - len(named)
+        schema = "" if self.schema_checked else "; definitions not compared (other major)"
         return (
             f"restore verified: {', '.join(named)} and {others} other tables "
-            f"({sum(t.rows for t in tables.values())} rows) match the backup"
+            f"({sum(t.rows for t in tables.values())} rows) match the backup{schema}"
         )
 
 
@@ -268,6 +307,30 @@ async def table_digests(conn: psycopg.AsyncConnection[TupleRow]) -> dict[str, Ta
     return digests
 
 
+async def schema_digests(conn: psycopg.AsyncConnection[TupleRow]) -> dict[str, str]:
+    """One md5 per kind of definition (columns, constraints, indexes, views, functions,
+    triggers) of the application's schemas."""
+    digests = {}
+    for kind, query in _SCHEMA_ITEMS.items():
+        row = await (
+            await conn.execute(
+                f"SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) "  # noqa: S608
+                f"FROM ({query}) AS s(x)".encode()
+            )
+        ).fetchone()
+        assert row is not None
+        digests[kind] = str(row[0])
+    return digests
+
+
+def compare_schema(expected: Mapping[str, str], actual: Mapping[str, str]) -> list[str]:
+    return [
+        f"schema: the {kind} differ from the backup's"
+        for kind in sorted(expected.keys() | actual.keys())
+        if expected.get(kind) != actual.get(kind)
+    ]
+
+
 async def _server_facts(conn: psycopg.AsyncConnection[TupleRow]) -> tuple[str, int, str | None]:
     row = await (
         await conn.execute(
@@ -368,6 +431,7 @@ async def back_up(conninfo: str, out: Path) -> BackupManifest:
                     dump = asyncio.create_task(_dump_to(tool, target, env, str(row[0]), tmp))
                     try:
                         tables = await table_digests(conn)
+                        schema = await schema_digests(conn)
                     except BaseException:
                         dump.cancel()  # pg_dump is killed in _dump_to's finally
                         with contextlib.suppress(asyncio.CancelledError, StoreError):
@@ -383,7 +447,7 @@ async def back_up(conninfo: str, out: Path) -> BackupManifest:
         schema_version=version, flavour=flavour.value, server_version=server_version,
         pg_dump_version=tool.version, timescaledb_version=timescale,
         started_at=started.isoformat(), finished_at=datetime.now(UTC).isoformat(),
-        tables=tables,
+        tables=tables, schema_digests=schema,
     )  # fmt: skip
     await asyncio.to_thread(_write_manifest, manifest, manifest_path(out))
     return manifest
@@ -502,13 +566,15 @@ async def restore(backup: Path, conninfo: str, *, overwrite: bool = False) -> Re
                 tool, backup, conninfo, clean=bool(existing),
                 single_transaction=manifest.flavour == Flavour.POSTGRES.value,
             )  # fmt: skip
-        await _check_restored(conn, manifest)
-    return RestoreReport(manifest, cleaned=bool(existing))
+        schema_checked = await _check_restored(conn, manifest)
+    return RestoreReport(manifest, cleaned=bool(existing), schema_checked=schema_checked)
 
 
 async def _check_restored(
     conn: psycopg.AsyncConnection[TupleRow], manifest: BackupManifest
-) -> None:
+) -> bool:
+    """Raise with every difference; returns whether the definitions were compared too (only
+    on the backup's PostgreSQL major version: another one deparses them differently)."""
     version, flavour = await recorded_version(conn), await recorded_flavour(conn)
     problems = []
     if version != manifest.schema_version or flavour is None or flavour.value != manifest.flavour:
@@ -516,9 +582,14 @@ async def _check_restored(
             f"schema: backup v{manifest.schema_version} ({manifest.flavour}), restored "
             f"v{version} ({flavour.value if flavour else 'none'})"
         )
+    _, server_major, _ = await _server_facts(conn)
+    same_major = manifest.server_version.split(".")[0] == str(server_major)
+    if same_major:
+        problems += compare_schema(manifest.schema_digests, await schema_digests(conn))
     problems += compare_tables(manifest.tables, await table_digests(conn))
     if problems:
         raise StoreError(
             "restore finished but does NOT match the backup; do not use this database:\n  "
             + "\n  ".join(problems)
         )
+    return same_major
