@@ -264,8 +264,8 @@ def _libpq_target(conninfo: str) -> Iterator[tuple[str, dict[str, str]]]:
     fd, path = tempfile.mkstemp(prefix="veille-pgpass-")  # mode 0600
     try:
         escaped = str(password).replace("\\", "\\\\").replace(":", "\\:")
-        os.write(fd, f"*:*:*:*:{escaped}\n".encode())
-        os.close(fd)
+        with os.fdopen(fd, "w") as passfile:
+            passfile.write(f"*:*:*:*:{escaped}\n")
         yield make_conninfo("", **params), {**env, "PGPASSFILE": path}
     finally:
         Path(path).unlink(missing_ok=True)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -135,8 +136,6 @@ def _restore(stack: RunningStack, target: str, backup: Path, *extra: str) -> str
 
 
 def _restore_fails(stack: RunningStack, target: str, backup: Path, *extra: str) -> str:
-    import subprocess
-
     into, password = _without_password(target)
     run = subprocess.run(
         [sys.executable, "-m", "veille", "restore", str(backup), "--into", into, *extra],

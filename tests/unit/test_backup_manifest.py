@@ -170,3 +170,15 @@ def test_restore_summary_names_the_clinical_tables_first() -> None:
     )
     other_major = RestoreReport(_manifest(), cleaned=False, schema_checked=False).line()
     assert other_major.endswith("; definitions not compared (other major)")
+
+
+async def test_missing_client_programs_name_the_package_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from store import _backup
+    from veille.errors import MissingDependencyError
+
+    monkeypatch.setattr(_backup.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(_backup.shutil, "which", lambda name: None)
+    with pytest.raises(MissingDependencyError, match="apt-get install -y postgresql-client"):
+        await _backup.find_pg_tool("pg_dump")
