@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from ._backup import (
+from ._backup import back_up, restore
+from ._backup_digests import schema_digests, table_digests
+from ._backup_manifest import (
     BackupManifest,
     RestoreReport,
     TableDigest,
-    back_up,
     compare_schema,
     compare_tables,
     manifest_path,
     read_verified_manifest,
-    restore,
-    schema_digests,
-    table_digests,
 )
 from ._clinicians import (
     ClinicianRole,

@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from store import BackupManifest, TableDigest, compare_schema, compare_tables, manifest_path
-from store._backup import _libpq_target, read_verified_manifest, tool_major
+from store import (
+    BackupManifest,
+    TableDigest,
+    compare_schema,
+    compare_tables,
+    manifest_path,
+    read_verified_manifest,
+)
+from store._pg_tools import libpq_target, tool_major
 from veille.errors import StoreError
 
 DAY = "2026-11-20"
@@ -129,7 +136,7 @@ async def test_a_backup_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_the_password_goes_to_a_0600_passfile_never_the_conninfo() -> None:
     dsn = "postgresql://veille:s3cr:t%5C@127.0.0.1:5432/veille"
-    with _libpq_target(dsn) as (target, env):
+    with libpq_target(dsn) as (target, env):
         passfile = Path(env["PGPASSFILE"])
         assert "s3cr" not in target and "password" not in target
         assert "dbname=veille" in target and "user=veille" in target
@@ -143,7 +150,7 @@ def test_without_a_password_the_users_own_libpq_settings_apply(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PGPASSWORD", "from-env")
-    with _libpq_target("host=127.0.0.1 dbname=veille user=veille") as (target, env):
+    with libpq_target("host=127.0.0.1 dbname=veille user=veille") as (target, env):
         assert env["PGPASSWORD"] == "from-env" and "PGPASSFILE" not in env
         assert "password" not in target
     assert os.environ["PGPASSWORD"] == "from-env"
@@ -175,10 +182,10 @@ def test_restore_summary_names_the_clinical_tables_first() -> None:
 async def test_missing_client_programs_name_the_package_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from store import _backup
+    from store import _pg_tools
     from veille.errors import MissingDependencyError
 
-    monkeypatch.setattr(_backup.glob, "glob", lambda pattern: [])
-    monkeypatch.setattr(_backup.shutil, "which", lambda name: None)
+    monkeypatch.setattr(_pg_tools.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(_pg_tools.shutil, "which", lambda name: None)
     with pytest.raises(MissingDependencyError, match="apt-get install -y postgresql-client"):
-        await _backup.find_pg_tool("pg_dump")
+        await _pg_tools.find_pg_tool("pg_dump")
