@@ -108,7 +108,7 @@ async def _index_topic(
         await consumer.seek_to_beginning(*tps)
         ends = await true_end_offsets(bootstrap, await consumer.end_offsets(tps))
         idle = 0
-        while idle < _IDLE_POLLS and any(await consumer.position(tp) < ends[tp] for tp in tps):
+        while idle < _IDLE_POLLS and [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             batch = await consumer.getmany(timeout_ms=500)
             idle = 0 if batch else idle + 1
             for tp, records in batch.items():

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .ledger import RunCount
-from .scenarios import Profile
+from .scenarios import FULL, SHORT, Profile
 
 FINDINGS_MARKER = "<!-- findings: kept as written when the table is regenerated -->"
 COLUMNS = ("scenario", "runs", "published", "acknowledged", "stored", "dead-lettered", "lost",
@@ -81,9 +81,9 @@ def scenario_table(p: Profile) -> str:
         "gateway-stall": f"the gateway SIGSTOP for {p.gateway_stall_s:g} s while devices keep "
         "publishing",
         "mqtt-restart": "Mosquitto SIGTERM (persistence on) and started again; devices and "
-        "gateway reconnect by themselves",
-        "gateway-failover": "two gateways share the subscription; one is killed and replaced "
-        f"{p.failover_gap_s:g} s later by a gateway with the same client id",
+        "gateway (`VEILLE_GATEWAY_SUBSCRIPTION=plain`) reconnect by themselves",
+        "gateway-failover": "two gateways share the subscription (`shared`); one is killed and "
+        f"replaced {p.failover_gap_s:g} s later by a gateway with the same client id",
     }
     lines = ["| scenario | fault |", "|---|---|"]
     return "\n".join(lines + [f"| {name} | {text} |" for name, text in faults.items()])
@@ -144,10 +144,17 @@ fault, {profile.tail_s:g} s after it.
 ## How to run
 
 - `make faults` (= `.venv/bin/python -m tests.faults --runs 5`): full durations (database
-  60 s, Kafka 30 s, gateway 30 s), every scenario 5 times, rewrites this file.
-- `make test` runs `tests/faults/test_scenarios.py`: every scenario once with stalls of
-  8 s (`--short` here gives the same profile).
-- `.venv/bin/python -m tests.faults --runs 1 --scenario rebalance` for one scenario.
+  {FULL.database_outage_s:g} s, Kafka {FULL.kafka_stall_s:g} s, gateway \
+{FULL.gateway_stall_s:g} s, {FULL.rebalance_cycles} rebalance cycles), every scenario 5 times,
+  rewrites this file.
+- `make test` runs `tests/faults/test_scenarios.py`: every scenario once, short profile
+  (database {SHORT.database_outage_s:g} s, Kafka {SHORT.kafka_stall_s:g} s, gateway \
+{SHORT.gateway_stall_s:g} s, {SHORT.rebalance_cycles} rebalance cycle, a failing run gives up
+  {SHORT.settle_timeout_s:g} s after the devices stop); `--short` here gives the same profile.
+- `.venv/bin/python -m tests.faults --runs 1 --scenario rebalance` for one scenario;
+  `--keep-failed DIR` keeps a failed run's component logs. A failed run traces each missing
+  reading through the raw and readings topics and the committed offsets of the worker and
+  the sink (`tests/faults/harness/forensics.py`), so the runs below name the stage that lost it.
 """
     kept = path.read_text() if path.exists() else ""
     if FINDINGS_MARKER in kept:
