@@ -120,6 +120,10 @@ class _Pids:
 
     def cpu(self) -> dict[str, float]:
         out = {name: cpu_seconds(pid) for name, pid in self.components.items()}
+        # The two Faust roles (validator, detector) are one "worker" in the figures.
+        out["worker"] = (
+            out.pop("validator", 0.0) + out.pop("detector", 0.0) + out.get("worker", 0.0)
+        )
         out["Kafka (Tansu)"] = cpu_seconds(self.services["kafka"])
         out["MQTT (Mosquitto)"] = cpu_seconds(self.services["mqtt"])
         out["PostgreSQL"] = cpu_seconds(self.services["postgres"], with_children=True)

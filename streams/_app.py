@@ -35,7 +35,7 @@ __all__ = ["build_app"]
 
 log = logging.getLogger(__name__)
 
-APP_ID = "veille-streams"
+APP_IDS = {"all": "veille-streams", "validate": "veille-validate", "detect": "veille-detect"}
 REGISTRY_REFRESH_S = 60.0
 ESCALATION_CHECK_S = 5.0
 
@@ -44,8 +44,9 @@ def build_app(settings: Settings) -> faust.App:
     install_rebalance_ack_guard()
     if settings.kafka_local_broker:
         install_end_offset_workaround(settings.kafka_bootstrap)
+    role = settings.worker_role
     app = faust.App(
-        APP_ID,
+        APP_IDS[role],
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         key_serializer="raw",
@@ -68,17 +69,39 @@ def build_app(settings: Settings) -> faust.App:
     readings_topic = app.topic(topics.readings, key_type=bytes, value_type=bytes)
     dead_letter_topic = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
     alerts_topic = app.topic(topics.alerts, key_type=bytes, value_type=bytes)
-    # Keys and values are bytes we encode ourselves. Faust derives a table's changelog codec
-    # from key_type/value_type and falls back to "json", which the raw app default then
-    # contradicts: a restarted worker failed to decode its changelog and never recovered.
-    detector_state = app.Table("detector-state", default=bytes, key_type=bytes, value_type=bytes)
-    directory = DeviceDirectory(settings.database_url.get_secret_value())
-    thresholds = ThresholdBook(settings.database_url.get_secret_value())
-    escalation = EscalationPolicy(after_s=settings.escalate_after_s)
-    limits = ValidationLimits(
-        future_tolerance_us=int(settings.future_tolerance_s * 1e6),
-        max_age_us=int(settings.max_age_s * 1e6),
-    )
+    dsn = settings.database_url.get_secret_value()
+    if role in ("all", "validate"):
+        limits = ValidationLimits(
+            future_tolerance_us=int(settings.future_tolerance_s * 1e6),
+            max_age_us=int(settings.max_age_s * 1e6),
+        )
+        _validate_agents(
+            app, raw_topic, readings_topic, dead_letter_topic, DeviceDirectory(dsn), limits
+        )
+    if role in ("all", "detect"):
+        # Keys and values are bytes we encode ourselves. Faust derives a table's changelog codec
+        # from key_type/value_type and falls back to "json", which the raw app default then
+        # contradicts: a restarted worker failed to decode its changelog and never recovered.
+        detector_state = app.Table(
+            "detector-state", default=bytes, key_type=bytes, value_type=bytes
+        )
+        escalation = EscalationPolicy(after_s=settings.escalate_after_s)
+        _detect_agents(
+            app, readings_topic, alerts_topic, detector_state, ThresholdBook(dsn), escalation
+        )
+    return app
+
+
+def _validate_agents(
+    app: faust.App,
+    raw_topic: Any,
+    readings_topic: Any,
+    dead_letter_topic: Any,
+    directory: DeviceDirectory,
+    limits: ValidationLimits,
+) -> None:
+    """Raw envelopes -> validated reading batches (key patient) and dead letters. No table:
+    a rebalance of this group has no changelog to recover."""
 
     @app.task
     async def load_registry() -> None:
@@ -89,14 +112,9 @@ def build_app(settings: Settings) -> faust.App:
     async def follow_registry() -> None:
         await directory.listen()
 
-    @app.task
-    async def follow_thresholds() -> None:
-        await thresholds.listen()
-
     @app.timer(REGISTRY_REFRESH_S)
     async def refresh_registry() -> None:
         await directory.refresh()  # safety net should a notification be missed
-        await thresholds.refresh()
 
     @app.agent(raw_topic)
     async def validate(stream: Any) -> None:
@@ -132,6 +150,25 @@ def build_app(settings: Settings) -> faust.App:
                 for dead in result.dead_letters
             ]
             await deliver(outputs)
+
+
+def _detect_agents(
+    app: faust.App,
+    readings_topic: Any,
+    alerts_topic: Any,
+    detector_state: Any,
+    thresholds: ThresholdBook,
+    escalation: EscalationPolicy,
+) -> None:
+    """Reading batches -> alert events, with each patient's state in ``detector_state``."""
+
+    @app.task
+    async def follow_thresholds() -> None:
+        await thresholds.listen()
+
+    @app.timer(REGISTRY_REFRESH_S)
+    async def refresh_thresholds() -> None:
+        await thresholds.refresh()  # safety net should a notification be missed
 
     @app.agent(readings_topic)
     async def detect_alerts(stream: Any) -> None:
@@ -187,5 +224,3 @@ def build_app(settings: Settings) -> faust.App:
             events += [technical_alert_event(t) for t in check_silence(state, now)]
             for alert in events:
                 await alerts_topic.send(key=key, value=alert.to_json())
-
-    return app

@@ -32,6 +32,14 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _own_faust(state_dir: Path, name: str) -> dict[str, str]:
+    """A second Faust worker on one machine needs its own web port and state directory."""
+    return {
+        "VEILLE_WORKER_DATA_DIR": str(state_dir / f"faust-{name}"),
+        "VEILLE_WORKER_WEB_PORT": str(free_port()),
+    }
+
+
 def component_env(stack_env: Mapping[str, str], state_dir: Path, **extra: str) -> dict[str, str]:
     env = {**os.environ, **stack_env, **extra}
     env.setdefault("VEILLE_WORKER_DATA_DIR", str(state_dir / "faust"))
@@ -161,7 +169,11 @@ class PipelineProcesses:
         return cls(
             [
                 ComponentProcess.veille("sink", env=env, log_dir=log_dir),
-                ComponentProcess.veille("worker", env=env, log_dir=log_dir),
+                ComponentProcess.veille("worker", env={**env, "VEILLE_WORKER_ROLE": "detect"},
+                                        log_dir=log_dir, name="detector"),
+                ComponentProcess.veille("worker", env={**env, **_own_faust(state_dir, "validator"),
+                                        "VEILLE_WORKER_ROLE": "validate"}, log_dir=log_dir,
+                                        name="validator"),
                 ComponentProcess.veille("gateway", "--ready-file", str(ready), env=env,
                                         log_dir=log_dir),
             ],

@@ -62,7 +62,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from veille._run import run_worker_process
     from veille.settings import Settings
 
-    return run_worker_process(Settings())
+    settings = Settings() if args.role is None else Settings(worker_role=args.role)
+    return run_worker_process(settings)
 
 
 def _cmd_sink(args: argparse.Namespace) -> int:
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
             _cmd_gateway,
             "run an MQTT -> Kafka gateway (settings from VEILLE_* variables)",
         ),
-        ("worker", _cmd_worker, "run a stream worker: validation and detection (Faust)"),
+        ("worker", _cmd_worker, "run a stream worker: validation and/or detection (Faust)"),
         ("sink", _cmd_sink, "run a database sink: readings, alerts, dead letters -> database"),
         ("migrate", _cmd_migrate, "create or upgrade the database schema"),
     ):
@@ -208,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
         if name == "gateway":
             p.add_argument("--ready-file", help="file written once the subscription is in place")
+        if name == "worker":
+            p.add_argument(
+                "--role", choices=("validate", "detect", "all"),
+                help="validate, detect or all (default: VEILLE_WORKER_ROLE, else all)",
+            )  # fmt: skip
         p.set_defaults(func=func)
 
     add_devices_parser(sub)

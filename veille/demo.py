@@ -20,7 +20,7 @@ from rich.table import Table
 from clinic import hash_password
 from devices import Fleet, FleetSimulator, build_fleet, device_topic, now_us
 from store import ClinicianRole, add_clinician, find_clinician, upsert_bindings
-from streams._app import APP_ID
+from streams._app import APP_IDS
 from streams._lag import consumer_lag
 from streams._sink import GROUP_ID as SINK_GROUP_ID
 from veille._components import (
@@ -80,10 +80,15 @@ class KafkaLag:
 async def _refresh_lag(settings: Settings, lag: KafkaLag) -> None:
     topics = settings.topics
     try:
-        lag.worker = await consumer_lag(
-            settings.kafka_bootstrap, APP_ID, (topics.raw, topics.readings),
+        validate = await consumer_lag(
+            settings.kafka_bootstrap, APP_IDS["validate"], (topics.raw,),
             settings.partitions, local_broker=settings.kafka_local_broker,
         )  # fmt: skip
+        detect = await consumer_lag(
+            settings.kafka_bootstrap, APP_IDS["detect"], (topics.readings,),
+            settings.partitions, local_broker=settings.kafka_local_broker,
+        )  # fmt: skip
+        lag.worker = validate + detect
         lag.sink = await consumer_lag(
             settings.kafka_bootstrap, SINK_GROUP_ID,
             (topics.readings, topics.alerts, topics.dead_letters),

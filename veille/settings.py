@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         description="VEILLE_MQTT_SESSION_EXPIRY_S, how long the broker keeps a gone gateway's "
         "unacknowledged messages for it",
     )
+    worker_role: Literal["validate", "detect", "all"] = Field(
+        "all",
+        description="VEILLE_WORKER_ROLE: validate (raw -> readings, no table), detect (readings "
+        "-> alerts, per-patient table) or all; separate roles keep Faust's table recovery out of "
+        "the path that carries readings to the database (docs/RELIABILITY.md)",
+    )
     worker_web_port: int = Field(
         6066, description="VEILLE_WORKER_WEB_PORT, Faust's web port, distinct per worker"
     )

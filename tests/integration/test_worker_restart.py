@@ -28,7 +28,7 @@ async def test_detector_state_survives_a_worker_restart(pipeline: RunningPipelin
         lambda: count(dsn, open_sql, device.patient), lambda c: c == 1, what="alert open"
     )
 
-    worker = pipeline.component("worker")
+    worker = pipeline.component("detector")  # the role that keeps the table
     assert worker.stop() == 0, worker.log_tail()
     worker.start()
 

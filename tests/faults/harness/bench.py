@@ -45,7 +45,8 @@ class FaultBench:
             self.stack.up()
             self.env = component_env(self.stack.env(), self.state_dir)
             self.add("sink")
-            self.add("worker")
+            self.add("worker", VEILLE_WORKER_ROLE="validate")  # raw -> readings: the data path
+            self.add("worker", "detector", VEILLE_WORKER_ROLE="detect")
             for gateway_id in self.gateway_ids:
                 self.add_gateway(gateway_id)
             for gateway_id in self.gateway_ids:

@@ -23,7 +23,7 @@ from streams._sink import GROUP_ID as SINK_GROUP
 from streams._tansu_compat import true_end_offsets
 from veille.settings import TopicNames
 
-WORKER_GROUP = "veille-streams"  # streams._app.APP_ID: Faust's group id is the app id
+WORKER_GROUP = "veille-validate"  # streams._app.APP_IDS["validate"]: the group reading raw
 _SEQ = re.compile(rb'"seq":\s*(\d+)')
 _IDLE_POLLS = 3
 

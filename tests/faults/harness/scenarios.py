@@ -91,7 +91,7 @@ def _rebalance(bench: FaultBench, profile: Profile) -> list[str]:
         joined = bench.log_size("worker-2") if cycle else 0
         mark = bench.log_size("worker")
         if cycle == 0:
-            bench.add("worker", "worker-2")
+            bench.add("worker", "worker-2", VEILLE_WORKER_ROLE="validate")
         else:
             bench.restart("worker-2")
         bench.wait_log("worker-2", WORKER_READY, after=joined)
@@ -254,8 +254,8 @@ async def _until(probe: Callable[[], Awaitable[bool]], *, what: str, timeout_s: 
 
 def _drain(bench: FaultBench) -> list[str]:
     """SIGTERM every component, gateways first; each must exit 0 within DRAIN_LIMIT_S."""
-    order = sorted(bench.components.values(), key=lambda c: ("gateway", "worker", "sink").index(
-        c.name.split("-")[0]))  # fmt: skip
+    order = sorted(bench.components.values(), key=lambda c: (
+        "gateway", "worker", "detector", "sink").index(c.name.split("-")[0]))  # fmt: skip
     slow = []
     for component in order:
         if not component.alive():
