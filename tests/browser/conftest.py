@@ -23,8 +23,7 @@ from selenium.webdriver.chrome.service import Service
 
 from tests.integration import conftest as integration
 from tests.integration.conftest import RunningStack
-from veille._components import clinic_component, wait_for_http
-from veille.stack._process import free_port
+from tests.support.clinic import running_clinic
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -43,15 +42,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def clinic_url(
     running_stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, **running_stack.env, "VEILLE_CLINIC_COOKIE_SECURE": "false"}
-    server = clinic_component(env, tmp_path_factory.mktemp("clinic-browser"), port=port)
-    try:
-        server.start()
-        wait_for_http(f"http://127.0.0.1:{port}/api/v1/health", timeout_s=60, watch=server)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with running_clinic(running_stack.env, tmp_path_factory.mktemp("clinic-browser")) as url:
+        yield url
 
 
 def _descendants(pid: int) -> list[int]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,11 +21,10 @@ import pytest
 from clinic import hash_password
 from store import ClinicianRole, add_clinician
 from tests.integration.conftest import RunningPipeline, RunningStack
+from tests.support.clinic import running_clinic
 from tests.support.devices import TENANT, batch_payload, new_device, provision, spo2_series
 from tests.support.pipeline import publish_all
 from tests.support.waiting import eventually
-from veille._components import clinic_component, wait_for_http
-from veille.stack._process import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -37,15 +35,8 @@ PASSWORD = "correct horse battery staple"
 def clinic_url(
     running_stack: RunningStack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, **running_stack.env, "VEILLE_CLINIC_COOKIE_SECURE": "false"}
-    server = clinic_component(env, tmp_path_factory.mktemp("clinic-pages"), port=port)
-    try:
-        server.start()
-        wait_for_http(f"http://127.0.0.1:{port}/api/v1/health", timeout_s=60, watch=server)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with running_clinic(running_stack.env, tmp_path_factory.mktemp("clinic-pages")) as url:
+        yield url
 
 
 async def _nurse(dsn: str, unit: str) -> str:
