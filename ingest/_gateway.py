@@ -3,7 +3,8 @@
 At-least-once: a crash between Kafka's confirmation and the PUBACK makes the broker redeliver,
 and the duplicate is absorbed downstream by the readings' natural key. A Kafka failure is
 retried with backoff while nothing is acknowledged; the broker then stops sending once
-``receive_maximum`` messages are pending, which is the back-pressure.
+``receive_maximum`` messages are pending, which is the back-pressure. The queue between
+paho's thread and the event loop holds at most ``QUEUE_CONNECTIONS`` connections' worth.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ SHARE_GROUP = "veille-gateways"
 SHARED_FILTER = f"$share/{SHARE_GROUP}/{SUBSCRIPTION_FILTER}"
 MAX_MESSAGES_PER_ROUND = 2000
 RETRY_MAX_DELAY_S = 5.0
+# Each connection may leave up to receive_maximum unacknowledged copies behind in the queue
+# (they are still forwarded); this many reconnects during one Kafka stall fill it.
+QUEUE_CONNECTIONS = 4
 
 
 @dataclass(slots=True)
@@ -41,6 +45,7 @@ class GatewayCounters:
     records_sent: int = 0
     dead_lettered: int = 0
     send_failures: int = 0
+    stale_not_acked: int = 0  # forwarded, not acknowledged: delivered by an earlier connection
 
 
 async def _take_burst(
@@ -135,7 +140,9 @@ async def run_gateway(
     keeps messages for this gateway's session even while it is down.
     """
     counters = counters or GatewayCounters()
-    queue: asyncio.Queue[InboundMessage] = asyncio.Queue()  # bounded by receive_maximum
+    queue: asyncio.Queue[InboundMessage] = asyncio.Queue(
+        maxsize=QUEUE_CONNECTIONS * settings.gateway_max_inflight
+    )
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
@@ -179,11 +186,11 @@ async def run_gateway(
             if sent is None:
                 break  # stopping while Kafka is down: the broker redelivers the burst later
             records, dead = sent
-            for message in burst:
-                session.ack(message)
+            acked = sum(session.ack(message) for message in burst)
             counters.records_sent += records
             counters.dead_lettered += dead
-            counters.acknowledged += len(burst)
+            counters.acknowledged += acked
+            counters.stale_not_acked += len(burst) - acked
     finally:
         session.stop()
         await producer.stop()

@@ -3,8 +3,15 @@
 paho runs its network loop in its own thread; messages reach asyncio only through
 ``loop.call_soon_threadsafe`` (as Home Assistant's MQTT client does). A message is
 acknowledged (PUBACK) only when :meth:`GatewaySession.ack` is called, i.e. after Kafka has
-it. The broker hands us at most ``receive_maximum`` unacknowledged messages, which bounds
-the gateway's memory and pushes back on the broker when Kafka is slow.
+it. The broker hands us at most ``receive_maximum`` unacknowledged messages per connection,
+which pushes back on the broker when Kafka is slow; the queue towards asyncio has a bound of
+its own for the copies older connections leave behind.
+
+A packet id means something only on the connection that delivered it: after a reconnect the
+broker sends the unacknowledged messages again and reuses freed ids for new ones. So each
+message carries its connection number, and a message from an earlier connection is never
+acknowledged (its PUBACK could release another message of the same id that is not in Kafka
+yet); it is still forwarded, and its redelivered copy, same reading, is acknowledged.
 """
 
 from __future__ import annotations
@@ -66,6 +73,8 @@ class InboundMessage:
     qos: int
     received_at_us: int
     duplicate: bool
+    connection: int = 0
+    """Which connection of the session delivered it (see the module's docstring)."""
 
 
 class GatewaySession:
@@ -91,7 +100,10 @@ class GatewaySession:
         self._queue = queue
         self._on_subscribed = on_subscribed
         self._loop = asyncio.get_running_loop()
+        self._connection = 0  # bumped in paho's thread at each connect and disconnect
         self.connected = asyncio.Event()
+        self.stale_not_acked = 0
+        self.overflowed = 0
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -113,6 +125,7 @@ class GatewaySession:
         if reason.is_failure:
             log.error("MQTT connection refused: %s", reason)
             return
+        self._connection += 1
         log.info("MQTT connected (session present: %s)", flags.session_present)
         # Always subscribe, even with a session present: a broker may not have restored the
         # subscription (Mosquitto 2.0 drops shared ones across a restart); the same filter
@@ -134,6 +147,7 @@ class GatewaySession:
             self._loop.call_soon_threadsafe(self._on_subscribed)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._connection += 1  # from now on the ids of the messages in hand mean nothing
         log.warning("MQTT disconnected (%s); paho reconnects by itself", reason)
         self._loop.call_soon_threadsafe(self.connected.clear)
 
@@ -145,10 +159,27 @@ class GatewaySession:
             message.qos,
             now_us(),
             bool(message.dup),
+            self._connection,
         )
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, inbound)
+        self._loop.call_soon_threadsafe(self._enqueue, inbound)
 
     # event loop -------------------------------------------------------------------------
+    def _enqueue(self, message: InboundMessage) -> None:
+        """Queue a message, or leave it unacknowledged when the queue is full.
+
+        Full means several reconnects' worth of copies are waiting for Kafka; the broker
+        keeps the message and sends it again after the next reconnect.
+        """
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed += 1
+            log.error(
+                "gateway queue full (%d messages waiting for Kafka): message %s on %s left "
+                "unacknowledged, the broker sends it again after the next reconnect",
+                self._queue.qsize(), message.mid, message.topic,
+            )  # fmt: skip
+
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self._session_expiry_s
@@ -162,10 +193,18 @@ class GatewaySession:
         )
         self._client.loop_start()
 
-    def ack(self, message: InboundMessage) -> None:
-        """PUBACK the message. Safe from the event loop: paho guards its socket with a lock."""
-        if message.qos > 0:
-            self._client.ack(message.mid, message.qos)
+    def ack(self, message: InboundMessage) -> bool:
+        """PUBACK the message if its packet id still means it; True when acknowledged.
+
+        Safe from the event loop: paho guards its socket with a lock.
+        """
+        if message.qos == 0:
+            return True
+        if message.connection != self._connection:
+            self.stale_not_acked += 1
+            return False
+        self._client.ack(message.mid, message.qos)
+        return True
 
     def stop(self) -> None:
         """Disconnect; unacknowledged messages stay in our broker session for the next start."""

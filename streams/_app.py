@@ -3,9 +3,9 @@
 Records carry batches (an envelope per device, a reading batch per patient) because a Faust
 event costs ~250 microseconds here. Values are raw bytes encoded with orjson by our own
 record classes, so the wire format is ours, documented in docs/PAYLOADS.md, not Faust's.
-An agent waits for Kafka's confirmation of an event's outputs before taking the next event
-(``_delivery``): Faust would commit the input's offset even after a send finally failed.
-At-least-once; outputs are idempotent downstream.
+An agent acks an event only once Kafka has confirmed all its outputs, in input order, while it
+goes on with the next events (``_delivery``): Faust would commit the input's offset even after
+a send finally failed. At-least-once; outputs are idempotent downstream.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from devices import DeadLetter, RawEnvelope, ReadingBatch, now_us
 from veille.settings import Settings
 
 from ._alerts import AlertEvent, AlertEventKind
-from ._delivery import Output, deliver
+from ._delivery import Output, confirmed_acks
 from ._detect import PatientState
 from ._directory import DeviceDirectory
 from ._faust_compat import install_rebalance_ack_guard
@@ -76,7 +76,13 @@ def build_app(settings: Settings) -> faust.App:
             max_age_us=int(settings.max_age_s * 1e6),
         )
         _validate_agents(
-            app, raw_topic, readings_topic, dead_letter_topic, DeviceDirectory(dsn), limits
+            app,
+            settings.worker_max_unconfirmed,
+            raw_topic,
+            readings_topic,
+            dead_letter_topic,
+            DeviceDirectory(dsn),
+            limits,
         )
     if role in ("all", "detect"):
         # Keys and values are bytes we encode ourselves. Faust derives a table's changelog codec
@@ -87,13 +93,20 @@ def build_app(settings: Settings) -> faust.App:
         )
         escalation = EscalationPolicy(after_s=settings.escalate_after_s)
         _detect_agents(
-            app, readings_topic, alerts_topic, detector_state, ThresholdBook(dsn), escalation
+            app,
+            settings.worker_max_unconfirmed,
+            readings_topic,
+            alerts_topic,
+            detector_state,
+            ThresholdBook(dsn),
+            escalation,
         )
     return app
 
 
 def _validate_agents(
     app: faust.App,
+    max_unconfirmed: int,
     raw_topic: Any,
     readings_topic: Any,
     dead_letter_topic: Any,
@@ -116,44 +129,48 @@ def _validate_agents(
     async def refresh_registry() -> None:
         await directory.refresh()  # safety net should a notification be missed
 
+    async def outputs_of(event: Any) -> list[Output]:
+        message = event.message
+        origin = f"{message.topic}/{message.partition}/{message.offset}"
+        try:
+            envelope = RawEnvelope.from_json(event.value)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("raw record %s is not a gateway envelope (%s)", origin, exc)
+            dead = DeadLetter.unreadable_record(
+                stage="validate",
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                raw=event.value,
+                error=exc,
+            )
+            return [(dead_letter_topic, event.key, dead.to_json())]
+        latest_arrival = max((m.received_at_us for m in envelope.messages), default=0)
+        await directory.refresh_if_unknown({envelope.device_id}, latest_arrival)
+        result = validate_envelope(
+            envelope, lookup=directory, now_us=now_us(), limits=limits, origin=origin
+        )
+        outputs: list[Output] = [
+            (readings_topic, batch.patient.encode(), batch.to_json()) for batch in result.batches
+        ]
+        outputs += [
+            (dead_letter_topic, envelope.device_id.encode(), dead.to_json())
+            for dead in result.dead_letters
+        ]
+        return outputs
+
     @app.agent(raw_topic)
     async def validate(stream: Any) -> None:
         await directory.wait_loaded()
-        async for event in stream.events():
-            message = event.message
-            origin = f"{message.topic}/{message.partition}/{message.offset}"
-            try:
-                envelope = RawEnvelope.from_json(event.value)
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("raw record %s is not a gateway envelope (%s)", origin, exc)
-                dead = DeadLetter.unreadable_record(
-                    stage="validate",
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    raw=event.value,
-                    error=exc,
-                )
-                await deliver([(dead_letter_topic, event.key, dead.to_json())])
-                continue
-            latest_arrival = max((m.received_at_us for m in envelope.messages), default=0)
-            await directory.refresh_if_unknown({envelope.device_id}, latest_arrival)
-            result = validate_envelope(
-                envelope, lookup=directory, now_us=now_us(), limits=limits, origin=origin
-            )
-            outputs: list[Output] = [
-                (readings_topic, batch.patient.encode(), batch.to_json())
-                for batch in result.batches
-            ]
-            outputs += [
-                (dead_letter_topic, envelope.device_id.encode(), dead.to_json())
-                for dead in result.dead_letters
-            ]
-            await deliver(outputs)
+        manual = stream.noack()
+        async with confirmed_acks(manual, max_unconfirmed) as acks:
+            async for event in manual.events():
+                await acks.send(event, await outputs_of(event))
 
 
 def _detect_agents(
     app: faust.App,
+    max_unconfirmed: int,
     readings_topic: Any,
     alerts_topic: Any,
     detector_state: Any,
@@ -173,16 +190,18 @@ def _detect_agents(
     @app.agent(readings_topic)
     async def detect_alerts(stream: Any) -> None:
         await thresholds.wait_loaded()
-        async for event in stream.events():
-            batch = ReadingBatch.from_json(event.value)
-            key = batch.patient.encode()
-            stored = detector_state[key]
-            state: PatientState = orjson.loads(stored) if stored else {}
-            rules = thresholds.rules_for(batch.tenant, batch.care_unit, batch.patient)
-            scale = thresholds.spo2_scale_for(batch.tenant, batch.care_unit, batch.patient)
-            alerts = process_readings(batch, state, rules, now_us=now_us(), spo2_scale=scale)
-            detector_state[key] = orjson.dumps(state)
-            await deliver([(alerts_topic, key, alert.to_json()) for alert in alerts])
+        manual = stream.noack()
+        async with confirmed_acks(manual, max_unconfirmed) as acks:
+            async for event in manual.events():
+                batch = ReadingBatch.from_json(event.value)
+                key = batch.patient.encode()
+                stored = detector_state[key]
+                state: PatientState = orjson.loads(stored) if stored else {}
+                rules = thresholds.rules_for(batch.tenant, batch.care_unit, batch.patient)
+                scale = thresholds.spo2_scale_for(batch.tenant, batch.care_unit, batch.patient)
+                alerts = process_readings(batch, state, rules, now_us=now_us(), spo2_scale=scale)
+                detector_state[key] = orjson.dumps(state)
+                await acks.send(event, [(alerts_topic, key, a.to_json()) for a in alerts])
 
     @app.agent(alerts_topic)
     async def follow_lifecycle(stream: Any) -> None:

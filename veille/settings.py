@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         "-> alerts, per-patient table) or all; separate roles keep Faust's table recovery out of "
         "the path that carries readings to the database (docs/RELIABILITY.md)",
     )
+    worker_max_unconfirmed: int = Field(
+        500,
+        ge=1,
+        description="VEILLE_WORKER_MAX_UNCONFIRMED, events a worker may have processed while "
+        "Kafka has not yet confirmed their outputs (their offsets wait; bounds its memory)",
+    )
     worker_web_port: int = Field(
         6066, description="VEILLE_WORKER_WEB_PORT, Faust's web port, distinct per worker"
     )
