@@ -5,6 +5,13 @@ which readings are missing. Some messages are rejected on purpose, each kind by 
 stage: an undecodable message at the gateway, an implausible reading at validation. What a
 reading must become (stored, or dead-lettered with which reason) is decided here, when it is
 published, and checked against the database at the end.
+
+Some messages are a tachycardia episode (every reading at 150 /min, the next message back to
+normal): each must open exactly one ``heart_rate_high`` alert, whose id is known in advance
+up to which reading starts the episode (``alert_id_for(patient, rule, that reading's time)``:
+the first reading at 150 comes 10 ms after one at 60-89 and signal screening drops that
+jump as an artefact), so the count also shows whether the detectors saw every reading
+batch through the fault.
 """
 
 from __future__ import annotations
@@ -18,12 +25,16 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from streams import alert_id_for
 from tests.support.devices import TestDevice, iso, new_device
 from veille._publisher import FleetPublisher
 
 UNDECODABLE_EVERY = 23  # one message in 23 is broken JSON: dead-lettered by the gateway
 IMPLAUSIBLE_EVERY = 17  # one message in 17 carries a heart rate of 999: dead-lettered by validation
 IMPLAUSIBLE_HR = 999.0  # the catalogue's plausible heart rate is 20 to 300 /min
+EPISODE_EVERY = 11  # one message in 11 is a tachycardia episode: one alert each
+EPISODE_HR = 150.0  # above heart_rate_high's 130 for all the message's readings (>= 3)
+EPISODE_RULE = "heart_rate_high"
 MAX_UNACKED = 50_000  # devices stop publishing while this many await a PUBACK (broker gone)
 SEAL_TIMEOUT_S = 180.0  # after the stream: every PUBACK must arrive by then
 
@@ -38,11 +49,21 @@ class StreamShape:
     rounds_per_s: float  # every device publishes one message per round
 
 
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """A message whose readings all breach ``EPISODE_RULE``; the alert it must open."""
+
+    device_id: str
+    seqs: tuple[int, ...]
+    alert_ids: frozenset[str]  # one per reading that may start it; exactly one must open
+
+
 @dataclass(slots=True)
 class PublishedSet:
     """What the devices handed to paho and what the broker acknowledged."""
 
     expected: Expected = field(default_factory=dict)
+    episodes: list[Episode] = field(default_factory=list)
     acked_tags: list[Hashable] = field(default_factory=list)
     messages_sent: int = 0
     messages_acked: int = 0
@@ -60,6 +81,28 @@ def make_devices(count: int) -> list[TestDevice]:
     return [new_device("fault") for _ in range(count)]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _is_episode(round_no: int) -> bool:
+    # Never on a round whose first reading validation rejects: the episode is the whole message.
+    return (
+        round_no % EPISODE_EVERY == EPISODE_EVERY // 2
+        and round_no % IMPLAUSIBLE_EVERY != IMPLAUSIBLE_EVERY - 1
+        and round_no % UNDECODABLE_EVERY != UNDECODABLE_EVERY - 1
+    )
+
+
+def _measured_at(start: datetime, seq: int) -> datetime:
+    return start + timedelta(milliseconds=10 * seq)
+
+
+def _episode(device: TestDevice, seqs: list[int], start: datetime) -> Episode:
+    starts_us = [(_measured_at(start, seq) - _EPOCH) // timedelta(microseconds=1) for seq in seqs]
+    ids = frozenset(alert_id_for(device.patient, EPISODE_RULE, at) for at in starts_us)
+    return Episode(device.device_id, tuple(seqs), ids)
+
+
 def _message(device: TestDevice, round_no: int, seqs: list[int], start: datetime) -> tuple[
     bytes, dict[int, str]
 ]:  # fmt: skip
@@ -73,11 +116,11 @@ def _message(device: TestDevice, round_no: int, seqs: list[int], start: datetime
     fates = dict.fromkeys(seqs, "stored")
     readings = []
     for i, seq in enumerate(seqs):
-        value = 60.0 + (seq * 7) % 30
+        value = EPISODE_HR if _is_episode(round_no) else 60.0 + (seq * 7) % 30
         if round_no % IMPLAUSIBLE_EVERY == IMPLAUSIBLE_EVERY - 1 and i == 0:
             value = IMPLAUSIBLE_HR
             fates[seq] = "implausible"
-        at = start + timedelta(milliseconds=10 * seq)
+        at = _measured_at(start, seq)
         readings.append(
             {"seq": seq, "metric": "heart_rate", "value": value, "unit": "/min",
              "measured_at": iso(at)}
@@ -133,6 +176,8 @@ class DeviceStream(threading.Thread):
                     payload, fates = _message(device, self.rounds, seqs, start)
                     for seq, fate in fates.items():
                         self.result.expected[(device.device_id, seq)] = fate
+                    if _is_episode(self.rounds):
+                        self.result.episodes.append(_episode(device, seqs, start))
                     publisher.publish(
                         device.topic, payload, len(seqs), tag=(device.device_id, tuple(seqs))
                     )

@@ -6,6 +6,10 @@ measured_at per seq, so rows beyond one per (device, seq) would still show a key
 duplicate through. The dead-letter table's key is derived from the record's origin, not
 from the reading, so it is where a redelivery could really leave a duplicate: it is counted
 per (device, seq) too.
+
+Detection is counted by alert: every acknowledged tachycardia episode must have opened one
+of its possible alert ids (``missed`` otherwise), and no other ``heart_rate_high`` alert may
+exist for the run's patients (``extra``: an episode opened twice, or an alert from nothing).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from .devices import PublishedSet
+from .devices import EPISODE_RULE, Episode, PublishedSet
 
 _SEQ = re.compile(rb'"seq":\s*(\d+)')
 _SEQS = re.compile(rb'"seqs":\s*\[([\d,\s]*)\]')
@@ -42,6 +46,9 @@ class RunCount:
     lost: int
     duplicates: int
     misrouted: int  # stored when it should be dead-lettered, or with the wrong reason
+    episodes: int = 0  # acknowledged tachycardia episodes, each must open one alert
+    missed_alerts: int = 0
+    extra_alerts: int = 0
     missing: list[tuple[str, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     drain_problems: list[str] = field(default_factory=list)  # SIGTERM exits slow or unclean
@@ -54,6 +61,8 @@ class RunCount:
             and self.duplicates == 0
             and self.misrouted == 0
             and self.published == self.stored + self.dead_lettered
+            and self.missed_alerts == 0
+            and self.extra_alerts == 0
         )
 
 
@@ -80,6 +89,31 @@ async def read_stored(dsn: str, device_ids: list[str]) -> Stored:
     return Stored(readings, dead, reasons)
 
 
+async def read_alert_ids(dsn: str, patients: list[str]) -> set[str]:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT alert_id::text FROM alerts WHERE rule = %s AND patient_pseudonym = ANY(%s)",
+            (EPISODE_RULE, patients),
+        )
+        return {row[0] for row in await cur.fetchall()}
+
+
+def acknowledged_episodes(published: PublishedSet) -> list[Episode]:
+    acknowledged = published.acknowledged()
+    return [
+        e for e in published.episodes if all((e.device_id, seq) in acknowledged for seq in e.seqs)
+    ]
+
+
+def episodes_alerted(published: PublishedSet, alert_ids: set[str]) -> tuple[int, int, int]:
+    """(acknowledged episodes, of them without an alert, alerts beyond one per episode)."""
+    must = acknowledged_episodes(published)
+    missed = sum(1 for e in must if not e.alert_ids & alert_ids)
+    explained = set().union(*(e.alert_ids for e in published.episodes))
+    per_episode = sum(max(0, len(e.alert_ids & alert_ids) - 1) for e in published.episodes)
+    return len(must), missed, len(alert_ids - explained) + per_episode
+
+
 def _seqs_in(raw: bytes) -> list[int]:
     many = _SEQS.search(raw)
     if many:
@@ -91,7 +125,9 @@ def settled(published: PublishedSet, stored: Stored) -> bool:
     return set(published.expected) <= stored.accounted()
 
 
-def count_run(scenario: str, published: PublishedSet, stored: Stored) -> RunCount:
+def count_run(
+    scenario: str, published: PublishedSet, stored: Stored, alert_ids: set[str]
+) -> RunCount:
     acknowledged = published.acknowledged()
     accounted = stored.accounted()
     missing = sorted(acknowledged - accounted)
@@ -108,6 +144,12 @@ def count_run(scenario: str, published: PublishedSet, stored: Stored) -> RunCoun
     unacked_missing = set(published.expected) - acknowledged - accounted
     if unacked_missing:
         notes.append(f"{len(unacked_missing)} never acknowledged and not stored (allowed)")
+    episodes, missed, extra = episodes_alerted(published, alert_ids)
+    if missed:
+        late = [e.seqs for e in acknowledged_episodes(published) if not e.alert_ids & alert_ids]
+        notes.append(f"episodes without their alert (device seqs): {late[:5]}")
+    if extra:
+        notes.append(f"{extra} alerts beyond one per episode")
     return RunCount(
         scenario=scenario,
         published=len(published.expected),
@@ -117,6 +159,9 @@ def count_run(scenario: str, published: PublishedSet, stored: Stored) -> RunCoun
         lost=len(missing),
         duplicates=duplicates,
         misrouted=misrouted,
+        episodes=episodes,
+        missed_alerts=missed,
+        extra_alerts=extra,
         missing=missing[:20],
         notes=notes,
     )

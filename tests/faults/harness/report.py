@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .devices import EPISODE_EVERY, EPISODE_HR, EPISODE_RULE
 from .ledger import RunCount
 from .scenarios import FULL, SHORT, Profile
 
 FINDINGS_MARKER = "<!-- findings: kept as written when the table is regenerated -->"
 COLUMNS = ("scenario", "runs", "published", "acknowledged", "stored", "dead-lettered", "lost",
-           "duplicates")  # fmt: skip
+           "duplicates", "episodes", "alerts missed", "alerts extra")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,9 @@ class ScenarioRows:
             f"{sum(x.dead_lettered for x in r):,}",
             str(sum(x.lost for x in r)),
             str(sum(x.duplicates for x in r)),
+            f"{sum(x.episodes for x in r):,}",
+            str(sum(x.missed_alerts for x in r)),
+            str(sum(x.extra_alerts for x in r)),
         ]
 
     @property
@@ -56,7 +60,9 @@ def per_run_lines(rows: Sequence[ScenarioRows]) -> list[str]:
             out.append(
                 f"- {row.scenario} #{i}: {verdict}, published {run.published}, stored "
                 f"{run.stored}, dead-lettered {run.dead_lettered}, lost {run.lost}, duplicates "
-                f"{run.duplicates}, misrouted {run.misrouted}. {detail}{missing}"
+                f"{run.duplicates}, misrouted {run.misrouted}, episodes {run.episodes} "
+                f"(alerts missed {run.missed_alerts}, extra {run.extra_alerts}). "
+                f"{detail}{missing}"
             )
     return out
 
@@ -70,10 +76,14 @@ def machine() -> str:
 def scenario_table(p: Profile) -> str:
     faults = {
         "kill-gateway": "`kill -9` the gateway mid-stream, start it again (same client id)",
-        "kill-worker": "`kill -9` the Faust worker, start it again",
+        "kill-worker": "`kill -9` the validating Faust worker, start it again",
+        "kill-detector": "`kill -9` the detecting Faust worker (per-patient table), start it "
+        "again",
         "kill-sink": "`kill -9` the database sink, start it again",
-        "rebalance": f"a second worker joins, consumes {p.lead_s:g} s and leaves (SIGTERM), "
+        "rebalance": f"a second validator joins, consumes {p.lead_s:g} s and leaves (SIGTERM), "
         f"{p.rebalance_cycles} times",
+        "rebalance-detect": f"a second detector (per-patient table) joins, consumes {p.lead_s:g} "
+        f"s and leaves (SIGTERM), {p.rebalance_cycles} times",
         "database-outage": f"`pg_ctl stop -m immediate`, {p.database_outage_s:g} s down, "
         "started again on its port",
         "kafka-stall": f"Tansu SIGSTOP for {p.kafka_stall_s:g} s, then SIGCONT (memory-only: "
@@ -102,9 +112,10 @@ def write_reliability(
 
 Veille must never lose a reading the MQTT broker acknowledged to a device. The fault suite
 (`tests/faults/`) proves it with real processes: for every scenario it starts a fresh local
-stack (Mosquitto, Tansu, PostgreSQL) and the gateway, worker and sink as separate processes,
-publishes numbered QoS 1 readings from simulated devices, injects the fault mid-stream while
-the devices keep publishing, then checks the database reading by reading.
+stack (Mosquitto, Tansu, PostgreSQL) and the gateway, the validating and the detecting
+workers and the sink as separate processes, publishes numbered QoS 1 readings from
+simulated devices, injects the fault mid-stream while the devices keep publishing, then
+checks the database reading by reading, and alert by alert.
 
 ## Latest run
 
@@ -123,7 +134,13 @@ Columns count readings (not messages), summed over the runs of a scenario:
   rejected by the gateway; one in 17 carries a heart rate of 999, rejected by validation);
 - **lost**: acknowledged readings in neither table; **duplicates**: rows beyond one per
   (device, seq) in either table. `readings` has a unique natural key, so a redelivery cannot
-  show there; `dead_letters` is keyed by the record's origin, so it is where one could.
+  show there; `dead_letters` is keyed by the record's origin, so it is where one could;
+- **episodes**: acknowledged tachycardia episodes (one message in {EPISODE_EVERY} has every
+  reading at {EPISODE_HR:g} /min, the next is normal again); each must open one
+  `{EPISODE_RULE}` alert, whose id follows from the patient and the reading that starts the
+  episode (**alerts missed** otherwise: the detectors skipped a reading batch), and no other
+  `{EPISODE_RULE}` alert may exist (**alerts extra**: an episode opened twice, or an alert
+  from nothing).
 
 Each run also checks published = stored + dead-lettered, that every reading landed where
 its content says (stored, or dead-lettered with the expected reason), and that every

@@ -29,9 +29,18 @@ from tests.support.devices import provision
 from .bench import FaultBench
 from .devices import DeviceStream, PublishedSet, StreamShape, make_devices
 from .forensics import trace_missing
-from .ledger import RunCount, Stored, count_run, read_stored, settled
+from .ledger import (
+    RunCount,
+    Stored,
+    count_run,
+    episodes_alerted,
+    read_alert_ids,
+    read_stored,
+    settled,
+)
 
 WORKER_READY = "[^Worker]: Ready"
+ALERTS_SETTLE_S = 60.0  # after the readings settled: alerts follow within a second or two
 DRAIN_LIMIT_S = 15.0  # SIGTERM to exit, per component; ComponentProcess kills after 20 s
 
 
@@ -86,24 +95,30 @@ def _kill_and_restart(name: str) -> Inject:
     return inject
 
 
-def _rebalance(bench: FaultBench, profile: Profile) -> list[str]:
-    for cycle in range(profile.rebalance_cycles):
-        joined = bench.log_size("worker-2") if cycle else 0
-        mark = bench.log_size("worker")
-        if cycle == 0:
-            bench.add("worker", "worker-2", VEILLE_WORKER_ROLE="validate")
-        else:
-            bench.restart("worker-2")
-        bench.wait_log("worker-2", WORKER_READY, after=joined)
-        # worker-1 gives partitions away: wait until its side of the rebalance completed.
-        bench.wait_log("worker", "Setting newly assigned partitions", after=mark)
-        time.sleep(profile.lead_s)  # both workers consuming
-        mark = bench.log_size("worker")
-        code = bench.components["worker-2"].stop()
-        if code != 0:
-            raise RuntimeError(f"worker-2 exited with {code} on SIGTERM")
-        bench.wait_log("worker", "Setting newly assigned partitions", after=mark)
-    return [f"worker-2 joined and left {profile.rebalance_cycles} times"]
+def _rebalance(first: str, role: str) -> Inject:
+    """A second worker of ``role`` joins the group of ``first``, consumes, and leaves."""
+    second = f"{first}-2"
+
+    def inject(bench: FaultBench, profile: Profile) -> list[str]:
+        for cycle in range(profile.rebalance_cycles):
+            joined = bench.log_size(second) if cycle else 0
+            mark = bench.log_size(first)
+            if cycle == 0:
+                bench.add("worker", second, VEILLE_WORKER_ROLE=role)
+            else:
+                bench.restart(second)
+            bench.wait_log(second, WORKER_READY, after=joined)
+            # The first worker gives partitions away: wait until its side completed.
+            bench.wait_log(first, "Setting newly assigned partitions", after=mark)
+            time.sleep(profile.lead_s)  # both workers consuming
+            mark = bench.log_size(first)
+            code = bench.components[second].stop()
+            if code != 0:
+                raise RuntimeError(f"{second} exited with {code} on SIGTERM")
+            bench.wait_log(first, "Setting newly assigned partitions", after=mark)
+        return [f"{second} ({role}) joined and left {profile.rebalance_cycles} times"]
+
+    return inject
 
 
 def _database_outage(bench: FaultBench, profile: Profile) -> list[str]:
@@ -154,8 +169,10 @@ SCENARIOS: dict[str, Scenario] = {
     for s in (
         Scenario("kill-gateway", _kill_and_restart("gateway-gw-1")),
         Scenario("kill-worker", _kill_and_restart("worker")),
+        Scenario("kill-detector", _kill_and_restart("detector")),
         Scenario("kill-sink", _kill_and_restart("sink")),
-        Scenario("rebalance", _rebalance),
+        Scenario("rebalance", _rebalance("worker", "validate")),
+        Scenario("rebalance-detect", _rebalance("detector", "detect")),
         Scenario("database-outage", _database_outage),
         Scenario("kafka-stall", _kafka_stall),
         Scenario("gateway-stall", _gateway_stall),
@@ -209,10 +226,14 @@ async def _run_on(bench: FaultBench, scenario: Scenario, profile: Profile) -> Ru
         published = await asyncio.to_thread(stream.finish)
     if await _settle(dsn, ids, published, profile.settle_timeout_s) is None:
         notes.append(f"not settled within {profile.settle_timeout_s:.0f} s")
+    patients = [d.patient for d in devices]
+    if not await _alerts_settle(dsn, patients, published, ALERTS_SETTLE_S):
+        notes.append(f"alerts not settled within {ALERTS_SETTLE_S:.0f} s")
     drain = await asyncio.to_thread(_drain, bench)
     notes += _redeliveries(bench)
     stored = await read_stored(dsn, ids)  # after the drain: anything it flushed counts
-    result = count_run(scenario.name, published, stored)
+    alert_ids = await read_alert_ids(dsn, patients)
+    result = count_run(scenario.name, published, stored, alert_ids)
     if result.missing:  # before the bench closes: Tansu's topics live in its memory
         try:
             notes += await trace_missing(bench.env, result.missing)
@@ -241,6 +262,22 @@ async def _settle(
             return stored
         await asyncio.sleep(0.5)
     return None
+
+
+async def _alerts_settle(
+    dsn: str, patients: list[str], published: PublishedSet, timeout_s: float
+) -> bool:
+    """Until every acknowledged episode's alert is in the database, or the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            _, missed, _ = episodes_alerted(published, await read_alert_ids(dsn, patients))
+            if missed == 0:
+                return True
+        except psycopg.OperationalError:
+            pass
+        await asyncio.sleep(0.5)
+    return False
 
 
 async def _until(probe: Callable[[], Awaitable[bool]], *, what: str, timeout_s: float) -> None:
