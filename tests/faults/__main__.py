@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import shlex
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -55,8 +56,14 @@ async def _main(args: argparse.Namespace) -> list[ScenarioRows]:
     return rows
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    # SIGTERM as Ctrl-C: asyncio cancels the run, whose bench then stops its stack by PID.
+    signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
