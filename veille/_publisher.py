@@ -51,6 +51,7 @@ class FleetPublisher:
         self._pending_by_mid: dict[int, tuple[int, Hashable | None]] = {}
         self._early_acks: set[int] = set()
         self._connected = threading.Event()
+        self._closing = False  # set by close(): the disconnect that follows is ours
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
@@ -74,6 +75,8 @@ class FleetPublisher:
             self._connected.set()
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self._closing:
+            return  # our own close(): nothing was lost
         log.warning("MQTT connection of %s lost (%s); paho reconnects by itself",
                     self._client_id, reason)  # fmt: skip
 
@@ -122,5 +125,6 @@ class FleetPublisher:
             return self.counters.messages_sent - self.counters.messages_acked
 
     def close(self) -> None:
+        self._closing = True
         self._client.disconnect()
         self._client.loop_stop()
