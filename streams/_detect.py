@@ -16,7 +16,7 @@ import numpy as np
 from devices import ReadingBatch
 
 from ._alerts import AlertEvent, AlertEventKind, Priority, alert_id_for
-from ._episodes import remember_episode
+from ._episodes import Transition, advance, close, new_rule_state, remember_episode
 from ._exertion import exerting
 
 __all__ = [
@@ -155,38 +155,26 @@ def detect(
 def _step(
     rule: ThresholdRule, state: PatientState, batch: ReadingBatch, value: float, at_us: int
 ) -> AlertEvent | None:
-    s = state.setdefault(
-        f"r:{rule.rule_id}", {"breaches": 0, "clears": 0, "start_us": None, "alert": None}
+    s = state.setdefault(f"r:{rule.rule_id}", new_rule_state())
+    breached = rule.breached(value)
+    if s["alert"] is None and breached and rule.exertion_pauses and exerting(state, at_us):
+        return None  # explained by a walk: the episode neither grows nor ends
+    hold_us = int(rule.hold_s * 1_000_000)
+    transition = advance(
+        s,
+        breached=breached,
+        cleared=rule.cleared(value),
+        at_us=at_us,
+        confirmed=lambda breaches, held_us: breaches >= rule.persistence and held_us >= hold_us,
+        clear_count=rule.persistence,
     )
-    breaches, clears = int(s["breaches"] or 0), int(s["clears"] or 0)
-    if s["alert"] is None:
-        if rule.exertion_pauses and rule.breached(value) and exerting(state, at_us):
-            return None  # explained by a walk: the episode neither grows nor ends
-        if rule.breached(value):
-            if breaches == 0:
-                s["start_us"] = at_us
-            s["breaches"] = breaches + 1
-            start = int(s["start_us"] or at_us)
-            held = at_us - start >= int(rule.hold_s * 1_000_000)
-            if breaches + 1 >= rule.persistence and held:
-                s["alert"] = alert_id_for(batch.patient, rule.rule_id, start)
-                s["clears"] = 0
-                alert_id = str(s["alert"])
-                return threshold_event(rule, batch, alert_id, AlertEventKind.OPENED, value, at_us)
-        elif rule.cleared(value):
-            # Between the limit and clear-at the episode neither grows nor ends: a CGM at
-            # 2.8, 3.1, 2.7 mmol/L is one hypoglycaemia, not two false starts.
-            s["breaches"], s["start_us"] = 0, None
-        return None
-    if rule.cleared(value):
-        s["clears"] = clears + 1
-        if clears + 1 >= rule.persistence:
-            alert_id = str(s["alert"])
-            remember_episode(state, rule.rule_id, int(s["start_us"] or at_us), at_us)
-            s.update(breaches=0, clears=0, start_us=None, alert=None)
-            return threshold_event(rule, batch, alert_id, AlertEventKind.RESOLVED, value, at_us)
-    else:
-        s["clears"] = 0
+    if transition is Transition.OPENED:
+        s["alert"] = alert_id_for(batch.patient, rule.rule_id, int(s["start_us"] or at_us))
+        return threshold_event(rule, batch, str(s["alert"]), AlertEventKind.OPENED, value, at_us)
+    if transition is Transition.RESOLVED:
+        alert_id, start = close(s)
+        remember_episode(state, rule.rule_id, start or at_us, at_us)
+        return threshold_event(rule, batch, alert_id, AlertEventKind.RESOLVED, value, at_us)
     return None
 
 

@@ -23,7 +23,16 @@ from devices import ReadingBatch
 
 from ._alerts import AlertEvent, AlertEventKind, alert_id_for
 from ._detect import PatientState, ThresholdRule, threshold_event, track_alert
-from ._episodes import episodes, overlaps, remember_episode
+from ._episodes import (
+    RuleState,
+    Transition,
+    advance,
+    close,
+    episodes,
+    new_rule_state,
+    overlaps,
+    remember_episode,
+)
 from ._exertion import exerting
 
 __all__ = ["detect_late"]
@@ -61,49 +70,45 @@ def _replay(
     rule: ThresholdRule, readings: Sequence[tuple[int, float]], state: PatientState,
     batch: ReadingBatch, now_us: int,
 ) -> list[AlertEvent]:  # fmt: skip
+    """The rule's episode step over the late readings alone, on a state of their own."""
     events: list[AlertEvent] = []
-    breaches, clears, start = 0, 0, None
-    opened: tuple[str, int] | None = None  # alert id and episode start
+    s = new_rule_state()
     hold_us = int(rule.hold_s * 1_000_000)
     for at_us, value in readings:
-        if opened is None:
-            if rule.exertion_pauses and rule.breached(value) and exerting(state, at_us):
+        breached = rule.breached(value)
+        if s["alert"] is None and breached and rule.exertion_pauses and exerting(state, at_us):
+            continue
+        transition = advance(
+            s,
+            breached=breached,
+            cleared=rule.cleared(value),
+            at_us=at_us,
+            confirmed=lambda n, held_us: n >= rule.persistence and held_us >= hold_us,
+            clear_count=rule.persistence,
+        )
+        if transition is Transition.OPENED:
+            begin = int(s["start_us"] or at_us)
+            if overlaps(episodes(state, rule.rule_id), begin, at_us):
+                s["breaches"], s["start_us"] = 0, None  # already raised: not again
                 continue
-            if rule.breached(value):
-                start = at_us if breaches == 0 else start
-                breaches += 1
-                if breaches >= rule.persistence and at_us - int(start or at_us) >= hold_us:
-                    begin = int(start or at_us)
-                    if overlaps(episodes(state, rule.rule_id), begin, at_us):
-                        breaches, start = 0, None
-                        continue
-                    opened = (alert_id_for(batch.patient, rule.rule_id, begin), begin)
-                    event = threshold_event(
-                        rule, batch, opened[0], AlertEventKind.OPENED, value, at_us
-                    )
-                    track_alert(state, event, now_us)
-                    events.append(event)
-                    clears = 0
-            elif rule.cleared(value):
-                breaches, start = 0, None
-        elif rule.cleared(value):
-            clears += 1
-            if clears >= rule.persistence:
-                events.append(_close(rule, state, batch, opened, value, at_us))
-                opened, breaches, clears, start = None, 0, 0, None
-        else:
-            clears = 0
-    if opened is not None:  # newer readings have already been judged: the episode is over
+            s["alert"] = alert_id_for(batch.patient, rule.rule_id, begin)
+            event = threshold_event(rule, batch, str(s["alert"]), AlertEventKind.OPENED, value,
+                                    at_us)  # fmt: skip
+            track_alert(state, event, now_us)
+            events.append(event)
+        elif transition is Transition.RESOLVED:
+            events.append(_close(rule, state, batch, s, value, at_us))
+    if s["alert"] is not None:  # newer readings have already been judged: the episode is over
         at_us, value = readings[-1]
-        events.append(_close(rule, state, batch, opened, value, at_us))
+        events.append(_close(rule, state, batch, s, value, at_us))
     return events
 
 
 def _close(
     rule: ThresholdRule, state: PatientState, batch: ReadingBatch,
-    opened: tuple[str, int], value: float, at_us: int,
+    s: RuleState, value: float, at_us: int,
 ) -> AlertEvent:  # fmt: skip
-    alert_id, begin = opened
+    alert_id, begin = close(s)
     remember_episode(state, rule.rule_id, begin, at_us)
     state.pop(f"a:{alert_id}", None)
     return threshold_event(rule, batch, alert_id, AlertEventKind.RESOLVED, value, at_us)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from types import MappingProxyType
 from typing import Final
 
@@ -31,6 +32,7 @@ from devices import ReadingBatch
 
 from ._alerts import AlertEvent, AlertEventKind, Priority, alert_id_for
 from ._detect import PatientState, track_alert
+from ._episodes import Transition, advance, close, new_rule_state
 
 __all__ = [
     "DRIFT_RULES",
@@ -180,42 +182,33 @@ def _judge(
                    RECENT_TAU_S)  # fmt: skip
     events = []
     for rule in rules:
-        s = state.setdefault(
-            f"r:{rule.rule_id}", {"breaches": 0, "clears": 0, "start_us": None, "alert": None}
+        s = state.setdefault(f"r:{rule.rule_id}", new_rule_state())
+        transition = advance(
+            s,
+            breached=warm and rule.breached(value, base, recent),
+            cleared=rule.cleared(value, base, recent),
+            at_us=at_us,
+            confirmed=partial(_confirmed, rule),
+            clear_count=_clear_count(rule),
         )
-        if s["alert"] is None:
-            if warm and rule.breached(value, base, recent):
-                if int(s["breaches"] or 0) == 0:
-                    s["start_us"] = at_us
-                s["breaches"] = int(s["breaches"] or 0) + 1
-                if _confirmed(rule, s, at_us):
-                    start = int(s["start_us"] or at_us)
-                    s["alert"] = alert_id_for(batch.patient, rule.rule_id, start)
-                    s["clears"] = 0
-                    event = _event(rule, batch, str(s["alert"]), AlertEventKind.OPENED, value,
-                                   base, at_us)  # fmt: skip
-                    track_alert(state, event, raised_us)
-                    events.append(event)
-            elif rule.cleared(value, base, recent):
-                s["breaches"], s["start_us"] = 0, None
-        elif rule.cleared(value, base, recent):
-            s["clears"] = int(s["clears"] or 0) + 1
-            if int(s["clears"] or 0) >= _clear_count(rule):
-                alert_id = str(s["alert"])
-                s.update(breaches=0, clears=0, start_us=None, alert=None)
-                state.pop(f"a:{alert_id}", None)
-                events.append(
-                    _event(rule, batch, alert_id, AlertEventKind.RESOLVED, value, base, at_us)
-                )
-        else:
-            s["clears"] = 0
+        if transition is Transition.OPENED:
+            s["alert"] = alert_id_for(batch.patient, rule.rule_id, int(s["start_us"] or at_us))
+            event = _event(rule, batch, str(s["alert"]), AlertEventKind.OPENED, value, base, at_us)
+            track_alert(state, event, raised_us)
+            events.append(event)
+        elif transition is Transition.RESOLVED:
+            alert_id, _ = close(s)
+            state.pop(f"a:{alert_id}", None)
+            events.append(
+                _event(rule, batch, alert_id, AlertEventKind.RESOLVED, value, base, at_us)
+            )
     return events
 
 
-def _confirmed(rule: TrendRule, s: dict[str, int | float | str | None], at_us: int) -> bool:
+def _confirmed(rule: TrendRule, breaches: int, held_us: int) -> bool:
     if isinstance(rule, DropRule):
-        return int(s["breaches"] or 0) >= rule.persistence
-    return at_us - int(s["start_us"] or at_us) >= int(rule.hold_s * 1_000_000)
+        return breaches >= rule.persistence
+    return held_us >= int(rule.hold_s * 1_000_000)
 
 
 def _clear_count(rule: TrendRule) -> int:
