@@ -17,6 +17,7 @@ import faust
 import orjson
 
 from devices import DeadLetter, RawEnvelope, ReadingBatch, now_us
+from veille.errors import ConfigurationError
 from veille.settings import Settings
 
 from ._alerts import AlertEvent, AlertEventKind
@@ -35,7 +36,7 @@ __all__ = ["build_app"]
 
 log = logging.getLogger(__name__)
 
-APP_IDS = {"all": "veille-streams", "validate": "veille-validate", "detect": "veille-detect"}
+APP_IDS = {"validate": "veille-validate", "detect": "veille-detect"}
 REGISTRY_REFRESH_S = 60.0
 ESCALATION_CHECK_S = 5.0
 
@@ -45,6 +46,11 @@ def build_app(settings: Settings) -> faust.App:
     if settings.kafka_local_broker:
         install_end_offset_workaround(settings.kafka_bootstrap)
     role = settings.worker_role
+    if role not in APP_IDS:
+        raise ConfigurationError(
+            f"VEILLE_WORKER_ROLE={role!r}: a Faust app runs one role, validate or detect; "
+            "`veille worker --role all` starts one process of each"
+        )
     app = faust.App(
         APP_IDS[role],
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -70,7 +76,7 @@ def build_app(settings: Settings) -> faust.App:
     dead_letter_topic = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
     alerts_topic = app.topic(topics.alerts, key_type=bytes, value_type=bytes)
     dsn = settings.database_url.get_secret_value()
-    if role in ("all", "validate"):
+    if role == "validate":
         limits = ValidationLimits(
             future_tolerance_us=int(settings.future_tolerance_s * 1e6),
             max_age_us=int(settings.max_age_s * 1e6),
@@ -84,7 +90,7 @@ def build_app(settings: Settings) -> faust.App:
             DeviceDirectory(dsn),
             limits,
         )
-    if role in ("all", "detect"):
+    if role == "detect":
         # Keys and values are bytes we encode ourselves. Faust derives a table's changelog codec
         # from key_type/value_type and falls back to "json", which the raw app default then
         # contradicts: a restarted worker failed to decode its changelog and never recovered.

@@ -4,7 +4,8 @@ episodes of each rule, so a late reading cannot reopen a closed one.
 :func:`advance` takes one reading through a rule's episode: ``breaches`` readings beyond the
 limit (from ``start_us``) open it once ``confirmed``, and a reading between the limit and
 clear-at pauses that count instead of restarting it; once open, ``clear_count`` consecutive
-readings back within the band close it. The caller names the alert on ``OPENED`` and calls :func:`close` on ``RESOLVED``.
+readings back within the band close it. The caller names the alert on ``OPENED`` and calls
+:func:`close` on ``RESOLVED``.
 
 Closed episodes are kept in the detector state as one short text per rule (scalars only,
 so it fits the Faust table): ``"start-end,start-end"`` in microseconds, newest last, at

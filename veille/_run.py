@@ -59,10 +59,17 @@ def run_sink_process(settings: Settings) -> int:
 
 
 def run_worker_process(settings: Settings) -> int:
+    if settings.worker_role == "all":
+        from veille._both_roles import run_both_roles
+
+        configure_logging()
+        return run_both_roles(settings)
     from faust import Worker
 
     from streams._app import build_app
 
+    # Faust creates its data directory without parents: a fresh checkout has no .veille/.
+    Path(settings.worker_data_dir).mkdir(parents=True, exist_ok=True)
     app = build_app(settings)
     worker = Worker(app, loglevel="INFO", quiet=True)
     worker.execute_from_commandline()

@@ -84,8 +84,9 @@ class Settings(BaseSettings):
     worker_role: Literal["validate", "detect", "all"] = Field(
         "all",
         description="VEILLE_WORKER_ROLE: validate (raw -> readings, no table), detect (readings "
-        "-> alerts, per-patient table) or all; separate roles keep Faust's table recovery out of "
-        "the path that carries readings to the database (docs/RELIABILITY.md)",
+        "-> alerts, per-patient table) or all (one child process of each); separate roles keep "
+        "Faust's table recovery out of the path that carries readings to the database "
+        "(docs/RELIABILITY.md)",
     )
     worker_max_unconfirmed: int = Field(
         500,

@@ -77,8 +77,7 @@ def scenario_table(p: Profile) -> str:
     faults = {
         "kill-gateway": "`kill -9` the gateway mid-stream, start it again (same client id)",
         "kill-worker": "`kill -9` the validating Faust worker, start it again",
-        "kill-detector": "`kill -9` the detecting Faust worker (per-patient table), start it "
-        "again",
+        "kill-detector": "`kill -9` the detecting Faust worker (per-patient table), start it again",
         "kill-sink": "`kill -9` the database sink, start it again",
         "rebalance": f"a second validator joins, consumes {p.lead_s:g} s and leaves (SIGTERM), "
         f"{p.rebalance_cycles} times",

@@ -1,0 +1,83 @@
+"""``veille worker --role all``: one process per role, never one Faust app with both.
+
+With the validate and detect agents in one Faust app, a rebalance while the per-patient
+table recovers its changelog let the worker commit past raw records it never processed
+(docs/RELIABILITY.md, finding 2). So ``all`` starts ``veille worker --role validate`` and
+``--role detect`` as child processes (their own Faust web ports and state directories),
+forwards SIGTERM and Ctrl-C to both, and when one exits stops the other: a supervisor
+(systemd, Kubernetes) then sees the failure and restarts the pair.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from veille.settings import Settings
+
+__all__ = ["ROLES", "run_both_roles"]
+
+log = logging.getLogger(__name__)
+
+ROLES = ("validate", "detect")
+STOP_TIMEOUT_S = 20.0
+
+
+def _child_env(settings: Settings, offset: int, role: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "VEILLE_WORKER_ROLE": role,
+        "VEILLE_WORKER_WEB_PORT": str(settings.worker_web_port + offset),
+        "VEILLE_WORKER_DATA_DIR": str(Path(settings.worker_data_dir) / role),
+    }
+
+
+def _stop(children: Sequence[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.error("worker pid %d did not stop within %.0f s; killing it", child.pid,
+                      STOP_TIMEOUT_S)  # fmt: skip
+            child.kill()
+            child.wait()
+
+
+def run_both_roles(settings: Settings, command: Sequence[str] | None = None) -> int:
+    """Run a validator and a detector until one exits or a signal arrives; exit status of
+    the first to exit (0 when both stopped on request). ``command`` replaces ``veille worker``
+    (tests)."""
+    base = list(command or [sys.executable, "-m", "veille", "worker"])
+    children = [
+        subprocess.Popen([*base, "--role", role], env=_child_env(settings, offset, role))
+        for offset, role in enumerate(ROLES)
+    ]
+    log.info("workers started: %s", ", ".join(f"{r} pid {c.pid}" for r, c in
+                                               zip(ROLES, children, strict=True)))  # fmt: skip
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        pid, status = os.waitpid(-1, 0)  # the first child to exit (retried across signals)
+        first = next(c for c in children if c.pid == pid)
+        first.returncode = os.waitstatus_to_exitcode(status)
+        if first.returncode != 0:
+            log.error("worker pid %d exited with %d; stopping the other", pid, first.returncode)
+        _stop(children)
+        return first.returncode
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
