@@ -16,11 +16,12 @@ import numpy as np
 from devices import ReadingBatch
 
 from ._alerts import AlertEvent, AlertEventKind, Priority, alert_id_for
-from ._episodes import Transition, advance, close, new_rule_state, remember_episode
+from ._episodes import RuleState, Transition, advance, close, new_rule_state, remember_episode
 from ._exertion import exerting
 
 __all__ = [
     "DEFAULT_RULES",
+    "advance_threshold",
     "RULES_BY_ID",
     "PatientState",
     "ThresholdRule",
@@ -152,15 +153,16 @@ def detect(
     return events
 
 
-def _step(
-    rule: ThresholdRule, state: PatientState, batch: ReadingBatch, value: float, at_us: int
-) -> AlertEvent | None:
-    s = state.setdefault(f"r:{rule.rule_id}", new_rule_state())
+def advance_threshold(
+    rule: ThresholdRule, s: RuleState, state: PatientState, value: float, at_us: int
+) -> Transition | None:
+    """One reading through a threshold rule's episode held in ``s`` (live, or replayed for
+    late readings)."""
     breached = rule.breached(value)
     if s["alert"] is None and breached and rule.exertion_pauses and exerting(state, at_us):
         return None  # explained by a walk: the episode neither grows nor ends
     hold_us = int(rule.hold_s * 1_000_000)
-    transition = advance(
+    return advance(
         s,
         breached=breached,
         cleared=rule.cleared(value),
@@ -168,6 +170,13 @@ def _step(
         confirmed=lambda breaches, held_us: breaches >= rule.persistence and held_us >= hold_us,
         clear_count=rule.persistence,
     )
+
+
+def _step(
+    rule: ThresholdRule, state: PatientState, batch: ReadingBatch, value: float, at_us: int
+) -> AlertEvent | None:
+    s = state.setdefault(f"r:{rule.rule_id}", new_rule_state())
+    transition = advance_threshold(rule, s, state, value, at_us)
     if transition is Transition.OPENED:
         s["alert"] = alert_id_for(batch.patient, rule.rule_id, int(s["start_us"] or at_us))
         return threshold_event(rule, batch, str(s["alert"]), AlertEventKind.OPENED, value, at_us)

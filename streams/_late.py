@@ -22,18 +22,22 @@ import numpy as np
 from devices import ReadingBatch
 
 from ._alerts import AlertEvent, AlertEventKind, alert_id_for
-from ._detect import PatientState, ThresholdRule, threshold_event, track_alert
+from ._detect import (
+    PatientState,
+    ThresholdRule,
+    advance_threshold,
+    threshold_event,
+    track_alert,
+)
 from ._episodes import (
     RuleState,
     Transition,
-    advance,
     close,
     episodes,
     new_rule_state,
     overlaps,
     remember_episode,
 )
-from ._exertion import exerting
 
 __all__ = ["detect_late"]
 
@@ -73,19 +77,8 @@ def _replay(
     """The rule's episode step over the late readings alone, on a state of their own."""
     events: list[AlertEvent] = []
     s = new_rule_state()
-    hold_us = int(rule.hold_s * 1_000_000)
     for at_us, value in readings:
-        breached = rule.breached(value)
-        if s["alert"] is None and breached and rule.exertion_pauses and exerting(state, at_us):
-            continue
-        transition = advance(
-            s,
-            breached=breached,
-            cleared=rule.cleared(value),
-            at_us=at_us,
-            confirmed=lambda n, held_us: n >= rule.persistence and held_us >= hold_us,
-            clear_count=rule.persistence,
-        )
+        transition = advance_threshold(rule, s, state, value, at_us)
         if transition is Transition.OPENED:
             begin = int(s["start_us"] or at_us)
             if overlaps(episodes(state, rule.rule_id), begin, at_us):
