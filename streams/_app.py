@@ -11,10 +11,13 @@ a send finally failed. At-least-once; outputs are idempotent downstream.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import faust
 import orjson
+import psycopg
 
 from devices import DeadLetter, RawEnvelope, ReadingBatch, now_us
 from veille.errors import ConfigurationError
@@ -24,8 +27,9 @@ from ._alerts import AlertEvent, AlertEventKind
 from ._delivery import Output, confirmed_acks
 from ._detect import PatientState
 from ._directory import DeviceDirectory
-from ._faust_compat import install_rebalance_ack_guard
+from ._faust_compat import install_rebalance_ack_guard, install_seek_guard
 from ._lifecycle import EscalationPolicy, apply_alert_event, due_escalations
+from ._outbox import Outbox
 from ._patient import process_readings
 from ._quality import TechnicalKind, check_silence, technical_alert_event
 from ._tansu_compat import install_end_offset_workaround
@@ -43,6 +47,7 @@ ESCALATION_CHECK_S = 5.0
 
 def build_app(settings: Settings) -> faust.App:
     install_rebalance_ack_guard()
+    install_seek_guard()
     if settings.kafka_local_broker:
         install_end_offset_workaround(settings.kafka_bootstrap)
     role = settings.worker_role
@@ -110,6 +115,15 @@ def build_app(settings: Settings) -> faust.App:
     return app
 
 
+async def _survive_database_outage(what: str, refresh: Callable[[], Awaitable[None]]) -> None:
+    """A timer's reload while the database is down: keep the cache, try at the next tick.
+    Unhandled, the error would crash the Faust worker (seen in the 60 s outage runs)."""
+    try:
+        await refresh()
+    except psycopg.Error as exc:
+        log.warning("%s reload failed (%s); keeping the cached copy", what, exc)
+
+
 def _validate_agents(
     app: faust.App,
     max_unconfirmed: int,
@@ -133,7 +147,8 @@ def _validate_agents(
 
     @app.timer(REGISTRY_REFRESH_S)
     async def refresh_registry() -> None:
-        await directory.refresh()  # safety net should a notification be missed
+        """Safety net should a notification be missed."""
+        await _survive_database_outage("device registry", directory.refresh)
 
     async def outputs_of(event: Any) -> list[Output]:
         message = event.message
@@ -183,7 +198,9 @@ def _detect_agents(
     thresholds: ThresholdBook,
     escalation: EscalationPolicy,
 ) -> None:
-    """Reading batches -> alert events, with each patient's state in ``detector_state``."""
+    """Reading batches -> alert events, with each patient's state in ``detector_state`` and
+    the events in the state's outbox until Kafka confirms them (``_outbox``)."""
+    outbox = Outbox()
 
     @app.task
     async def follow_thresholds() -> None:
@@ -191,7 +208,8 @@ def _detect_agents(
 
     @app.timer(REGISTRY_REFRESH_S)
     async def refresh_thresholds() -> None:
-        await thresholds.refresh()  # safety net should a notification be missed
+        """Safety net should a notification be missed."""
+        await _survive_database_outage("thresholds", thresholds.refresh)
 
     @app.agent(readings_topic)
     async def detect_alerts(stream: Any) -> None:
@@ -206,8 +224,13 @@ def _detect_agents(
                 rules = thresholds.rules_for(batch.tenant, batch.care_unit, batch.patient)
                 scale = thresholds.spo2_scale_for(batch.tenant, batch.care_unit, batch.patient)
                 alerts = process_readings(batch, state, rules, now_us=now_us(), spo2_scale=scale)
+                to_send = outbox.stage(state, alerts)  # in the state before it is written
                 detector_state[key] = orjson.dumps(state)
-                await acks.send(event, [(alerts_topic, key, a.to_json()) for a in alerts])
+                await acks.send(
+                    event,
+                    [(alerts_topic, key, a.to_json()) for a in to_send],
+                    partial(outbox.confirmed, to_send),
+                )
 
     @app.agent(alerts_topic)
     async def follow_lifecycle(stream: Any) -> None:
@@ -237,15 +260,22 @@ def _detect_agents(
 
     @app.timer(ESCALATION_CHECK_S)
     async def escalate_and_watch() -> None:
-        """Escalations and silent devices. Read-only over the local table: the events sent
-        come back through ``follow_lifecycle``, which records them in the state; they are
+        """Escalations, silent devices, and alert events recovered unconfirmed in an outbox.
+        Read-only over the local table: the events sent come back through
+        ``follow_lifecycle``, which records them in the state; escalations and silences are
         dated when due, so a repeat before that is the same event."""
         now = now_us()
+        present: set[str] = set()
         for key, stored in list(detector_state.items()):
             if not stored:
                 continue
             state = orjson.loads(stored)
+            present |= outbox.keys_in(state)
+            for alert in outbox.unsent(state):
+                sent = await alerts_topic.send(key=key, value=alert.to_json())
+                sent.add_done_callback(partial(outbox.settled, alert))
             events = due_escalations(state, now, escalation)
             events += [technical_alert_event(t) for t in check_silence(state, now)]
             for alert in events:
                 await alerts_topic.send(key=key, value=alert.to_json())
+        outbox.forget(present)

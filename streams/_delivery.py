@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 __all__ = ["ConfirmedAcks", "Output", "confirmed_acks", "deliver"]
@@ -37,6 +37,7 @@ class _ManualAckStream(Protocol):
 
 Output = tuple[_Topic, bytes, bytes]
 """topic, key, value"""
+_Waiting = tuple[Any, Sequence[Output], list[Awaitable[Any]], Callable[[], None] | None]
 
 
 async def _send_all(outputs: Sequence[Output]) -> list[Awaitable[Any]]:
@@ -75,29 +76,35 @@ class ConfirmedAcks:
 
     def __init__(self, stream: _ManualAckStream, max_unconfirmed: int) -> None:
         self._stream = stream
-        self._waiting: asyncio.Queue[tuple[Any, Sequence[Output], list[Awaitable[Any]]]] = (
-            asyncio.Queue(maxsize=max_unconfirmed)
-        )
+        self._waiting: asyncio.Queue[_Waiting] = asyncio.Queue(maxsize=max_unconfirmed)
         self.retries = 0
         self._confirming: asyncio.Future[None] | None = None
 
-    async def send(self, event: Any, outputs: Sequence[Output]) -> None:
-        """Send ``outputs`` of ``event``; waits only when ``max_unconfirmed`` events wait."""
+    async def send(
+        self,
+        event: Any,
+        outputs: Sequence[Output],
+        on_confirmed: Callable[[], None] | None = None,
+    ) -> None:
+        """Send ``outputs`` of ``event``; waits only when ``max_unconfirmed`` events wait.
+        ``on_confirmed`` runs once Kafka has them all, just before the event is acked."""
         if self._confirming is not None and self._confirming.done():
             # Surfaces the confirming task's failure in the agent, which Faust then reports.
             raise RuntimeError("the task confirming sends has stopped") from (
                 self._confirming.exception()
             )
         confirmations = await _send_all(outputs)
-        await self._waiting.put((event, outputs, confirmations))
+        await self._waiting.put((event, outputs, confirmations, on_confirmed))
 
     async def confirm_forever(self) -> None:
         while True:
-            event, outputs, confirmations = await self._waiting.get()
+            event, outputs, confirmations, on_confirmed = await self._waiting.get()
             failed = await _failed(outputs, confirmations)
             if failed:
                 await asyncio.sleep(RETRY_FIRST_DELAY_S)
                 self.retries += 1 + await deliver(failed)
+            if on_confirmed is not None:
+                on_confirmed()
             await self._stream.ack(event)
             self._waiting.task_done()
 

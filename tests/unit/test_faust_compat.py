@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from streams._faust_compat import guard_ack
+from streams._faust_compat import guard_ack, hold_back, sought
 
 
 class FlowControl:
@@ -60,3 +60,56 @@ def test_an_ack_while_a_rebalance_suspends_flow_is_not_committable() -> None:
     consumer = _consumer(generation=3, flowing=False)
     assert guard_ack(_original)(consumer, _message(12, generation=3)) is False
     assert consumer.committable == []
+
+
+# -- records fetched around a seek --------------------------------------------------------
+class _Consumer:
+    """What hold_back and sought keep per consumer: nothing but attributes."""
+
+
+def _handed(consumer: object, tp: str, offsets: list[int], *, flowing: bool = True) -> list[int]:
+    """The offsets the fetch loop hands over; seeks asked for are kept in ``consumer.asked``."""
+    out = []
+    for offset in offsets:
+        hold, seek_to = hold_back(consumer, tp, offset, flowing=flowing)
+        if seek_to is not None:
+            consumer.asked = seek_to  # type: ignore[attr-defined]
+        if not hold:
+            out.append(offset)
+    return out
+
+
+def test_without_a_seek_every_record_is_handed_over() -> None:
+    assert _handed(_Consumer(), "readings-0", [5, 6, 7]) == [5, 6, 7]
+
+
+def test_records_fetched_before_a_seek_are_held_until_the_sought_offset() -> None:
+    """The detector's restart: committed 518, the loop still had 554.. from before the seek."""
+    consumer = _Consumer()
+    sought(consumer, {"readings-0": 518})
+    assert _handed(consumer, "readings-0", [517, 516]) == []  # older: dropped, no seek
+    assert _handed(consumer, "readings-0", [518, 519, 554]) == [518, 519, 554]
+
+
+def test_a_sought_record_that_went_by_unseen_is_read_again() -> None:
+    consumer = _Consumer()
+    sought(consumer, {"readings-1": 172})
+    assert _handed(consumer, "readings-1", [173, 174]) == []
+    assert consumer.asked == 172  # type: ignore[attr-defined]
+    assert _handed(consumer, "readings-1", [172, 173]) == [172, 173]  # after the seek
+
+
+def test_records_fetched_while_flow_is_suspended_are_held_and_remembered() -> None:
+    consumer = _Consumer()
+    assert _handed(consumer, "readings-2", [40, 41, 42], flowing=False) == []
+    assert consumer._veille_reseek == {"readings-2": 40}  # type: ignore[attr-defined]
+    sought(consumer, {"readings-2": 40})  # the seek made when flow resumes
+    assert consumer._veille_reseek == {}  # type: ignore[attr-defined]
+    assert _handed(consumer, "readings-2", [40, 41]) == [40, 41]
+
+
+def test_a_partition_without_a_committed_offset_is_not_held() -> None:
+    consumer = _Consumer()
+    sought(consumer, {"readings-3": None, "readings-4": 0})
+    assert _handed(consumer, "readings-3", [0, 1]) == [0, 1]
+    assert _handed(consumer, "readings-4", [0]) == [0]

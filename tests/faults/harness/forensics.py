@@ -19,11 +19,16 @@ from collections.abc import Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from devices import ReadingBatch
+from streams._outbox import OUTBOX_KEY
 from streams._sink import GROUP_ID as SINK_GROUP
 from streams._tansu_compat import true_end_offsets
 from veille.settings import TopicNames
 
+from .devices import Episode
+
 WORKER_GROUP = "veille-validate"  # streams._app.APP_IDS["validate"]: the group reading raw
+DETECTOR_GROUP = "veille-detect"
+CHANGELOG = f"{DETECTOR_GROUP}-detector-state-changelog"
 _SEQ = re.compile(rb'"seq":\s*(\d+)')
 _IDLE_POLLS = 3
 
@@ -95,6 +100,18 @@ async def _index_topic(
     """Read the whole topic from the start; where each wanted key first appears."""
     assert callable(keys_of)
     found: dict[Key, Place] = {}
+
+    def index(partition: int, offset: int, key: bytes | None, value: bytes) -> None:
+        for k in keys_of(key, value):
+            if k in wanted and k not in found:
+                found[k] = (partition, offset)
+
+    await _each_record(bootstrap, topic, index)
+    return found
+
+
+async def _each_record(bootstrap: str, topic: str, visit: object) -> None:
+    assert callable(visit)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
     )
@@ -113,14 +130,10 @@ async def _index_topic(
             idle = 0 if batch else idle + 1
             for tp, records in batch.items():
                 for record in records:
-                    if record.value is None:
-                        continue
-                    for key in keys_of(record.key, record.value):
-                        if key in wanted and key not in found:
-                            found[key] = (tp.partition, record.offset)
+                    if record.value is not None:
+                        visit(tp.partition, record.offset, record.key, record.value)
     finally:
         await consumer.stop()
-    return found
 
 
 async def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
@@ -134,3 +147,65 @@ async def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int | 
         return {p: await consumer.committed(TopicPartition(topic, p)) for p in partitions}
     finally:
         await consumer.stop()
+
+
+async def trace_missed_alerts(env: Mapping[str, str], episodes: list[Episode]) -> list[str]:
+    """One line per episode without its alert: the readings record carrying it against the
+    detectors' commit, the alert events Kafka holds for it, and what the detector's
+    changelog recorded."""
+    if not episodes:
+        return []
+    bootstrap = env["VEILLE_KAFKA_BOOTSTRAP"]
+    defaults = TopicNames()
+    readings_topic = env.get("VEILLE_TOPIC_READINGS", defaults.readings)
+    alerts_topic = env.get("VEILLE_TOPIC_ALERTS", defaults.alerts)
+    wanted = {(e.device_id, e.seqs[0]) for e in episodes}
+    readings_at = await _index_topic(bootstrap, readings_topic, wanted, _readings_keys)
+    committed = await _committed(bootstrap, DETECTOR_GROUP, readings_topic)
+    ids = set().union(*(e.alert_ids for e in episodes))
+    events = await _alert_events(bootstrap, alerts_topic, ids)
+    changelog = await _changelog_mentions(bootstrap, ids)
+    lines = []
+    for e in episodes:
+        place = readings_at.get((e.device_id, e.seqs[0]))
+        found = sorted(x for i in e.alert_ids for x in events.get(i, []))
+        noted = sorted(x for i in e.alert_ids for x in changelog.get(i, []))
+        commit = committed.get(place[0]) if place else None
+        lines.append(
+            f"episode {e.device_id} {e.seqs}: readings {_place(place)} (detect commit {commit}); "
+            f"alert events in Kafka: {found or 'none'}; changelog: {noted or 'never mentions it'}"
+        )
+    lines.append(f"committed {DETECTOR_GROUP} on {readings_topic}: {_offsets(committed)}")
+    return lines
+
+
+async def _scan(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | None, bytes]]:
+    """Every record of ``topic``: (partition, offset, key, value)."""
+    out: list[tuple[int, int, bytes | None, bytes]] = []
+
+    def keep(partition: int, offset: int, key: bytes | None, value: bytes) -> None:
+        out.append((partition, offset, key, value))
+
+    await _each_record(bootstrap, topic, keep)
+    return out
+
+
+async def _alert_events(bootstrap: str, topic: str, ids: set[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for partition, offset, _key, value in await _scan(bootstrap, topic):
+        for alert_id in ids:
+            if alert_id.encode() in value:
+                kind = re.search(rb'"kind":"(\w+)"', value)
+                label = kind.group(1).decode() if kind else "?"
+                found.setdefault(alert_id, []).append(f"{label} p{partition}@{offset}")
+    return found
+
+
+async def _changelog_mentions(bootstrap: str, ids: set[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for partition, offset, _key, value in await _scan(bootstrap, CHANGELOG):
+        for alert_id in ids:
+            if alert_id.encode() in value:
+                where = "outbox" if OUTBOX_KEY.encode() in value else "state"
+                found.setdefault(alert_id, []).append(f"{where} p{partition}@{offset}")
+    return found

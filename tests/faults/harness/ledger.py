@@ -50,6 +50,7 @@ class RunCount:
     missed_alerts: int = 0
     extra_alerts: int = 0
     missing: list[tuple[str, int]] = field(default_factory=list)
+    missed_episodes: list[Episode] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     drain_problems: list[str] = field(default_factory=list)  # SIGTERM exits slow or unclean
 
@@ -105,10 +106,14 @@ def acknowledged_episodes(published: PublishedSet) -> list[Episode]:
     ]
 
 
+def missed_episodes(published: PublishedSet, alert_ids: set[str]) -> list[Episode]:
+    return [e for e in acknowledged_episodes(published) if not e.alert_ids & alert_ids]
+
+
 def episodes_alerted(published: PublishedSet, alert_ids: set[str]) -> tuple[int, int, int]:
     """(acknowledged episodes, of them without an alert, alerts beyond one per episode)."""
     must = acknowledged_episodes(published)
-    missed = sum(1 for e in must if not e.alert_ids & alert_ids)
+    missed = len(missed_episodes(published, alert_ids))
     explained = set().union(*(e.alert_ids for e in published.episodes))
     per_episode = sum(max(0, len(e.alert_ids & alert_ids) - 1) for e in published.episodes)
     return len(must), missed, len(alert_ids - explained) + per_episode
@@ -145,9 +150,9 @@ def count_run(
     if unacked_missing:
         notes.append(f"{len(unacked_missing)} never acknowledged and not stored (allowed)")
     episodes, missed, extra = episodes_alerted(published, alert_ids)
-    if missed:
-        late = [e.seqs for e in acknowledged_episodes(published) if not e.alert_ids & alert_ids]
-        notes.append(f"episodes without their alert (device seqs): {late[:5]}")
+    without = missed_episodes(published, alert_ids)
+    if without:
+        notes.append(f"episodes without their alert (device seqs): {[e.seqs for e in without][:5]}")
     if extra:
         notes.append(f"{extra} alerts beyond one per episode")
     return RunCount(
@@ -163,5 +168,6 @@ def count_run(
         missed_alerts=missed,
         extra_alerts=extra,
         missing=missing[:20],
+        missed_episodes=without[:5],
         notes=notes,
     )

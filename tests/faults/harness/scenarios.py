@@ -28,7 +28,7 @@ from tests.support.devices import provision
 
 from .bench import FaultBench
 from .devices import DeviceStream, PublishedSet, StreamShape, make_devices
-from .forensics import trace_missing
+from .forensics import trace_missed_alerts, trace_missing
 from .ledger import (
     RunCount,
     Stored,
@@ -239,6 +239,11 @@ async def _run_on(bench: FaultBench, scenario: Scenario, profile: Profile) -> Ru
             notes += await trace_missing(bench.env, result.missing)
         except Exception as exc:  # the count stands without the trace: report, do not hide it
             notes.append(f"loss trace failed: {exc!r}")
+    if result.missed_episodes:
+        try:
+            notes += await trace_missed_alerts(bench.env, result.missed_episodes)
+        except Exception as exc:
+            notes.append(f"alert trace failed: {exc!r}")
     return replace(result, notes=notes + result.notes, drain_problems=drain)
 
 
