@@ -138,8 +138,10 @@ def _validate_agents(
 
     @app.task
     async def load_registry() -> None:
-        await directory.refresh()
-        log.info("device registry loaded: %d active devices", len(directory))
+        """First load; with the database down, ``follow_registry`` loads it on reconnect."""
+        await _survive_database_outage("device registry", directory.refresh)
+        if len(directory):
+            log.info("device registry loaded: %d active devices", len(directory))
 
     @app.task
     async def follow_registry() -> None:
