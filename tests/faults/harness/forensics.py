@@ -36,14 +36,17 @@ Key = tuple[str, int]
 Place = tuple[int, int]  # partition, offset
 
 
+def _topic(env: Mapping[str, str], name: str) -> str:
+    default: str = getattr(TopicNames(), name)
+    return env.get(f"VEILLE_TOPIC_{name.upper()}", default)
+
+
 async def trace_missing(env: Mapping[str, str], missing: list[Key]) -> list[str]:
     """One line per missing reading, naming the stage that dropped it, then the offsets."""
     if not missing:
         return []
     bootstrap = env["VEILLE_KAFKA_BOOTSTRAP"]
-    defaults = TopicNames()
-    raw_topic = env.get("VEILLE_TOPIC_RAW", defaults.raw)
-    readings_topic = env.get("VEILLE_TOPIC_READINGS", defaults.readings)
+    raw_topic, readings_topic = _topic(env, "raw"), _topic(env, "readings")
     wanted = set(missing)
     raw_at = await _index_topic(bootstrap, raw_topic, wanted, _raw_keys)
     readings_at = await _index_topic(bootstrap, readings_topic, wanted, _readings_keys)
@@ -156,9 +159,7 @@ async def trace_missed_alerts(env: Mapping[str, str], episodes: list[Episode]) -
     if not episodes:
         return []
     bootstrap = env["VEILLE_KAFKA_BOOTSTRAP"]
-    defaults = TopicNames()
-    readings_topic = env.get("VEILLE_TOPIC_READINGS", defaults.readings)
-    alerts_topic = env.get("VEILLE_TOPIC_ALERTS", defaults.alerts)
+    readings_topic, alerts_topic = _topic(env, "readings"), _topic(env, "alerts")
     wanted = {(e.device_id, e.seqs[0]) for e in episodes}
     readings_at = await _index_topic(bootstrap, readings_topic, wanted, _readings_keys)
     committed = await _committed(bootstrap, DETECTOR_GROUP, readings_topic)
