@@ -14,7 +14,7 @@ def _clinic(args: argparse.Namespace) -> int:
     from clinic import openapi_document, serve
 
     if args.action == "openapi":
-        sys.stdout.write(openapi_document())
+        sys.stdout.write(openapi_document(Settings()))
         return 0
     overrides: dict[str, object] = {}
     if args.host is not None:

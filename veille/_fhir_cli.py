@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import psycopg
 
-from clinic._fhir_export import FhirSettings, patient_bundle, patient_scopes
+from clinic._fhir_export import fhir_context, patient_bundle, patient_scopes
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
@@ -19,9 +19,10 @@ __all__ = ["add_fhir_parser"]
 
 
 async def _export(args: argparse.Namespace) -> dict[str, object]:
+    settings = Settings()
     until = datetime.now(UTC)
     async with await psycopg.AsyncConnection.connect(
-        Settings().database_url.get_secret_value(), autocommit=True
+        settings.database_url.get_secret_value(), autocommit=True
     ) as conn:
         scopes = await patient_scopes(conn, args.patient)
         tenants = sorted({t for t, _ in scopes if args.tenant in (None, t)})
@@ -39,7 +40,7 @@ async def _export(args: argparse.Namespace) -> dict[str, object]:
         bundle = await patient_bundle(
             conn, tenant=tenants[0], care_units=units, patient=args.patient,
             since=until - timedelta(hours=args.hours), until=until,
-            ctx=FhirSettings().context(),
+            ctx=fhir_context(settings.fhir),
         )  # fmt: skip
     if bundle is None:
         raise ConfigurationError(f"patient {args.patient!r} is not in care units {units}")

@@ -23,9 +23,9 @@ __all__ = ["main"]
 
 
 def _stack_dir(args: argparse.Namespace) -> Path:
-    from veille.stack import default_state_dir
+    from veille.settings import Settings
 
-    return Path(args.state_dir) if args.state_dir else default_state_dir()
+    return Path(args.state_dir) if args.state_dir else Settings().state_dir
 
 
 def _cmd_stack(args: argparse.Namespace) -> int:

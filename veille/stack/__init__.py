@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ._stack import LocalStack, ServiceStatus, default_state_dir
+from ._stack import LocalStack, ServiceStatus
 
-__all__ = ["LocalStack", "ServiceStatus", "default_state_dir"]
+__all__ = ["LocalStack", "ServiceStatus"]
