@@ -21,7 +21,9 @@ from streams import AlertEvent, AlertEventKind, Priority
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-__all__ = ["add_alerts_parser"]
+from ._command import Subparsers, add_action, add_actions, add_command
+
+__all__ = ["register"]
 
 _COLUMNS = ("alert", "priority", "state", "level", "rule", "patient", "unit", "opened", "message")
 
@@ -51,8 +53,7 @@ async def _alert_event(
     )  # fmt: skip
 
 
-async def _run(args: argparse.Namespace) -> int:
-    settings = Settings()
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with await psycopg.AsyncConnection.connect(
         settings.database_url.get_secret_value(), autocommit=True
     ) as conn:
@@ -88,23 +89,22 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _alerts(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args))
+def _alerts(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_run(args, settings))
 
 
-def add_alerts_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    alerts = sub.add_parser(
-        "alerts", help="list alerts; acknowledge or resolve one",
+def register(sub: Subparsers) -> None:
+    alerts = add_command(
+        sub, "alerts", help="list alerts; acknowledge or resolve one",
         description="List alerts, and acknowledge or resolve one as a clinician. Actions are "
         "events on the alerts topic: the worker stops escalating, the sink records who and when.",
     )  # fmt: skip
-    actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="open and acknowledged alerts, by priority")
+    actions = add_actions(alerts)
+    listing = add_action(actions, "list", _alerts, help="open and acknowledged alerts, by priority")
     listing.add_argument("--all", action="store_true", help="resolved ones too")
-    listing.set_defaults(func=_alerts, by=None, note=None)
+    listing.set_defaults(by=None, note=None)
     for name, text in (("ack", "acknowledge an alert"), ("resolve", "resolve an alert")):
-        action = actions.add_parser(name, help=text)
+        action = add_action(actions, name, _alerts, help=text)
         action.add_argument("alert_id")
         action.add_argument("--by", required=True, help="who (clinician identifier)")
         action.add_argument("--note", help="a note for the history")
-        action.set_defaults(func=_alerts)
