@@ -1,8 +1,10 @@
-"""``veille alerts``: list alerts, and acknowledge or resolve one as a clinician.
+"""``veille alerts``: list alerts, and acknowledge or resolve one as an operator.
 
-Acknowledgements and resolutions are events on ``veille.alerts``, like the detector's own:
-the worker learns from them that an alert needs no escalation, or that an episode is closed,
-and the sink records them in the history. Nothing here writes the alerts table directly.
+Acknowledgements and resolutions go through the clinic's own path
+(:func:`clinic.clinician_action`): the same checks, the same event on ``veille.alerts`` with
+the alert's escalation level, the same producer. The worker learns from the event that an
+alert needs no escalation, or that an episode is closed, and the sink records it in the
+history. Nothing here writes the alerts table.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ import argparse
 import asyncio
 
 import psycopg
-from aiokafka import AIOKafkaProducer
 from psycopg.rows import TupleRow
 from rich.console import Console
 from rich.table import Table
 
-from devices import now_us
-from streams import AlertEvent, AlertEventKind, Priority
+from clinic import AlertPublisher, alert_for_operator, clinician_action
+from streams import AlertEvent, AlertEventKind
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
@@ -28,63 +29,55 @@ __all__ = ["register"]
 _COLUMNS = ("alert", "priority", "state", "level", "rule", "patient", "unit", "opened", "message")
 
 
-async def _alert_event(
+async def _list(conn: psycopg.AsyncConnection[TupleRow], every: bool) -> None:
+    cur = await conn.execute(
+        """SELECT alert_id::text, priority, state, escalation_level, rule,
+                  patient_pseudonym, care_unit, opened_at, message FROM alerts
+           WHERE %(all)s OR state <> 'resolved'
+           ORDER BY CASE priority WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END,
+                    opened_at""",
+        {"all": every},
+    )
+    table = Table(title="alerts" if every else "open and acknowledged alerts")
+    for column in _COLUMNS:
+        table.add_column(column)
+    for row in await cur.fetchall():
+        table.add_row(*(str(v) for v in row))
+    Console(width=200).print(table)
+
+
+async def _act_on_alert(
     conn: psycopg.AsyncConnection[TupleRow],
+    publisher: AlertPublisher,
     alert_id: str,
     kind: AlertEventKind,
+    *,
     actor: str,
     note: str | None,
 ) -> AlertEvent:
-    cur = await conn.execute(
-        """SELECT tenant, care_unit, patient_pseudonym, rule, metric, priority, state,
-                  opening_value FROM alerts WHERE alert_id::text = %s""",
-        (alert_id,),
-    )
-    row = await cur.fetchone()
-    if row is None:
+    """Find the alert in any tenant, then acknowledge or resolve it as the clinic does."""
+    found = await alert_for_operator(conn, alert_id)
+    if found is None:
         raise ConfigurationError(f"no alert {alert_id!r}; `veille alerts list` shows the open ones")
-    tenant, unit, patient, rule, metric, priority, state, value = row
-    if state == "resolved":
-        raise ConfigurationError(f"alert {alert_id} is already resolved")
-    message = f"{kind.value} by {actor}" + (f": {note}" if note else "")
-    return AlertEvent(
-        alert_id, kind, str(tenant), str(unit), str(patient), str(rule), str(metric),
-        Priority(str(priority)), now_us(), float(str(value)), message, actor,
-    )  # fmt: skip
+    tenant, alert = found
+    return await clinician_action(publisher, alert, kind, tenant=tenant, actor=actor, note=note)
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    async with await psycopg.AsyncConnection.connect(
-        settings.database_url.get_secret_value(), autocommit=True
-    ) as conn:
-        if args.action == "list":
-            cur = await conn.execute(
-                """SELECT alert_id::text, priority, state, escalation_level, rule,
-                          patient_pseudonym, care_unit, opened_at, message FROM alerts
-                   WHERE %(all)s OR state <> 'resolved'
-                   ORDER BY CASE priority WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END,
-                            opened_at""",
-                {"all": args.all},
-            )
-            table = Table(title="alerts" if args.all else "open and acknowledged alerts")
-            for column in _COLUMNS:
-                table.add_column(column)
-            for row in await cur.fetchall():
-                table.add_row(*(str(v) for v in row))
-            Console(width=200).print(table)
-            return 0
-        kind = AlertEventKind.ACKNOWLEDGED if args.action == "ack" else AlertEventKind.RESOLVED
-        event = await _alert_event(conn, args.alert_id, kind, args.by, args.note)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=False
-    )
-    await producer.start()
+    publisher = AlertPublisher(settings)
     try:
-        await producer.send_and_wait(
-            settings.topics.alerts, key=event.patient.encode(), value=event.to_json()
-        )
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url.get_secret_value(), autocommit=True
+        ) as conn:
+            if args.action == "list":
+                await _list(conn, args.all)
+                return 0
+            kind = AlertEventKind.ACKNOWLEDGED if args.action == "ack" else AlertEventKind.RESOLVED
+            event = await _act_on_alert(
+                conn, publisher, args.alert_id, kind, actor=args.by, note=args.note
+            )
     finally:
-        await producer.stop()
+        await publisher.close()
     print(f"alert {event.alert_id} {kind.value} by {args.by}")
     return 0
 
