@@ -9,14 +9,16 @@ built by :func:`veille.cli.main`, and returns the exit code.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from veille.settings import Settings
 
 __all__ = [
+    "AsyncHandler",
     "Handler",
     "Subparsers",
     "add_action",
@@ -25,12 +27,14 @@ __all__ = [
     "add_log_level",
     "add_state_dir",
     "parse_start",
+    "run_async",
     "state_dir",
 ]
 
 # argparse has no public name for the object add_subparsers() returns.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # noqa: SLF001
 Handler: TypeAlias = Callable[[argparse.Namespace, Settings], int]
+AsyncHandler: TypeAlias = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
 def add_command(
@@ -63,6 +67,15 @@ def add_action(
 ) -> argparse.ArgumentParser:
     """``veille COMMAND NAME``, handled by ``handler``."""
     return add_command(actions, name, handler, help=help, description=description)
+
+
+def run_async(handler: AsyncHandler) -> Handler:
+    """A handler that runs the coroutine ``handler`` on its own event loop."""
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        return asyncio.run(handler(args, settings))
+
+    return run
 
 
 def add_log_level(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,6 @@ history. Nothing here writes the alerts table.
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -22,7 +21,7 @@ from streams import AlertEvent, AlertEventKind
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-from ._command import Subparsers, add_action, add_actions, add_command
+from ._command import Subparsers, add_action, add_actions, add_command, run_async
 
 __all__ = ["register"]
 
@@ -82,10 +81,6 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _alerts(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_run(args, settings))
-
-
 def register(sub: Subparsers) -> None:
     alerts = add_command(
         sub, "alerts", help="list alerts; acknowledge or resolve one",
@@ -93,11 +88,13 @@ def register(sub: Subparsers) -> None:
         "events on the alerts topic: the worker stops escalating, the sink records who and when.",
     )  # fmt: skip
     actions = add_actions(alerts)
-    listing = add_action(actions, "list", _alerts, help="open and acknowledged alerts, by priority")
+    listing = add_action(
+        actions, "list", run_async(_run), help="open and acknowledged alerts, by priority"
+    )
     listing.add_argument("--all", action="store_true", help="resolved ones too")
     listing.set_defaults(by=None, note=None)
     for name, text in (("ack", "acknowledge an alert"), ("resolve", "resolve an alert")):
-        action = add_action(actions, name, _alerts, help=text)
+        action = add_action(actions, name, run_async(_run), help=text)
         action.add_argument("alert_id")
         action.add_argument("--by", required=True, help="who (clinician identifier)")
         action.add_argument("--note", help="a note for the history")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -18,7 +17,7 @@ from store import add_device, bind_device, list_devices, revoke_device
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-from ._command import Subparsers, add_action, add_actions, add_command
+from ._command import Subparsers, add_action, add_actions, add_command, run_async
 
 __all__ = ["register"]
 
@@ -117,10 +116,6 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _registry(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_run(args, settings))
-
-
 def register(sub: Subparsers) -> None:
     devices = add_command(
         sub, "devices", help="metric catalogue and device registry",
@@ -134,13 +129,15 @@ def register(sub: Subparsers) -> None:
     catalogue.add_argument("--json", action="store_true", help="machine-readable output")
 
     add = add_action(
-        actions, "add", _registry, help="provision a device; prints its credential once"
+        actions, "add", run_async(_run), help="provision a device; prints its credential once"
     )
     add.add_argument("device_id")
     add.add_argument("--type", required=True, choices=sorted(DEVICE_TYPES), help="device type")
     add.add_argument("--tenant", required=True, help="establishment the device belongs to")
 
-    bind = add_action(actions, "bind", _registry, help="bind a device to a patient in a care unit")
+    bind = add_action(
+        actions, "bind", run_async(_run), help="bind a device to a patient in a care unit"
+    )
     bind.add_argument("device_id")
     bind.add_argument("--patient", help="national health identifier (pseudonymised at once)")
     bind.add_argument("--pseudonym", help="the patient's pseudonym, if already known")
@@ -148,11 +145,11 @@ def register(sub: Subparsers) -> None:
     bind.add_argument("--since", help="RFC 3339 start of the binding (default now)")
 
     revoke = add_action(
-        actions, "revoke", _registry, help="revoke a device: its data is refused from then on"
+        actions, "revoke", run_async(_run), help="revoke a device: its data is refused from then on"
     )
     revoke.add_argument("device_id")
     revoke.add_argument("--at", help="RFC 3339 time of revocation (default now)")
 
-    listing = add_action(actions, "list", _registry, help="list provisioned devices")
+    listing = add_action(actions, "list", run_async(_run), help="list provisioned devices")
     listing.add_argument("--tenant", help="only this establishment")
     listing.add_argument("--json", action="store_true", help="machine-readable output")

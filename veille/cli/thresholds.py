@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 import psycopg
 from rich.console import Console
@@ -15,7 +14,7 @@ from streams._thresholds import SPO2_SCALE_SETTING
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-from ._command import Subparsers, add_action, add_actions, add_command
+from ._command import Subparsers, add_action, add_actions, add_command, run_async
 
 __all__ = ["register"]
 
@@ -90,10 +89,6 @@ def _bounds(
     return (f"{limit:g}", f"{clear_at:g}", str(persistence))
 
 
-def _thresholds(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_run(args, settings))
-
-
 def register(sub: Subparsers) -> None:
     thresholds = add_command(
         sub, "thresholds", help="per-unit and per-patient alert thresholds",
@@ -102,7 +97,7 @@ def register(sub: Subparsers) -> None:
     )  # fmt: skip
     actions = add_actions(thresholds)
     for name, text in (("set", "set an override"), ("clear", "remove an override")):
-        action = add_action(actions, name, _thresholds, help=text)
+        action = add_action(actions, name, run_async(_run), help=text)
         action.add_argument("rule", help=f"one of: {', '.join(RULES_BY_ID)}")
         action.add_argument("--tenant", required=True)
         action.add_argument("--unit", help="care unit")
@@ -114,7 +109,7 @@ def register(sub: Subparsers) -> None:
         action.add_argument("--by", required=True, help="who changes it")
         action.add_argument("--reason", help="why, for the history")
     scale = add_action(
-        actions, "spo2-scale", _thresholds,
+        actions, "spo2-scale", run_async(_run),
         help="prescribe NEWS2 SpO2 scale 2 (88-92 %% target) or back to scale 1",
         description="NEWS2 scores SpO2 on scale 2 for patients with a prescribed 88-92 %% "
         "target (hypercapnic respiratory failure). A clinical decision, recorded like an override.",
@@ -125,5 +120,7 @@ def register(sub: Subparsers) -> None:
     scale.add_argument("--patient", help="patient pseudonym")
     scale.add_argument("--by", required=True, help="who prescribes it")
     scale.add_argument("--reason", help="why, for the history")
-    history = add_action(actions, "history", _thresholds, help="every version of every override")
+    history = add_action(
+        actions, "history", run_async(_run), help="every version of every override"
+    )
     history.add_argument("--tenant", required=True)

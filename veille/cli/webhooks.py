@@ -22,7 +22,7 @@ from clinic._webhooks_store import (
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-from ._command import Subparsers, add_action, add_actions, add_command, add_log_level
+from ._command import Subparsers, add_action, add_actions, add_command, add_log_level, run_async
 
 __all__ = ["register"]
 
@@ -72,10 +72,6 @@ async def _manage(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _cmd_manage(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_manage(args, settings))
-
-
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=args.log_level, format=_LOG_FORMAT)
     # The dispatcher logs each attempt with its outcome; httpx's own line per request repeats it.
@@ -100,16 +96,20 @@ def register(sub: Subparsers) -> None:
         "backoff. See docs/WEBHOOKS.md.",
     )  # fmt: skip
     actions = add_actions(webhooks)
-    add = add_action(actions, "add", _cmd_manage, help="subscribe a URL; prints its secret once")
+    add = add_action(
+        actions, "add", run_async(_manage), help="subscribe a URL; prints its secret once"
+    )
     add.add_argument("--tenant", required=True, help="establishment whose alerts are sent")
     add.add_argument("--care-unit", help="only this care unit (default: all of the tenant)")
     add.add_argument("--url", required=True, help="receiver URL (https:// in production)")
-    listing = add_action(actions, "list", _cmd_manage, help="subscriptions")
+    listing = add_action(actions, "list", run_async(_manage), help="subscriptions")
     listing.add_argument("--tenant", help="only this establishment")
-    disable = add_action(actions, "disable", _cmd_manage, help="stop notifying a subscription")
+    disable = add_action(
+        actions, "disable", run_async(_manage), help="stop notifying a subscription"
+    )
     disable.add_argument("subscription", help="subscription id")
     deliveries = add_action(
-        actions, "deliveries", _cmd_manage, help="the delivery log, newest first"
+        actions, "deliveries", run_async(_manage), help="the delivery log, newest first"
     )
     deliveries.add_argument("--subscription", help="only this subscription")
     deliveries.add_argument("--limit", type=int, default=50, help="rows (default 50)")
