@@ -26,10 +26,9 @@ from psycopg.rows import TupleRow
 from devices import RawEnvelope, ReadingBatch, now_us
 from store import upsert_bindings
 from streams._tansu_compat import true_end_offsets
-from veille._components import ComponentProcess, PipelineProcesses
 from veille._publisher import FleetPublisher
 from veille.settings import TopicNames
-from veille.stack import LocalStack
+from veille.stack import ComponentProcess, LocalStack, PipelineProcesses
 
 from ._proc import cpu_seconds, own_cpu_seconds
 from ._workload import DEVICE_TYPE, MonitorStream, OutgoingPayload, monitor_streams, payloads

@@ -11,7 +11,7 @@ from ._api import API_PREFIX, create_app, openapi_document
 from ._auth import LoginThrottle, hash_password, verify_password
 from ._errors import ApiError, NotFound
 from ._oidc import OidcVerifier
-from ._publisher import AlertPublisher
+from ._publisher import AlertPublisher, alert_for_operator, clinician_action, clinician_event
 from ._scope import Caller, CareScope
 from ._server import serve
 
@@ -24,6 +24,9 @@ __all__ = [
     "LoginThrottle",
     "NotFound",
     "OidcVerifier",
+    "alert_for_operator",
+    "clinician_action",
+    "clinician_event",
     "create_app",
     "hash_password",
     "openapi_document",

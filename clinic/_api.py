@@ -97,7 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def openapi_document(settings: Settings | None = None) -> str:
+def openapi_document(settings: Settings) -> str:
     """The schema as committed in docs/openapi.json (stable key order, final newline)."""
-    schema: dict[str, Any] = create_app(settings or Settings()).openapi()
+    schema: dict[str, Any] = create_app(settings).openapi()
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -15,14 +15,12 @@ from typing import Any, Final
 
 import psycopg
 from psycopg.rows import tuple_row
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devices import metric_named
 from streams import NEWS2_SOURCE_METRICS, observations_from_latest, score_news2
+from veille.settings import FhirSettings
 
 from ._fhir import (
-    DEFAULT_FHIR_BASE,
     AlertRecord,
     DeviceRecord,
     FhirContext,
@@ -39,7 +37,7 @@ from ._fhir import (
 __all__ = [
     "MAX_READINGS",
     "NEWS2_FRESHNESS_S",
-    "FhirSettings",
+    "fhir_context",
     "latest_news2",
     "patient_bundle",
     "patient_scopes",
@@ -50,21 +48,9 @@ MAX_READINGS: Final = 20_000  # ~15 MB of JSON, ~1.6 s to map here: a Bundle is 
 _NEWS2_METRICS: Final = frozenset(m for ms in NEWS2_SOURCE_METRICS.values() for m in ms)
 
 
-class FhirSettings(BaseSettings):
-    """Where exported references point (``VEILLE_FHIR_*``)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="VEILLE_FHIR_", frozen=True, extra="ignore", env_file=".veille/stack.env"
-    )
-
-    base: str = Field(
-        DEFAULT_FHIR_BASE,
-        description="VEILLE_FHIR_BASE, this deployment's FHIR base URL: fullUrls, identifier "
-        "and code systems are built under it",
-    )
-
-    def context(self) -> FhirContext:
-        return FhirContext(base=self.base)
+def fhir_context(settings: FhirSettings) -> FhirContext:
+    """The mapping's context for this deployment's settings (``settings.fhir``)."""
+    return FhirContext(base=settings.base)
 
 
 def latest_news2(readings: Sequence[ReadingRecord]) -> News2Record | None:

@@ -13,7 +13,7 @@ from devices import us_to_datetime
 from streams import AlertEventKind
 
 from ._context import Context, CurrentCaller, Db
-from ._errors import ApiError, NotFound
+from ._errors import NotFound
 from ._models import (
     INVALID_INPUT,
     AlertAction,
@@ -24,7 +24,7 @@ from ._models import (
     ErrorResponse,
     ResolveRequest,
 )
-from ._publisher import clinician_event
+from ._publisher import clinician_action
 from ._queries import alert_history, find_alert, list_alerts, readings_between
 from ._scope import Caller
 
@@ -90,15 +90,6 @@ async def alert_detail(
     )
 
 
-def _refuse_if_closed(alert: AlertSummary, action: str) -> None:
-    if alert.state == "resolved":
-        raise ApiError(
-            409, "alert_resolved",
-            f"alert {alert.alert_id} was resolved by {alert.resolved_by or 'the detector'} "
-            f"at {alert.resolved_at}; nothing to {action}",
-        )  # fmt: skip
-
-
 @router.post(
     "/alerts/{alert_id}/acknowledge",
     status_code=202,
@@ -109,15 +100,10 @@ async def acknowledge(alert_id: UUID, caller: CurrentCaller, conn: Db, ctx: Cont
     """Published on the alerts topic with you as actor; the worker stops escalating and the
     history records who and when within a second or so."""
     alert = await _alert(conn, caller, alert_id)
-    _refuse_if_closed(alert, "acknowledge")
-    if alert.state == "acknowledged":
-        raise ApiError(
-            409, "already_acknowledged",
-            f"alert {alert_id} was acknowledged by {alert.acknowledged_by} at "
-            f"{alert.acknowledged_at}",
-        )  # fmt: skip
-    event = clinician_event(alert, AlertEventKind.ACKNOWLEDGED, caller, None)
-    await ctx.publisher.publish(event)
+    event = await clinician_action(
+        ctx.publisher, alert, AlertEventKind.ACKNOWLEDGED,
+        tenant=caller.scope.tenant, actor=caller.username,
+    )  # fmt: skip
     return AlertAction(
         alert_id=alert_id, kind="acknowledged", actor=caller.username,
         at=us_to_datetime(event.at_us),
@@ -134,9 +120,10 @@ async def resolve(
     alert_id: UUID, body: ResolveRequest, caller: CurrentCaller, conn: Db, ctx: Context
 ) -> AlertAction:
     alert = await _alert(conn, caller, alert_id)
-    _refuse_if_closed(alert, "resolve")
-    event = clinician_event(alert, AlertEventKind.RESOLVED, caller, body.note)
-    await ctx.publisher.publish(event)
+    event = await clinician_action(
+        ctx.publisher, alert, AlertEventKind.RESOLVED,
+        tenant=caller.scope.tenant, actor=caller.username, note=body.note,
+    )  # fmt: skip
     return AlertAction(
         alert_id=alert_id, kind="resolved", actor=caller.username, at=us_to_datetime(event.at_us)
     )

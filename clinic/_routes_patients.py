@@ -12,9 +12,9 @@ from fastapi.responses import Response
 from store import record_override
 from streams._detect import RULES_BY_ID, ThresholdRule
 
-from ._context import CurrentCaller, Db
+from ._context import Context, CurrentCaller, Db
 from ._errors import ApiError, NotFound
-from ._fhir_export import FhirSettings, patient_bundle
+from ._fhir_export import fhir_context, patient_bundle
 from ._models import (
     INVALID_INPUT,
     PSEUDONYM_PATTERN,
@@ -220,6 +220,7 @@ async def fhir_bundle(
     pseudonym: Pseudonym,
     caller: CurrentCaller,
     conn: Db,
+    ctx: Context,
     hours: Annotated[int, Query(ge=1, le=168, description="how far back")] = 24,
 ) -> Response:
     """Observations (vital-signs profile, blood-pressure panels), the latest NEWS2 and a Flag
@@ -228,7 +229,7 @@ async def fhir_bundle(
     bundle = await patient_bundle(
         conn, tenant=caller.scope.tenant, care_units=caller.scope.care_units,
         patient=pseudonym, since=until - timedelta(hours=hours), until=until,
-        ctx=FhirSettings().context(),
+        ctx=fhir_context(ctx.settings.fhir),
     )  # fmt: skip
     if bundle is None:
         raise NotFound(f"patient {pseudonym}")

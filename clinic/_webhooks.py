@@ -1,4 +1,4 @@
-"""Webhook notifications, the pure part: settings, signature, retry schedule, payload.
+"""Webhook notifications, the pure part: signature, retry schedule, payload.
 
 A hospital's messaging or paging system subscribes to alert events of a tenant (or one care
 unit) with a URL; Veille POSTs each event as JSON, signed with the subscription's secret.
@@ -18,8 +18,6 @@ from typing import Final
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams import AlertEvent
 
@@ -28,7 +26,6 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "DELIVERY_HEADER",
-    "WebhookSettings",
     "event_payload",
     "new_secret",
     "retry_delay_s",
@@ -42,39 +39,6 @@ TIMESTAMP_HEADER: Final = "X-Veille-Timestamp"
 DELIVERY_HEADER: Final = "X-Veille-Delivery"
 REPLAY_TOLERANCE_S: Final = 300  # receivers refuse requests signed more than 5 minutes ago
 _SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a marker that makes leaked secrets greppable
-
-
-class WebhookSettings(BaseSettings):
-    """How the dispatcher delivers: timeouts, retries, concurrency (``VEILLE_WEBHOOK_*``)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="VEILLE_WEBHOOK_", frozen=True, extra="ignore", env_file=".veille/stack.env"
-    )
-
-    timeout_s: float = Field(
-        10.0, gt=0, description="VEILLE_WEBHOOK_TIMEOUT_S, per HTTP request (connect to last byte)"
-    )
-    max_attempts: int = Field(
-        8, ge=1, description="VEILLE_WEBHOOK_MAX_ATTEMPTS, then the delivery is marked failed"
-    )
-    max_age_s: float = Field(
-        3600.0,
-        gt=0,
-        description="VEILLE_WEBHOOK_MAX_AGE_S, an event older than this is no longer news to a "
-        "pager: retries stop, and older events read from Kafka are not queued",
-    )
-    backoff_base_s: float = Field(
-        2.0, gt=0, description="VEILLE_WEBHOOK_BACKOFF_BASE_S, delay before the first retry"
-    )
-    backoff_max_s: float = Field(
-        300.0, gt=0, description="VEILLE_WEBHOOK_BACKOFF_MAX_S, the longest delay between tries"
-    )
-    concurrency: int = Field(
-        16, ge=1, description="VEILLE_WEBHOOK_CONCURRENCY, requests in flight at most"
-    )
-    poll_s: float = Field(
-        1.0, gt=0, description="VEILLE_WEBHOOK_POLL_S, how often due retries are looked for"
-    )
 
 
 def new_secret() -> str:

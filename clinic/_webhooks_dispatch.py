@@ -29,13 +29,12 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from devices import datetime_to_us, now_us
 from streams import AlertEvent
-from veille.settings import Settings
+from veille.settings import Settings, WebhookSettings
 
 from ._webhooks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    WebhookSettings,
     event_payload,
     retry_delay_s,
     sign,
@@ -312,11 +311,10 @@ class _Dispatcher:
             self.wake.clear()
 
 
-async def run_dispatcher(
-    settings: Settings, stop: asyncio.Event, webhooks: WebhookSettings | None = None
-) -> DispatchCounters:
-    """Run both loops until ``stop`` is set; either one failing stops the other."""
-    dispatcher = _Dispatcher(settings, webhooks or WebhookSettings(), stop)
+async def run_dispatcher(settings: Settings, stop: asyncio.Event) -> DispatchCounters:
+    """Run both loops until ``stop`` is set; either one failing stops the other.
+    ``settings.webhooks`` says how to deliver."""
+    dispatcher = _Dispatcher(settings, settings.webhooks, stop)
     tasks = [asyncio.create_task(dispatcher.record()), asyncio.create_task(dispatcher.send())]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

@@ -23,17 +23,17 @@ from store import ClinicianRole, add_clinician, find_clinician, upsert_bindings
 from streams._app import APP_IDS
 from streams._lag import consumer_lag
 from streams._sink import GROUP_ID as SINK_GROUP_ID
-from veille._components import (
+from veille._publisher import FleetPublisher
+from veille.settings import Settings
+from veille.stack import (
     ComponentProcess,
+    LocalStack,
     PipelineProcesses,
     clinic_component,
     component_env,
+    free_port,
     wait_for_http,
 )
-from veille._publisher import FleetPublisher
-from veille.settings import Settings
-from veille.stack import LocalStack
-from veille.stack._process import free_port
 
 __all__ = ["DemoOptions", "run_demo"]
 

@@ -1,19 +1,79 @@
-"""Runtime settings, read once from ``VEILLE_`` environment variables (or ``.veille/stack.env``)."""
+"""Every ``VEILLE_`` variable, in one place: one :class:`Settings` with nested parts.
+
+The front door (``veille.cli.main``) builds ``Settings()`` once per process and hands it, or
+the part a component needs (``settings.topics``, ``settings.fhir``, ``settings.webhooks``),
+down; library modules take settings as arguments and never build their own. Environment
+variables win; ``stack.env`` in the state directory (written by ``veille stack up``) fills in
+the rest, so commands run from a checkout find the local stack without sourcing anything.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-__all__ = ["Settings", "TopicNames"]
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "ENV_FILE_NAME",
+    "FhirSettings",
+    "Settings",
+    "TopicNames",
+    "WebhookSettings",
+    "env_file_path",
+]
 
 DEFAULT_PARTITIONS = 12  # ARCHITECTURE.md: 12 locally, 48+ in production
+DEFAULT_STATE_DIR = ".veille"  # relative: a checkout keeps its own local stack
+ENV_FILE_NAME = "stack.env"  # written by `veille stack up` into the state directory
+STATE_DIR_VARIABLE = "VEILLE_STATE_DIR"
 
 
-class TopicNames(BaseSettings):
-    """Kafka topic names; every topic is created explicitly by the stack or by ops."""
+def env_file_path() -> Path:
+    """``$VEILLE_STATE_DIR/stack.env`` (default ``.veille/stack.env``).
+
+    The state directory is taken from the process environment only: the file lives inside
+    it, so the file cannot say where it is (a ``VEILLE_STATE_DIR`` line in it is ignored).
+    """
+    return Path(os.environ.get(STATE_DIR_VARIABLE, DEFAULT_STATE_DIR)) / ENV_FILE_NAME
+
+
+class _StackEnvFile(DotEnvSettingsSource):
+    """The state directory's ``stack.env``, less any state-directory line (see above)."""
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        values.pop("state_dir", None)
+        return values
+
+
+class _VeilleSettings(BaseSettings):
+    """Environment first, then the state directory's ``stack.env``, for every part alike."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        stack_env = _StackEnvFile(settings_cls, env_file=env_file_path())
+        return init_settings, env_settings, stack_env, file_secret_settings
+
+
+class TopicNames(_VeilleSettings):
+    """Kafka topic names (``VEILLE_TOPIC_*``); every topic is created explicitly by the stack
+    or by ops."""
 
     model_config = SettingsConfigDict(env_prefix="VEILLE_TOPIC_", frozen=True, extra="ignore")
 
@@ -26,13 +86,61 @@ class TopicNames(BaseSettings):
         return (self.raw, self.readings, self.dead_letters, self.alerts)
 
 
-class Settings(BaseSettings):
-    """Connection and tuning settings shared by the gateway, the worker and the sink."""
+class FhirSettings(_VeilleSettings):
+    """Where exported FHIR references point (``VEILLE_FHIR_*``)."""
 
-    # Environment variables win; .veille/stack.env (written by `veille stack up`) fills in the
-    # rest, so commands run from a checkout find the local stack without sourcing anything.
-    model_config = SettingsConfigDict(
-        env_prefix="VEILLE_", frozen=True, extra="ignore", env_file=".veille/stack.env"
+    model_config = SettingsConfigDict(env_prefix="VEILLE_FHIR_", frozen=True, extra="ignore")
+
+    base: str = Field(
+        "https://veille.invalid/fhir",  # clinic._fhir.DEFAULT_FHIR_BASE (a test keeps them equal)
+        description="VEILLE_FHIR_BASE, this deployment's FHIR base URL: fullUrls, identifier "
+        "and code systems are built under it",
+    )
+
+
+class WebhookSettings(_VeilleSettings):
+    """How the webhook dispatcher delivers: timeouts, retries, concurrency
+    (``VEILLE_WEBHOOK_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="VEILLE_WEBHOOK_", frozen=True, extra="ignore")
+
+    timeout_s: float = Field(
+        10.0, gt=0, description="VEILLE_WEBHOOK_TIMEOUT_S, per HTTP request (connect to last byte)"
+    )
+    max_attempts: int = Field(
+        8, ge=1, description="VEILLE_WEBHOOK_MAX_ATTEMPTS, then the delivery is marked failed"
+    )
+    max_age_s: float = Field(
+        3600.0,
+        gt=0,
+        description="VEILLE_WEBHOOK_MAX_AGE_S, an event older than this is no longer news to a "
+        "pager: retries stop, and older events read from Kafka are not queued",
+    )
+    backoff_base_s: float = Field(
+        2.0, gt=0, description="VEILLE_WEBHOOK_BACKOFF_BASE_S, delay before the first retry"
+    )
+    backoff_max_s: float = Field(
+        300.0, gt=0, description="VEILLE_WEBHOOK_BACKOFF_MAX_S, the longest delay between tries"
+    )
+    concurrency: int = Field(
+        16, ge=1, description="VEILLE_WEBHOOK_CONCURRENCY, requests in flight at most"
+    )
+    poll_s: float = Field(
+        1.0, gt=0, description="VEILLE_WEBHOOK_POLL_S, how often due retries are looked for"
+    )
+
+
+class Settings(_VeilleSettings):
+    """Every component's settings (``VEILLE_*``), with the topic, FHIR and webhook parts."""
+
+    model_config = SettingsConfigDict(env_prefix="VEILLE_", frozen=True, extra="ignore")
+
+    state_dir: Path = Field(
+        Path(DEFAULT_STATE_DIR),
+        description="VEILLE_STATE_DIR, where `veille stack` and `veille demo` keep the local "
+        "stack; its stack.env fills in every setting the environment leaves unset (the "
+        "directory itself comes from the environment only, relative to the working directory "
+        "when relative)",
     )
 
     mqtt_url: str = Field(
@@ -144,4 +252,12 @@ class Settings(BaseSettings):
     clinic_oidc_tenant: str | None = Field(
         None, description="VEILLE_CLINIC_OIDC_TENANT, the establishment the issuer's users are in"
     )
-    topics: TopicNames = Field(default_factory=TopicNames)
+    topics: TopicNames = Field(
+        default_factory=TopicNames, description="VEILLE_TOPIC_*, the Kafka topic names"
+    )
+    fhir: FhirSettings = Field(
+        default_factory=FhirSettings, description="VEILLE_FHIR_*, the FHIR export"
+    )
+    webhooks: WebhookSettings = Field(
+        default_factory=WebhookSettings, description="VEILLE_WEBHOOK_*, the webhook dispatcher"
+    )

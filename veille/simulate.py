@@ -44,7 +44,7 @@ class SimulateOptions:
     out: Path | None = None  # JSON lines; the ground truth goes next to it
     truth: Path | None = None  # default <out>.truth.json; live, written only when given
     start: datetime | None = None  # simulation time 0 (default: see the module docstring)
-    mqtt_url: str | None = None  # live publishing; default VEILLE_MQTT_URL
+    mqtt_url: str | None = None  # live publishing: the broker (the CLI gives VEILLE_MQTT_URL)
     tenant: str = "chu-sim"
     pseudonym_key: bytes = DEFAULT_PSEUDONYM_KEY
 
@@ -102,9 +102,7 @@ def _publish(simulation: Simulation, options: SimulateOptions) -> int:
 
     url = options.mqtt_url
     if url is None:
-        from veille.settings import Settings
-
-        url = Settings().mqtt_url
+        raise VeilleError("publishing live needs an MQTT broker URL (SimulateOptions.mqtt_url)")
     try:
         publisher = FleetPublisher(url, f"veille-simulate-{options.seed}-{os.getpid()}")
     except OSError as exc:

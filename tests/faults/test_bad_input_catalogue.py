@@ -28,8 +28,7 @@ from tests.support import devices as test_devices
 from tests.support.devices import iso, new_device, provision, reading
 from tests.support.pipeline import count, publish_all
 from tests.support.waiting import eventually
-from veille._components import PipelineProcesses
-from veille.stack import LocalStack
+from veille.stack import LocalStack, PipelineProcesses
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from veille._components import ComponentProcess, PipelineProcesses
 from veille.settings import Settings
-from veille.stack import LocalStack
+from veille.stack import ComponentProcess, LocalStack, PipelineProcesses
 
 TEST_PARTITIONS = 4  # fewer partitions: faster group joins, same code paths
 ESCALATE_AFTER_S = "6"  # escalation observable within a test; production waits minutes

@@ -33,6 +33,7 @@ from tests.support.devices import TENANT, batch_payload, provision, spo2_series
 from tests.support.devices import TestDevice as Bedside
 from tests.support.pipeline import count, publish_all, scalar
 from tests.support.waiting import eventually
+from veille.stack import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -59,14 +60,6 @@ class ClinicServer:
         return jwt.encode(payload, self.oidc_key, algorithm="RS256", headers={"kid": "k1"})
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -87,7 +80,7 @@ def clinic(
     (state / "jwks.json").write_text(
         json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]})
     )
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **running_stack.env,
            "VEILLE_CLINIC_PORT": str(port), "VEILLE_CLINIC_COOKIE_SECURE": "false",
            "VEILLE_CLINIC_OIDC_ISSUER": OIDC_ISSUER, "VEILLE_CLINIC_OIDC_AUDIENCE": OIDC_AUDIENCE,

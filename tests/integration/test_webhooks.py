@@ -25,7 +25,7 @@ from tests.integration.conftest import RunningPipeline
 from tests.support.devices import TENANT, batch_payload, new_device, provision, spo2_series
 from tests.support.pipeline import publish_all, run_veille, scalar
 from tests.support.waiting import eventually
-from veille._components import ComponentProcess, component_env
+from veille.stack import ComponentProcess, component_env
 
 pytestmark = pytest.mark.slow
 

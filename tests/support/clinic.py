@@ -7,8 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from veille._components import clinic_component, wait_for_http
-from veille.stack._process import free_port
+from veille.stack import clinic_component, free_port, wait_for_http
 
 
 @contextlib.contextmanager

@@ -24,7 +24,6 @@ import os
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -32,6 +31,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from veille.stack import free_port
 
 __all__ = ["PGLITE_DIR", "PGliteError", "PGliteTimescale", "ensure_node_modules"]
 
@@ -94,14 +95,6 @@ def ensure_node_modules(directory: Path) -> None:
         )
 
 
-def _free_port() -> int:
-    """A loopback port that was free a moment ago (the server reports the one it bound)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _drain(stream: IO[bytes]) -> None:
     """Keep reading the server's stdout so a stray print can never block it on a full pipe."""
     with contextlib.suppress(OSError, ValueError):
@@ -156,7 +149,7 @@ class PGliteTimescale:
         node = _tool("node", self.directory)
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             try:
-                self._start(node, _free_port())
+                self._start(node, free_port())
                 return self
             except BaseException as error:  # also Ctrl-C: never leave node behind
                 self._stop()

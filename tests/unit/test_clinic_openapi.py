@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 from clinic import API_PREFIX, openapi_document
+from veille.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
-SCHEMA = json.loads(openapi_document())
+SCHEMA = json.loads(openapi_document(Settings()))
 
 
 def test_committed_schema_is_current() -> None:
-    assert DOCS.read_text() == openapi_document(), (
+    assert DOCS.read_text() == openapi_document(Settings()), (
         "docs/openapi.json is stale: run `veille clinic openapi > docs/openapi.json`"
     )
 

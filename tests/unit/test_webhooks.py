@@ -10,7 +10,6 @@ import orjson
 import pytest
 
 from clinic._webhooks import (
-    WebhookSettings,
     event_payload,
     new_secret,
     retry_delay_s,
@@ -19,6 +18,7 @@ from clinic._webhooks import (
     verify_signature,
 )
 from streams import AlertEvent, AlertEventKind, Priority
+from veille.settings import FhirSettings, WebhookSettings
 
 SECRET = "whsec_test-secret"
 BODY = b'{"type":"alert.opened"}'
@@ -143,8 +143,6 @@ def test_only_absolute_http_urls_are_accepted(url: str) -> None:
 
 def test_every_webhook_and_fhir_setting_is_documented() -> None:
     from pathlib import Path
-
-    from clinic._fhir_export import FhirSettings
 
     docs = Path(__file__).resolve().parents[2] / "docs"
     webhooks, fhir = (docs / "WEBHOOKS.md").read_text(), (docs / "FHIR.md").read_text()

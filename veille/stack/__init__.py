@@ -1,7 +1,27 @@
-"""The embedded local stack used by ``make demo`` and the integration tests."""
+"""The embedded local stack (``veille stack``) and the pipeline's components as child
+processes on it: used by ``make demo``, the benchmark and the integration tests."""
 
 from __future__ import annotations
 
-from ._stack import LocalStack, ServiceStatus, default_state_dir
+from ._components import (
+    ComponentProcess,
+    PipelineProcesses,
+    clinic_component,
+    component_env,
+    wait_for_file,
+    wait_for_http,
+)
+from ._process import free_port
+from ._stack import LocalStack, ServiceStatus
 
-__all__ = ["LocalStack", "ServiceStatus", "default_state_dir"]
+__all__ = [
+    "ComponentProcess",
+    "LocalStack",
+    "PipelineProcesses",
+    "ServiceStatus",
+    "clinic_component",
+    "component_env",
+    "free_port",
+    "wait_for_file",
+    "wait_for_http",
+]

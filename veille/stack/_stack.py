@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import signal
 from dataclasses import dataclass
@@ -49,10 +48,13 @@ class ServiceStatus:
 class LocalStack:
     """The services of one state directory (default ``.veille``)."""
 
-    def __init__(self, state_dir: Path, *, partitions: int = 12) -> None:
+    def __init__(
+        self, state_dir: Path, *, partitions: int = 12, topics: TopicNames | None = None
+    ) -> None:
         self.state_dir = state_dir.resolve()
         self.partitions = partitions
-        self.topics = TopicNames()
+        # The front door passes settings.topics; the default reads them as Settings would.
+        self.topics = topics if topics is not None else TopicNames()
 
     # -- files ---------------------------------------------------------------------------
     @property
@@ -230,7 +232,3 @@ async def _ensure_app_database(admin_url: str, app_password: str) -> None:
                     sql.Identifier(APP_DATABASE), sql.Identifier(APP_USER)
                 )
             )
-
-
-def default_state_dir() -> Path:
-    return Path(os.environ.get("VEILLE_STATE_DIR", ".veille"))

@@ -13,10 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from veille._components import ComponentProcess, component_env
-from veille.stack import LocalStack
+from veille.stack import ComponentProcess, LocalStack, component_env, free_port
 from veille.stack._postgres import PostgresCluster, find_pg_bindir
-from veille.stack._process import ProcessHandle, free_port, stop
+from veille.stack._process import ProcessHandle, stop
 
 PARTITIONS = 4  # as the integration tests: fast group joins, same code paths
 READY_TIMEOUT_S = 60.0

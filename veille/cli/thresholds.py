@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 import psycopg
 from rich.console import Console
@@ -15,7 +14,9 @@ from streams._thresholds import SPO2_SCALE_SETTING
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-__all__ = ["add_thresholds_parser"]
+from ._command import Subparsers, add_action, add_actions, add_command, run_async
+
+__all__ = ["register"]
 
 _COLUMNS = ("rule", "scope", "version", "limit", "clear at", "persistence", "by", "when", "why")
 
@@ -37,8 +38,7 @@ def _check(args: argparse.Namespace) -> None:
             raise ConfigurationError(str(exc)) from exc
 
 
-async def _run(args: argparse.Namespace) -> int:
-    settings = Settings()
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with await psycopg.AsyncConnection.connect(
         settings.database_url.get_secret_value(), autocommit=True
     ) as conn:
@@ -89,19 +89,15 @@ def _bounds(
     return (f"{limit:g}", f"{clear_at:g}", str(persistence))
 
 
-def _thresholds(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args))
-
-
-def add_thresholds_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    thresholds = sub.add_parser(
-        "thresholds", help="per-unit and per-patient alert thresholds",
+def register(sub: Subparsers) -> None:
+    thresholds = add_command(
+        sub, "thresholds", help="per-unit and per-patient alert thresholds",
         description="Override a rule's thresholds for a care unit or a patient. Every change is "
         "a new version recording who and why; the stream workers apply it within seconds.",
     )  # fmt: skip
-    actions = thresholds.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = add_actions(thresholds)
     for name, text in (("set", "set an override"), ("clear", "remove an override")):
-        action = actions.add_parser(name, help=text)
+        action = add_action(actions, name, run_async(_run), help=text)
         action.add_argument("rule", help=f"one of: {', '.join(RULES_BY_ID)}")
         action.add_argument("--tenant", required=True)
         action.add_argument("--unit", help="care unit")
@@ -112,9 +108,9 @@ def add_thresholds_parser(sub: argparse._SubParsersAction[argparse.ArgumentParse
             action.add_argument("--persistence", type=int, default=3, help="readings (default 3)")
         action.add_argument("--by", required=True, help="who changes it")
         action.add_argument("--reason", help="why, for the history")
-        action.set_defaults(func=_thresholds)
-    scale = actions.add_parser(
-        "spo2-scale", help="prescribe NEWS2 SpO2 scale 2 (88-92 %% target) or back to scale 1",
+    scale = add_action(
+        actions, "spo2-scale", run_async(_run),
+        help="prescribe NEWS2 SpO2 scale 2 (88-92 %% target) or back to scale 1",
         description="NEWS2 scores SpO2 on scale 2 for patients with a prescribed 88-92 %% "
         "target (hypercapnic respiratory failure). A clinical decision, recorded like an override.",
     )  # fmt: skip
@@ -124,7 +120,7 @@ def add_thresholds_parser(sub: argparse._SubParsersAction[argparse.ArgumentParse
     scale.add_argument("--patient", help="patient pseudonym")
     scale.add_argument("--by", required=True, help="who prescribes it")
     scale.add_argument("--reason", help="why, for the history")
-    scale.set_defaults(func=_thresholds)
-    history = actions.add_parser("history", help="every version of every override")
+    history = add_action(
+        actions, "history", run_async(_run), help="every version of every override"
+    )
     history.add_argument("--tenant", required=True)
-    history.set_defaults(func=_thresholds)

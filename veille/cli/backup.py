@@ -14,14 +14,16 @@ from store import back_up, manifest_path, restore
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-__all__ = ["add_backup_parsers"]
+from ._command import Subparsers, add_command
+
+__all__ = ["register"]
 
 
-def _cmd_backup(args: argparse.Namespace) -> int:
+def _backup(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise ConfigurationError(f"{out} exists; choose another --out or pass --force")
-    manifest = asyncio.run(back_up(Settings().database_url.get_secret_value(), out))
+    manifest = asyncio.run(back_up(settings.database_url.get_secret_value(), out))
     readings = manifest.tables.get("readings")
     print(
         f"wrote {out} ({manifest.size_bytes / 2**20:.1f} MiB, sha256 {manifest.sha256[:16]}...) "
@@ -31,8 +33,8 @@ def _cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_restore(args: argparse.Namespace) -> int:
-    target = args.into or Settings().database_url.get_secret_value()
+def _restore(args: argparse.Namespace, settings: Settings) -> int:
+    target = args.into or settings.database_url.get_secret_value()
     if args.into and "password" in conninfo_to_dict(args.into):
         print(
             "veille: warning: the password given in --into is visible in the process list; "
@@ -46,19 +48,18 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    backup = sub.add_parser(
-        "backup", help="dump the database with a manifest of counts and checksums",
+def register(sub: Subparsers) -> None:
+    backup = add_command(
+        sub, "backup", _backup, help="dump the database with a manifest of counts and checksums",
         description="Dump the database of VEILLE_DATABASE_URL with pg_dump (custom format) to "
         "--out, and write OUT.manifest.json: schema version, row counts and content checksums "
         "taken in the dump's own snapshot, the file's SHA-256. Both files are mode 0600.",
     )  # fmt: skip
     backup.add_argument("--out", required=True, help="the backup file to write")
     backup.add_argument("--force", action="store_true", help="overwrite an existing --out")
-    backup.set_defaults(func=_cmd_backup)
 
-    restore_ = sub.add_parser(
-        "restore", help="restore a backup and prove the result matches its manifest",
+    restore_ = add_command(
+        sub, "restore", _restore, help="restore a backup and prove the result matches its manifest",
         description="Check the file's SHA-256 against its manifest, restore it with pg_restore, "
         "then recount and re-checksum every table and compare with the manifest.",
     )  # fmt: skip
@@ -70,4 +71,3 @@ def add_backup_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--yes", action="store_true",
         help="the target database is not empty: replace its contents",
     )  # fmt: skip
-    restore_.set_defaults(func=_cmd_restore)

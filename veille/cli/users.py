@@ -20,7 +20,9 @@ from store import ClinicianRole, add_clinician, disable_clinician, list_clinicia
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-__all__ = ["add_users_parser"]
+from ._command import Subparsers, add_action, add_actions, add_command
+
+__all__ = ["register"]
 
 _COLUMNS = ("tenant", "username", "name", "role", "care units", "created", "disabled")
 
@@ -42,8 +44,7 @@ def _read_password(args: argparse.Namespace) -> str | None:
         raise ConfigurationError(str(exc)) from exc
 
 
-async def _run(args: argparse.Namespace, password_hash: str | None) -> int:
-    settings = Settings()
+async def _run(args: argparse.Namespace, settings: Settings, password_hash: str | None) -> int:
     async with await psycopg.AsyncConnection.connect(
         settings.database_url.get_secret_value(), autocommit=True
     ) as conn:
@@ -73,20 +74,20 @@ async def _run(args: argparse.Namespace, password_hash: str | None) -> int:
     return 0
 
 
-def _users(args: argparse.Namespace) -> int:
+def _users(args: argparse.Namespace, settings: Settings) -> int:
     password_hash = _read_password(args) if args.action == "add" else None
-    return asyncio.run(_run(args, password_hash))
+    return asyncio.run(_run(args, settings, password_hash))
 
 
-def add_users_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    users = sub.add_parser(
-        "users", help="clinician accounts: add, list, disable",
+def register(sub: Subparsers) -> None:
+    users = add_command(
+        sub, "users", help="clinician accounts: add, list, disable",
         description="Clinician accounts of the clinic API. A nurse reads and acknowledges, a "
         "physician also changes thresholds, an admin as a physician; everyone sees only the "
         "care units they are a member of.",
     )  # fmt: skip
-    actions = users.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="create an account (password prompted)")
+    actions = add_actions(users)
+    add = add_action(actions, "add", _users, help="create an account (password prompted)")
     add.add_argument("username")
     add.add_argument("--tenant", required=True, help="the establishment")
     add.add_argument("--name", help="display name (default: the username)")
@@ -102,11 +103,10 @@ def add_users_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--oidc-only", action="store_true",
         help="no password: the user signs in through the identity provider only",
     )  # fmt: skip
-    add.set_defaults(func=_users)
-    listing = actions.add_parser("list", help="every account, with its units")
+    listing = add_action(actions, "list", _users, help="every account, with its units")
     listing.add_argument("--tenant", help="only this establishment")
-    listing.set_defaults(func=_users)
-    disable = actions.add_parser("disable", help="disable an account and revoke its sessions")
+    disable = add_action(
+        actions, "disable", _users, help="disable an account and revoke its sessions"
+    )
     disable.add_argument("username")
     disable.add_argument("--tenant", required=True)
-    disable.set_defaults(func=_users)

@@ -11,17 +11,19 @@ from pathlib import Path
 import orjson
 import psycopg
 
-from clinic._fhir_export import FhirSettings, patient_bundle, patient_scopes
+from clinic._fhir_export import fhir_context, patient_bundle, patient_scopes
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-__all__ = ["add_fhir_parser"]
+from ._command import Subparsers, add_action, add_actions, add_command
+
+__all__ = ["register"]
 
 
-async def _export(args: argparse.Namespace) -> dict[str, object]:
+async def _export(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
     until = datetime.now(UTC)
     async with await psycopg.AsyncConnection.connect(
-        Settings().database_url.get_secret_value(), autocommit=True
+        settings.database_url.get_secret_value(), autocommit=True
     ) as conn:
         scopes = await patient_scopes(conn, args.patient)
         tenants = sorted({t for t, _ in scopes if args.tenant in (None, t)})
@@ -39,17 +41,17 @@ async def _export(args: argparse.Namespace) -> dict[str, object]:
         bundle = await patient_bundle(
             conn, tenant=tenants[0], care_units=units, patient=args.patient,
             since=until - timedelta(hours=args.hours), until=until,
-            ctx=FhirSettings().context(),
+            ctx=fhir_context(settings.fhir),
         )  # fmt: skip
     if bundle is None:
         raise ConfigurationError(f"patient {args.patient!r} is not in care units {units}")
     return bundle
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
+def _export_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.hours <= 0:
         raise ConfigurationError(f"--hours must be positive, got {args.hours}")
-    bundle = asyncio.run(_export(args))
+    bundle = asyncio.run(_export(args, settings))
     data = orjson.dumps(bundle, option=orjson.OPT_INDENT_2)
     entries = bundle.get("entry", [])
     assert isinstance(entries, list)
@@ -67,15 +69,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_fhir_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    fhir = sub.add_parser(
-        "fhir", help="export a patient's data as FHIR R4",
+def register(sub: Subparsers) -> None:
+    fhir = add_command(
+        sub, "fhir", help="export a patient's data as FHIR R4",
         description="FHIR R4 export: vital-signs Observations, NEWS2, alerts as Flags, in a "
         "collection Bundle. See docs/FHIR.md.",
     )  # fmt: skip
-    actions = fhir.add_subparsers(dest="action", required=True, metavar="ACTION")
-    export = actions.add_parser(
-        "export", help="one patient's Bundle (JSON) for the last hours",
+    export = add_action(
+        add_actions(fhir), "export", _export_command,
+        help="one patient's Bundle (JSON) for the last hours",
         description="Write one patient's Bundle: readings of the last --hours, the NEWS2 of "
         "their latest vital signs, and the alerts of that period. The patient is identified "
         "by pseudonym only.",
@@ -88,4 +90,3 @@ def add_fhir_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--care-unit", action="append",
         help="care unit to include, repeatable (default: every unit the patient was in)",
     )  # fmt: skip
-    export.set_defaults(func=_cmd_export)

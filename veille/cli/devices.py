@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -18,12 +17,14 @@ from store import add_device, bind_device, list_devices, revoke_device
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-__all__ = ["add_devices_parser"]
+from ._command import Subparsers, add_action, add_actions, add_command, run_async
+
+__all__ = ["register"]
 
 LIST_COLUMNS = ("device", "type", "tenant", "status", "care unit", "patient", "bound since")
 
 
-def _catalogue(args: argparse.Namespace) -> int:
+def _catalogue(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(
             orjson.dumps(
@@ -72,8 +73,7 @@ def _parse_time(text: str | None) -> datetime:
     return value
 
 
-async def _run(args: argparse.Namespace) -> int:
-    settings = Settings()
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with await psycopg.AsyncConnection.connect(
         settings.database_url.get_secret_value(), autocommit=True
     ) as conn:
@@ -105,15 +105,7 @@ async def _run(args: argparse.Namespace) -> int:
                 print(orjson.dumps([asdict(r) for r in rows]).decode())
                 return 0
             table = Table(title=f"{len(rows)} devices")
-            for column in (
-                "device",
-                "type",
-                "tenant",
-                "status",
-                "care unit",
-                "patient",
-                "bound since",
-            ):
+            for column in LIST_COLUMNS:
                 table.add_column(column)
             for r in rows:
                 table.add_row(
@@ -124,41 +116,40 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _registry(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args))
-
-
-def add_devices_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    devices = sub.add_parser(
-        "devices", help="metric catalogue and device registry",
+def register(sub: Subparsers) -> None:
+    devices = add_command(
+        sub, "devices", help="metric catalogue and device registry",
         description="The metric catalogue, and the device registry: provision, bind, revoke, list.",
     )  # fmt: skip
-    actions = devices.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = add_actions(devices)
 
-    catalogue = actions.add_parser("catalogue", help="print the metric catalogue and device types")
+    catalogue = add_action(
+        actions, "catalogue", _catalogue, help="print the metric catalogue and device types"
+    )
     catalogue.add_argument("--json", action="store_true", help="machine-readable output")
-    catalogue.set_defaults(func=_catalogue)
 
-    add = actions.add_parser("add", help="provision a device; prints its credential once")
+    add = add_action(
+        actions, "add", run_async(_run), help="provision a device; prints its credential once"
+    )
     add.add_argument("device_id")
     add.add_argument("--type", required=True, choices=sorted(DEVICE_TYPES), help="device type")
     add.add_argument("--tenant", required=True, help="establishment the device belongs to")
-    add.set_defaults(func=_registry)
 
-    bind = actions.add_parser("bind", help="bind a device to a patient in a care unit")
+    bind = add_action(
+        actions, "bind", run_async(_run), help="bind a device to a patient in a care unit"
+    )
     bind.add_argument("device_id")
     bind.add_argument("--patient", help="national health identifier (pseudonymised at once)")
     bind.add_argument("--pseudonym", help="the patient's pseudonym, if already known")
     bind.add_argument("--care-unit", required=True, help="care unit, e.g. cardiology")
     bind.add_argument("--since", help="RFC 3339 start of the binding (default now)")
-    bind.set_defaults(func=_registry)
 
-    revoke = actions.add_parser("revoke", help="revoke a device: its data is refused from then on")
+    revoke = add_action(
+        actions, "revoke", run_async(_run), help="revoke a device: its data is refused from then on"
+    )
     revoke.add_argument("device_id")
     revoke.add_argument("--at", help="RFC 3339 time of revocation (default now)")
-    revoke.set_defaults(func=_registry)
 
-    listing = actions.add_parser("list", help="list provisioned devices")
+    listing = add_action(actions, "list", run_async(_run), help="list provisioned devices")
     listing.add_argument("--tenant", help="only this establishment")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
-    listing.set_defaults(func=_registry)

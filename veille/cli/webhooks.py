@@ -22,7 +22,9 @@ from clinic._webhooks_store import (
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-__all__ = ["add_webhooks_parser"]
+from ._command import Subparsers, add_action, add_actions, add_command, add_log_level, run_async
+
+__all__ = ["register"]
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _DELIVERY_COLUMNS = ("id", "subscription", "alert", "kind", "event at", "attempt", "status",
@@ -38,9 +40,9 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]])
     Console(width=220).print(table)
 
 
-async def _manage(args: argparse.Namespace) -> int:
+async def _manage(args: argparse.Namespace, settings: Settings) -> int:
     async with await psycopg.AsyncConnection.connect(
-        Settings().database_url.get_secret_value(), autocommit=True
+        settings.database_url.get_secret_value(), autocommit=True
     ) as conn:
         if args.action == "add":
             try:
@@ -70,11 +72,7 @@ async def _manage(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_manage(args: argparse.Namespace) -> int:
-    return asyncio.run(_manage(args))
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=args.log_level, format=_LOG_FORMAT)
     # The dispatcher logs each attempt with its outcome; httpx's own line per request repeats it.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -84,39 +82,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_dispatcher(Settings(), stop)
+        await run_dispatcher(settings, stop)
 
     asyncio.run(main())
     return 0
 
 
-def add_webhooks_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    webhooks = sub.add_parser(
-        "webhooks", help="notify a URL of alert events (paging, messaging)",
+def register(sub: Subparsers) -> None:
+    webhooks = add_command(
+        sub, "webhooks", help="notify a URL of alert events (paging, messaging)",
         description="Webhook subscriptions: Veille POSTs each alert event (opened, escalated, "
         "acknowledged, resolved) of a tenant or care unit as signed JSON, retrying with "
         "backoff. See docs/WEBHOOKS.md.",
     )  # fmt: skip
-    actions = webhooks.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="subscribe a URL; prints its secret once")
+    actions = add_actions(webhooks)
+    add = add_action(
+        actions, "add", run_async(_manage), help="subscribe a URL; prints its secret once"
+    )
     add.add_argument("--tenant", required=True, help="establishment whose alerts are sent")
     add.add_argument("--care-unit", help="only this care unit (default: all of the tenant)")
     add.add_argument("--url", required=True, help="receiver URL (https:// in production)")
-    add.set_defaults(func=_cmd_manage)
-    listing = actions.add_parser("list", help="subscriptions")
+    listing = add_action(actions, "list", run_async(_manage), help="subscriptions")
     listing.add_argument("--tenant", help="only this establishment")
-    listing.set_defaults(func=_cmd_manage)
-    disable = actions.add_parser("disable", help="stop notifying a subscription")
+    disable = add_action(
+        actions, "disable", run_async(_manage), help="stop notifying a subscription"
+    )
     disable.add_argument("subscription", help="subscription id")
-    disable.set_defaults(func=_cmd_manage)
-    deliveries = actions.add_parser("deliveries", help="the delivery log, newest first")
+    deliveries = add_action(
+        actions, "deliveries", run_async(_manage), help="the delivery log, newest first"
+    )
     deliveries.add_argument("--subscription", help="only this subscription")
     deliveries.add_argument("--limit", type=int, default=50, help="rows (default 50)")
-    deliveries.set_defaults(func=_cmd_manage)
-    run = actions.add_parser(
-        "run", help="run the dispatcher (Kafka group veille-webhooks) until SIGTERM",
+    run = add_action(
+        actions, "run", _cmd_run,
+        help="run the dispatcher (Kafka group veille-webhooks) until SIGTERM",
         description="Consume the alerts topic, record a delivery per subscription and event, "
         "send them and retry failures (VEILLE_WEBHOOK_* settings).",
     )  # fmt: skip
-    run.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
-    run.set_defaults(func=_cmd_run)
+    add_log_level(run)

@@ -1,4 +1,4 @@
-"""Gateway, worker and sink as child processes: used by the demo and the integration tests.
+"""Gateway, worker, sink and clinic as child processes: for the demo, the benchmark and the tests.
 
 Children get their own process group (a Ctrl-C in the terminal reaches only the demo, which
 then drains and stops them in order) and die with their parent (PR_SET_PDEATHSIG), so an
@@ -19,9 +19,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from veille.stack._process import free_port
+from ._process import free_port
 
-__all__ = ["ComponentProcess", "clinic_component", "component_env", "wait_for_http"]
+__all__ = [
+    "ComponentProcess",
+    "PipelineProcesses",
+    "clinic_component",
+    "component_env",
+    "wait_for_file",
+    "wait_for_http",
+]
 
 _PR_SET_PDEATHSIG = 1
 STOP_GRACE_S = 20.0

@@ -1,0 +1,77 @@
+"""``veille``: the command line, the front door. Every command has ``--help``.
+
+One module per command (``veille.cli.devices`` is ``veille devices``), each with
+``register(sub)``. :func:`main` reads the settings once for the process and hands them to the
+command's handler, which passes them, or the part a component needs, down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from veille.errors import VeilleError
+from veille.settings import Settings
+
+from . import (
+    alerts,
+    backup,
+    clinic,
+    demo,
+    devices,
+    evaluate,
+    fhir,
+    gateway,
+    migrate,
+    news2,
+    replay,
+    simulate,
+    sink,
+    stack,
+    thresholds,
+    users,
+    webhooks,
+    worker,
+)
+
+__all__ = ["build_parser", "main"]
+
+# In the order `veille --help` lists them (backup registers `backup` and `restore`).
+COMMANDS = (
+    stack, gateway, worker, sink, migrate, devices, alerts, thresholds, fhir, webhooks,
+    users, clinic, backup, replay, evaluate, news2, simulate, demo,
+)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="veille",
+        description="Remote patient monitoring: devices -> MQTT -> Kafka -> streams -> database.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()  # the one read of VEILLE_* (and stack.env) in this process
+    except ValidationError as exc:
+        print(f"veille: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args, settings))
+    except VeilleError as exc:
+        print(f"veille: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # `veille devices list | head`: the reader left; not an error worth a traceback.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,100 @@
+"""``veille alerts``: list alerts, and acknowledge or resolve one as an operator.
+
+Acknowledgements and resolutions go through the clinic's own path
+(:func:`clinic.clinician_action`): the same checks, the same event on ``veille.alerts`` with
+the alert's escalation level, the same producer. The worker learns from the event that an
+alert needs no escalation, or that an episode is closed, and the sink records it in the
+history. Nothing here writes the alerts table.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import psycopg
+from psycopg.rows import TupleRow
+from rich.console import Console
+from rich.table import Table
+
+from clinic import AlertPublisher, alert_for_operator, clinician_action
+from streams import AlertEvent, AlertEventKind
+from veille.errors import ConfigurationError
+from veille.settings import Settings
+
+from ._command import Subparsers, add_action, add_actions, add_command, run_async
+
+__all__ = ["register"]
+
+_COLUMNS = ("alert", "priority", "state", "level", "rule", "patient", "unit", "opened", "message")
+
+
+async def _list(conn: psycopg.AsyncConnection[TupleRow], every: bool) -> None:
+    cur = await conn.execute(
+        """SELECT alert_id::text, priority, state, escalation_level, rule,
+                  patient_pseudonym, care_unit, opened_at, message FROM alerts
+           WHERE %(all)s OR state <> 'resolved'
+           ORDER BY CASE priority WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END,
+                    opened_at""",
+        {"all": every},
+    )
+    table = Table(title="alerts" if every else "open and acknowledged alerts")
+    for column in _COLUMNS:
+        table.add_column(column)
+    for row in await cur.fetchall():
+        table.add_row(*(str(v) for v in row))
+    Console(width=200).print(table)
+
+
+async def _act_on_alert(
+    conn: psycopg.AsyncConnection[TupleRow],
+    publisher: AlertPublisher,
+    alert_id: str,
+    kind: AlertEventKind,
+    *,
+    actor: str,
+    note: str | None,
+) -> AlertEvent:
+    """Find the alert in any tenant, then acknowledge or resolve it as the clinic does."""
+    found = await alert_for_operator(conn, alert_id)
+    if found is None:
+        raise ConfigurationError(f"no alert {alert_id!r}; `veille alerts list` shows the open ones")
+    tenant, alert = found
+    return await clinician_action(publisher, alert, kind, tenant=tenant, actor=actor, note=note)
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    publisher = AlertPublisher(settings)
+    try:
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url.get_secret_value(), autocommit=True
+        ) as conn:
+            if args.action == "list":
+                await _list(conn, args.all)
+                return 0
+            kind = AlertEventKind.ACKNOWLEDGED if args.action == "ack" else AlertEventKind.RESOLVED
+            event = await _act_on_alert(
+                conn, publisher, args.alert_id, kind, actor=args.by, note=args.note
+            )
+    finally:
+        await publisher.close()
+    print(f"alert {event.alert_id} {kind.value} by {args.by}")
+    return 0
+
+
+def register(sub: Subparsers) -> None:
+    alerts = add_command(
+        sub, "alerts", help="list alerts; acknowledge or resolve one",
+        description="List alerts, and acknowledge or resolve one as a clinician. Actions are "
+        "events on the alerts topic: the worker stops escalating, the sink records who and when.",
+    )  # fmt: skip
+    actions = add_actions(alerts)
+    listing = add_action(
+        actions, "list", run_async(_run), help="open and acknowledged alerts, by priority"
+    )
+    listing.add_argument("--all", action="store_true", help="resolved ones too")
+    listing.set_defaults(by=None, note=None)
+    for name, text in (("ack", "acknowledge an alert"), ("resolve", "resolve an alert")):
+        action = add_action(actions, name, run_async(_run), help=text)
+        action.add_argument("alert_id")
+        action.add_argument("--by", required=True, help="who (clinician identifier)")
+        action.add_argument("--note", help="a note for the history")
