@@ -118,7 +118,10 @@ def print_totals(
     console.print(f"  dead letters stored:                         {final.dead_letters:,}")
     console.print(f"  alerts opened during the demo:               {final.alerts_total:,}")
     console.print(f"  alerts open now:                             {final.open_alerts:,}")
-    console.print(f"  NEWS2 on the board (patients per band):      {ward.describe()}")
+    # One line however narrow the terminal: a script may read it.
+    console.print(
+        f"  NEWS2 on the board (patients per band):      {ward.describe()}", soft_wrap=True
+    )
     if not drained:
         console.print(
             "[red]  the pipeline did not drain in time: some readings are not stored yet[/red]"
