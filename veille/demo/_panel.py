@@ -81,7 +81,7 @@ def panel(
     table.add_row("readings/s stored (last second)", f"{stored_rate:,.0f}")
     table.add_row("dead letters", f"{now.dead_letters:,}")
     table.add_row("open alerts", f"{now.open_alerts:,}")
-    table.add_row("NEWS2 on the board (patients per band)", ward.describe())
+    table.add_row("NEWS2 bands on the board (patients)", ward.describe())
     backlog = max(c.readings_acked - now.stored, 0)
     table.add_row("backlog (published, not yet stored)", f"{backlog:,}")
     table.add_row("Kafka lag, stream worker (records)", _maybe(lag.worker))
