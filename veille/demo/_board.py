@@ -58,7 +58,7 @@ async def watch_board(
                 if not client.cookies:
                     (await client.post("/api/v1/session", json=login)).raise_for_status()
                 ward.bands = await _bands(client, patients)
-            except httpx.HTTPError:
+            except (httpx.HTTPError, KeyError, ValueError):  # unreachable, or not the board's
                 client.cookies.clear()
             try:
                 await asyncio.wait_for(stop.wait(), BOARD_EVERY_S)
