@@ -26,7 +26,7 @@ from psycopg.rows import TupleRow
 from devices import RawEnvelope, ReadingBatch, now_us
 from store import upsert_bindings
 from streams._tansu_compat import true_end_offsets
-from veille._publisher import FleetPublisher
+from veille.publisher import FleetPublisher
 from veille.settings import TopicNames
 from veille.stack import ComponentProcess, LocalStack, PipelineProcesses
 

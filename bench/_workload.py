@@ -1,9 +1,12 @@
 """Realistic readings from the fleet simulator, regrouped into payloads of a chosen size.
 
 The simulator's device types each send a fixed number of readings per message. To compare
-payload sizes on the same readings, every patient's readings (all metrics of the catalogue
-that its devices measure, Fahrenheit thermometers included) are pooled in time order and sent
-as if by one bedside monitor, in messages of exactly ``k`` readings.
+payload sizes on the same readings, every patient's readings (an ECG patch, a pulse oximeter,
+a blood-pressure cuff and a thermometer: heart and pulse rate, SpO2, respiration rate,
+pressures, temperature, with the simulator's share of Fahrenheit thermometers and kPa cuffs)
+are pooled in time order and sent as if by one bedside monitor, in messages of exactly ``k``
+readings. Device faults and network duplicates are off: every reading is a valued one, sent
+once, so a run's readings are its stored readings.
 """
 
 from __future__ import annotations
@@ -11,28 +14,44 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from devices import (
-    FLEET_PROFILES,
+    DEVICE_TYPES,
     DeviceBinding,
     DeviceStatus,
-    FleetSimulator,
     RegistryEntry,
-    build_fleet,
     device_topic,
+    us_to_datetime,
+)
+from devices.simulator import (
+    DEVICE_SPECS,
+    DeliveryRates,
+    DeviceMix,
+    FaultRates,
+    Simulation,
+    SimulationConfig,
 )
 
 __all__ = ["DEVICE_TYPE", "MonitorStream", "OutgoingPayload", "monitor_streams", "payloads"]
 
 PSEUDONYM_KEY = b"veille-bench"
 TENANT = "chu-bench"
-DEVICE_TYPE = "bedside_monitor"  # the one device type that may send every simulated metric
-# Readings per second of one simulated patient across its four devices (about 3.3).
-_READINGS_PER_S = sum(len(t.metrics) / t.period_s for t in FLEET_PROFILES.values())
-_SIM_MARGIN_S = 15.0  # the smartwatch holds readings for 5 s before it sends them
+DEVICE_TYPE = "bedside_monitor"  # the one device type that may send every pooled metric
+# Devices whose every metric a bedside monitor may send: nothing is left out when pooling.
+BENCH_DEVICE_MIX: Final[DeviceMix] = (
+    (("ecg_patch",), 1.0),
+    (("pulse_oximeter",), 1.0),
+    (("bp_cuff",), 1.0),
+    (("thermometer",), 1.0),
+)
+# Readings per simulated second of one patient across those devices (about 0.2).
+_READINGS_PER_S: Final = sum(
+    1.0 / m.period_s for group, _ in BENCH_DEVICE_MIX for m in DEVICE_SPECS[group[0]].metrics
+)
+_SIM_MARGIN: Final = 1.5  # sampling phases and the cuff's 15 min period: simulate a bit more
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,33 +88,40 @@ def monitor_streams(
 ) -> list[MonitorStream]:
     """``patients`` streams of exactly ``readings_per_patient`` readings measured before
     ``end_us``; device ids are ``{prefix}-{index}`` so every run can use fresh devices."""
-    fleet = build_fleet(
+    minutes = max(1, math.ceil(readings_per_patient / _READINGS_PER_S * _SIM_MARGIN / 60))
+    config = SimulationConfig(
         patients=patients,
+        minutes=minutes,
         seed=seed,
-        pseudonym_key=PSEUDONYM_KEY,
         tenant=TENANT,
-        episode_window_s=(0.0, max(1.0, readings_per_patient / _READINGS_PER_S / 2)),
+        pseudonym_key=PSEUDONYM_KEY,
+        device_mix=BENCH_DEVICE_MIX,
+        faults=FaultRates(scale=0.0, clock_skew_share=0.0),
+        delivery=DeliveryRates(duplicate=0.0, out_of_order=0.0),
     )
-    span_s = math.ceil(readings_per_patient / _READINGS_PER_S + _SIM_MARGIN_S)
-    simulator = FleetSimulator(fleet, seed=seed, start_us=end_us - span_s * 1_000_000)
-    by_device = {d.device_id: d for d in fleet.devices}
-    pooled: dict[str, list[dict[str, Any]]] = {}
-    for message in simulator.advance(float(span_s)):
-        body = orjson.loads(message.payload)
-        device = by_device[body["device_id"]]
+    start_us = (end_us - minutes * 60_000_000) // 1_000_000 * 1_000_000
+    simulation = Simulation(config, start=us_to_datetime(start_us))
+    fleet = simulation.fleet
+    patient_of = {d.device_id: d.patient_index for d in fleet.devices}
+    allowed = DEVICE_TYPES[DEVICE_TYPE].metrics
+    pooled: list[list[dict[str, Any]]] = [[] for _ in fleet.patients]
+    for _, _, payload, _ in simulation.messages():
+        body = orjson.loads(payload)
         items = body["readings"] if "readings" in body else [_single_reading(body)]
-        pooled.setdefault(device.patient, []).extend(items)
+        pooled[patient_of[body["device_id"]]].extend(r for r in items if r["metric"] in allowed)
     streams: list[MonitorStream] = []
-    for index, device in enumerate(d for d in fleet.devices if d.device_type == "smartwatch"):
-        readings = sorted(pooled[device.patient], key=_measured)[:readings_per_patient]
+    for patient in fleet.patients:
+        readings = sorted(pooled[patient.index], key=_measured)[:readings_per_patient]
         if len(readings) < readings_per_patient:
             raise RuntimeError(
                 f"simulator gave {len(readings)} readings for a patient, "
-                f"{readings_per_patient} needed; raise _SIM_MARGIN_S"
+                f"{readings_per_patient} needed; raise _SIM_MARGIN"
             )
         numbered = tuple({**r, "seq": seq} for seq, r in enumerate(readings, start=1))
         streams.append(
-            MonitorStream(f"{prefix}-{index:05d}", device.care_unit, device.patient, numbered)
+            MonitorStream(
+                f"{prefix}-{patient.index:05d}", patient.care_unit, patient.pseudonym, numbered
+            )
         )
     return streams
 

@@ -8,15 +8,6 @@ from __future__ import annotations
 from ._dead_letters import DeadLetter, DeadLetterReason
 from ._device_types import DEVICE_TYPES, DeviceType, device_type_named
 from ._envelope import RawEnvelope, RawMessage
-from ._fleet import (
-    FLEET_PROFILES,
-    Episode,
-    Fleet,
-    FleetSimulator,
-    OutgoingMessage,
-    SimDevice,
-    build_fleet,
-)
 from ._identity import pseudonymise
 from ._metrics import ACVPU_CODES, CATALOGUE, Metric, UnitConversion, metric_named
 from ._payloads import PAYLOAD_ADAPTER, BatchPayloadV1, ReadingV1, SinglePayloadV1
@@ -29,15 +20,8 @@ __all__ = [
     "CATALOGUE",
     "ACVPU_CODES",
     "DEVICE_TYPES",
-    "FLEET_PROFILES",
     "DeviceType",
     "device_type_named",
-    "Episode",
-    "Fleet",
-    "FleetSimulator",
-    "OutgoingMessage",
-    "SimDevice",
-    "build_fleet",
     "PAYLOAD_ADAPTER",
     "SUBSCRIPTION_FILTER",
     "BatchPayloadV1",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from devices import device_topic
 from devices._replay import payload_for_row, read_numerics
-from veille._publisher import FleetPublisher
+from veille.publisher import FleetPublisher
 
 __all__ = ["ReplayOptions", "ReplaySummary", "run_replay"]
 

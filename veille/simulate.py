@@ -98,7 +98,7 @@ def run_simulate(options: SimulateOptions) -> int:
 
 
 def _publish(simulation: Simulation, options: SimulateOptions) -> int:
-    from veille._publisher import FleetPublisher
+    from veille.publisher import FleetPublisher
 
     url = options.mqtt_url
     if url is None:

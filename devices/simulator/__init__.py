@@ -13,6 +13,7 @@ from ._delivery import Anomaly, Delivery
 from ._events import EVENT_KINDS, ClinicalEvent, EventKind, Priority
 from ._faults import DeviceFaults, FaultRates
 from ._files import RunFiles, default_truth_path, write_run
+from ._live import LiveRun
 from ._population import VirtualDevice, VirtualFleet, VirtualPatient
 from ._signals import METRIC_SIGNAL, Signal
 from ._simulation import FIXED_START, Simulation
@@ -35,6 +36,7 @@ __all__ = [
     "DeviceSpec",
     "EventKind",
     "FaultRates",
+    "LiveRun",
     "Priority",
     "Ramp",
     "RunFiles",

@@ -1,6 +1,7 @@
 """``veille demo`` as a user runs it: prints the clinic page and a demo login that the API
-accepts while the demo runs, showing the demo's alerts; exits 0, leaves readings, an alert
-and dead letters."""
+accepts while the demo runs, showing the demo's alerts and a NEWS2 band (not "incomplete")
+for every patient once the nurse's round has passed; exits 0 without a stray error line,
+leaves readings, an alert and dead letters."""
 
 from __future__ import annotations
 
@@ -60,10 +61,20 @@ async def _printed(output: Output, pattern: re.Pattern[str]) -> re.Match[str]:
     return found
 
 
-async def _demo_alerts_through_the_api(output: Output) -> tuple[set[str], str]:
+BANDS = {"low", "low-medium", "medium", "high"}
+TOTAL_NEWS2 = re.compile(r"NEWS2 on the board \(patients per band\): +(.+)")
+BAND_COUNT = re.compile(r"([a-z-]+) (\d+)")
+STRAY = ("MQTT_CS_DISCONNECTED", "Client is not connected", "Traceback")
+
+
+async def _demo_alerts_through_the_api(
+    output: Output, state: Path
+) -> tuple[set[str], str, dict[str, str]]:
     base_url, page_tenant = (await _printed(output, CLINIC)).groups()
     tenant, username, password = (await _printed(output, LOGIN)).groups()
     assert page_tenant == tenant
+    patients = _demo_patients(state, tenant)
+    assert len(patients) == 10
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         assert "login-form" in (await client.get(f"/?tenant={tenant}")).text
         r = await client.post("/api/v1/session",
@@ -72,13 +83,54 @@ async def _demo_alerts_through_the_api(output: Output) -> tuple[set[str], str]:
 
         async def alert_ids() -> set[str]:
             ids: set[str] = set()
-            for state in ("active", "resolved"):
-                got = await client.get("/api/v1/alerts", params={"state": state, "limit": 1000})
+            for alert_state in ("active", "resolved"):
+                got = await client.get(
+                    "/api/v1/alerts", params={"state": alert_state, "limit": 1000}
+                )
                 ids |= {a["alert_id"] for a in got.json()["alerts"]}
             return ids
 
         ids = await eventually(alert_ids, bool, timeout_s=120, what="the demo's alerts in the API")
-    return ids, tenant
+
+        async def bands_of_observed() -> dict[str, str]:
+            """The board's NEWS2 of every patient the nurse's round has reached so far."""
+            observed = await asyncio.to_thread(_observed_patients, state, tenant)
+            got = await client.get("/api/v1/news2", params={"patient": sorted(patients)})
+            scores = got.json()["scores"]
+            return {
+                s["patient"]: s["band"] or "incomplete" for s in scores if s["patient"] in observed
+            }
+
+        # The round passes each patient at its own moment: wait for half the ward, then every
+        # observed patient must show a band. The totals line covers the whole ward at the end.
+        news2 = await eventually(
+            bands_of_observed,
+            lambda b: len(b) >= len(patients) // 2 and set(b.values()) <= BANDS,
+            timeout_s=120,
+            what="NEWS2 bands of the observed patients",
+        )
+    return ids, tenant, news2
+
+
+def _query(state: Path, sql: str, *params: object) -> set[str]:
+    env = dict(line.split("=", 1) for line in (state / "stack.env").read_text().splitlines())
+    with psycopg.connect(env["VEILLE_DATABASE_URL"]) as conn:
+        return {str(row[0]) for row in conn.execute(sql, params).fetchall()}
+
+
+def _demo_patients(state: Path, tenant: str) -> set[str]:
+    """The ward's patients, as the demo provisioned them (before it printed the login)."""
+    return _query(state, "SELECT patient_pseudonym FROM devices WHERE tenant = %s", tenant)
+
+
+def _observed_patients(state: Path, tenant: str) -> set[str]:
+    """Patients with a consciousness reading: only the nurse's observation app sends it."""
+    return _query(
+        state,
+        "SELECT DISTINCT patient_pseudonym FROM readings"
+        " WHERE tenant = %s AND metric = 'consciousness'",
+        tenant,
+    )
 
 
 def test_demo_runs_end_to_end_and_keeps_the_stack(tmp_path: Path) -> None:
@@ -98,17 +150,27 @@ def test_demo_runs_end_to_end_and_keeps_the_stack(tmp_path: Path) -> None:
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
     output = Output(process)
     try:
-        api_ids, tenant = asyncio.run(_demo_alerts_through_the_api(output))
+        api_ids, tenant, news2 = asyncio.run(_demo_alerts_through_the_api(output, state))
         returncode = process.wait(timeout=300)
         output.join()
         assert returncode == 0, output.text[-6000:]
         assert "Totals" in output.text and "psql" in output.text
+        assert not [line for line in output.text.splitlines() if any(s in line for s in STRAY)]
+        assert len(news2) >= 5 and set(news2.values()) <= BANDS, news2
+        board = TOTAL_NEWS2.search(output.text)  # the demo's own read of the board, drained
+        assert board is not None, output.text[-3000:]
+        counts = {band: int(n) for band, n in BAND_COUNT.findall(board.group(1))}
+        assert set(counts) <= BANDS and sum(counts.values()) == 10, board.group(0)
         env = dict(line.split("=", 1) for line in (state / "stack.env").read_text().splitlines())
         with psycopg.connect(env["VEILLE_DATABASE_URL"]) as conn:
             readings = conn.execute(
                 "SELECT count(*), count(DISTINCT patient_pseudonym) FROM readings"
             ).fetchone()
             alerts = conn.execute("SELECT count(*) FROM alerts").fetchone()
+            observed = conn.execute(
+                "SELECT count(DISTINCT patient_pseudonym) FROM readings"
+                " WHERE metric = 'consciousness'"
+            ).fetchone()
             stored_ids = {
                 str(row[0])
                 for row in conn.execute("SELECT alert_id FROM alerts WHERE tenant = %s", (tenant,))
@@ -117,6 +179,7 @@ def test_demo_runs_end_to_end_and_keeps_the_stack(tmp_path: Path) -> None:
                 "SELECT array_agg(DISTINCT reason ORDER BY reason) FROM dead_letters"
             ).fetchone()
         assert readings is not None and readings[0] >= 500 and readings[1] == 10
+        assert observed == (10,)  # consciousness: from the observation app, for every patient
         assert alerts is not None and alerts[0] >= 1
         assert api_ids <= stored_ids  # what the demo login sees are the demo's alerts
         assert dead == (["undecodable", "unit_not_allowed", "unknown_metric"],)

@@ -6,7 +6,7 @@ import uuid
 
 import psycopg
 
-from veille._publisher import FleetPublisher
+from veille.publisher import FleetPublisher
 
 
 async def scalar(dsn: str, query: str, *params: object) -> object:

@@ -26,7 +26,7 @@ class DictLookup:
     """The smallest RegistryLookup: device id -> registry entry, from memory.
 
     Takes registry entries, bindings (an active bedside monitor each), or
-    ``(binding, device_type)`` pairs as ``Fleet.bindings()`` returns them.
+    ``(binding, device_type)`` pairs as ``Simulation.bindings()`` returns them.
     """
 
     def __init__(self, items: Iterable[LookupItem] = ()) -> None:

@@ -27,7 +27,7 @@ import orjson
 
 from streams import alert_id_for
 from tests.support.devices import TestDevice, iso, new_device
-from veille._publisher import FleetPublisher
+from veille.publisher import FleetPublisher
 
 UNDECODABLE_EVERY = 23  # one message in 23 is broken JSON: dead-lettered by the gateway
 IMPLAUSIBLE_EVERY = 17  # one message in 17 carries a heart rate of 999: dead-lettered by validation

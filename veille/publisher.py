@@ -1,4 +1,5 @@
-"""Device-side MQTT publisher for the demo and tests: QoS 1, counts what the broker PUBACKed.
+"""Device-side MQTT publisher for the demo, ``veille simulate``/``replay``, the bench and tests:
+QoS 1, counts what the broker PUBACKed.
 
 paho keeps every unacknowledged QoS 1 message and sends it again (DUP) after a reconnect,
 which its network thread does by itself: a broker restart or a network cut only delays the
@@ -125,6 +126,13 @@ class FleetPublisher:
             return self.counters.messages_sent - self.counters.messages_acked
 
     def close(self) -> None:
+        """Stop paho's network thread, then disconnect from this thread.
+
+        The other order races: once the thread has written DISCONNECT and closed the socket,
+        its loop runs once more before it sees ``loop_stop`` and logs "Client is not
+        connected ... MQTT_CS_DISCONNECTED" at error level. With the thread gone,
+        ``disconnect`` writes the packet itself and nothing loops on the closed socket.
+        """
         self._closing = True
-        self._client.disconnect()
         self._client.loop_stop()
+        self._client.disconnect()
