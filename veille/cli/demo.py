@@ -40,7 +40,12 @@ def register(sub: Subparsers) -> None:
     demo.add_argument(
         "--duration", type=float, default=60.0, help="seconds to publish (default 60)"
     )
-    demo.add_argument("--patients", type=int, default=50, help="simulated patients, 5 to 7 devices each (one the nurse's observation app)"
+    demo.add_argument(
+        "--patients",
+        type=int,
+        default=50,
+        help="simulated patients, 5 to 7 devices each (one is the nurse's observation app)",
+    )
     demo.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
     demo.add_argument(
         "--keep-stack", action="store_true", help="leave the services running at the end"
