@@ -10,8 +10,7 @@ import logging
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from devices import now_us
-from streams import AlertEvent, AlertEventKind, Priority
+from devices import AlertEvent, AlertEventKind, Priority, now_us
 from veille.settings import Settings
 
 from ._errors import ApiError

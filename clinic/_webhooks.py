@@ -21,7 +21,7 @@ import orjson
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams import AlertEvent
+from devices import AlertEvent
 
 __all__ = [
     "REPLAY_TOLERANCE_S",

@@ -5,6 +5,7 @@ No I/O here: every other package builds on these definitions.
 
 from __future__ import annotations
 
+from ._alerts import PRIORITY_ORDER, AlertEvent, AlertEventKind, Priority, alert_id_for
 from ._dead_letters import DeadLetter, DeadLetterReason
 from ._device_types import DEVICE_TYPES, DeviceType, device_type_named
 from ._envelope import RawEnvelope, RawMessage
@@ -26,6 +27,11 @@ from ._time import datetime_to_us, now_us, us_to_datetime
 from ._topics import SUBSCRIPTION_FILTER, DeviceTopic, device_topic, parse_device_topic
 
 __all__ = [
+    "PRIORITY_ORDER",
+    "AlertEvent",
+    "AlertEventKind",
+    "Priority",
+    "alert_id_for",
     "CATALOGUE",
     "ACVPU_CODES",
     "DEVICE_TYPES",

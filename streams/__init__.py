@@ -5,7 +5,6 @@ Detection and validation are pure modules, usable without Kafka.
 
 from __future__ import annotations
 
-from ._alerts import AlertEvent, AlertEventKind, Priority, alert_id_for
 from ._detect import DEFAULT_RULES, PatientState, ThresholdRule, detect
 from ._news2 import (
     NEWS2_PARAMETERS,
@@ -47,15 +46,11 @@ __all__ = [
     "observations_from_latest",
     "score_news2",
     "DEFAULT_RULES",
-    "AlertEvent",
-    "AlertEventKind",
     "RegistryLookup",
     "PatientState",
-    "Priority",
     "ThresholdRule",
     "ValidationLimits",
     "ValidationResult",
-    "alert_id_for",
     "detect",
     "validate_envelope",
 ]

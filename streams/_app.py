@@ -19,11 +19,10 @@ import faust
 import orjson
 import psycopg
 
-from devices import DeadLetter, RawEnvelope, ReadingBatch, now_us
+from devices import AlertEvent, AlertEventKind, DeadLetter, RawEnvelope, ReadingBatch, now_us
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-from ._alerts import AlertEvent, AlertEventKind
 from ._delivery import Output, confirmed_acks
 from ._detect import PatientState
 from ._directory import DeviceDirectory

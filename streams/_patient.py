@@ -7,9 +7,8 @@ and lost signal becomes a technical alert.
 
 from __future__ import annotations
 
-from devices import ReadingBatch
+from devices import AlertEvent, ReadingBatch
 
-from ._alerts import AlertEvent
 from ._detect import PatientState, detect
 from ._early_warning import news2_over_batch
 from ._exertion import note_exertion

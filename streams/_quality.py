@@ -18,9 +18,7 @@ from typing import Final
 
 import numpy as np
 
-from devices import CATALOGUE, ReadingBatch
-
-from ._alerts import AlertEvent, AlertEventKind, Priority, alert_id_for
+from devices import CATALOGUE, AlertEvent, AlertEventKind, Priority, ReadingBatch, alert_id_for
 
 __all__ = [
     "ARTEFACT_RULES",

@@ -16,8 +16,7 @@ from psycopg.rows import TupleRow
 from rich.console import Console
 from rich.table import Table
 
-from devices import now_us
-from streams import AlertEvent, AlertEventKind, Priority
+from devices import AlertEvent, AlertEventKind, Priority, now_us
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 

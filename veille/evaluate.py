@@ -18,18 +18,10 @@ from typing import Any, Final
 
 import orjson
 
-from devices import DeviceStatus, ReadingBatch, RegistryEntry
+from devices import AlertEvent, AlertEventKind, DeviceStatus, ReadingBatch, RegistryEntry
 from devices.simulator import DEVICE_SPECS, Simulation, SimulationConfig, ground_truth
 from ingest import InboundMessage, plan_forward
-from streams import (
-    DEFAULT_RULES,
-    AlertEvent,
-    AlertEventKind,
-    PatientState,
-    ThresholdRule,
-    ValidationLimits,
-    validate_envelope,
-)
+from streams import DEFAULT_RULES, PatientState, ThresholdRule, ValidationLimits, validate_envelope
 from streams._detect import rules_by_metric
 from streams._evaluation import (
     GRACE_PERIOD_S,

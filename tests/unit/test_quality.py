@@ -12,17 +12,18 @@ from typing import Any
 import orjson
 import pytest
 
-from devices import CATALOGUE, RawEnvelope, RawMessage, ReadingBatch, parse_device_topic
+from devices import (
+    CATALOGUE,
+    AlertEventKind,
+    Priority,
+    RawEnvelope,
+    RawMessage,
+    ReadingBatch,
+    parse_device_topic,
+)
 from devices._replay import read_numerics
 from devices.simulator import RunLog, Simulation, SimulationConfig
-from streams import (
-    AlertEventKind,
-    PatientState,
-    Priority,
-    ValidationLimits,
-    detect,
-    validate_envelope,
-)
+from streams import PatientState, ValidationLimits, detect, validate_envelope
 from streams._quality import (
     DEFAULT_JUMP_LIMITS,
     DEFAULT_SILENT_AFTER_S,

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from devices import ReadingBatch
+from devices import AlertEventKind, ReadingBatch
 from store import ThresholdOverride
-from streams import AlertEventKind, detect
+from streams import detect
 from streams._detect import RULES_BY_ID
 from streams._news2 import SpO2Scale
 from streams._thresholds import SPO2_SCALE_SETTING, effective_rules, effective_spo2_scale

@@ -18,7 +18,7 @@ from clinic._webhooks import (
     validate_url,
     verify_signature,
 )
-from streams import AlertEvent, AlertEventKind, Priority
+from devices import AlertEvent, AlertEventKind, Priority
 
 SECRET = "whsec_test-secret"
 BODY = b'{"type":"alert.opened"}'
