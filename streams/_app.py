@@ -20,6 +20,7 @@ import orjson
 import psycopg
 
 from devices import AlertEvent, AlertEventKind, DeadLetter, RawEnvelope, ReadingBatch, now_us
+from store import StoredOverrides, StoredRegistry
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
@@ -32,7 +33,7 @@ from ._outbox import Outbox
 from ._patient import process_readings
 from ._quality import TechnicalKind, check_silence, technical_alert_event
 from ._tansu_compat import install_end_offset_workaround
-from ._thresholds import ThresholdBook
+from ._threshold_book import ThresholdBook
 from ._validate import ValidationLimits, validate_envelope
 
 __all__ = ["build_app"]
@@ -91,7 +92,7 @@ def build_app(settings: Settings) -> faust.App:
             raw_topic,
             readings_topic,
             dead_letter_topic,
-            DeviceDirectory(dsn),
+            DeviceDirectory(StoredRegistry(dsn)),
             limits,
         )
     if role == "detect":
@@ -108,7 +109,7 @@ def build_app(settings: Settings) -> faust.App:
             readings_topic,
             alerts_topic,
             detector_state,
-            ThresholdBook(dsn),
+            ThresholdBook(StoredOverrides(dsn)),
             escalation,
         )
     return app
