@@ -36,7 +36,7 @@ from ._tansu_compat import install_end_offset_workaround
 from ._threshold_book import ThresholdBook
 from ._validate import ValidationLimits, validate_envelope
 
-__all__ = ["build_app"]
+__all__ = ["APP_IDS", "build_app"]
 
 log = logging.getLogger(__name__)
 

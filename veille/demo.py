@@ -20,9 +20,7 @@ from rich.table import Table
 from clinic import hash_password
 from devices import Fleet, FleetSimulator, build_fleet, device_topic, now_us
 from store import ClinicianRole, add_clinician, find_clinician, upsert_bindings
-from streams._app import APP_IDS
-from streams._lag import consumer_lag
-from streams._sink import GROUP_ID as SINK_GROUP_ID
+from streams.runtime import APP_IDS, SINK_GROUP_ID, consumer_lag
 from veille._components import (
     ComponentProcess,
     PipelineProcesses,

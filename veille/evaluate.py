@@ -21,18 +21,23 @@ import orjson
 from devices import AlertEvent, AlertEventKind, DeviceStatus, ReadingBatch, RegistryEntry
 from devices.simulator import DEVICE_SPECS, Simulation, SimulationConfig, ground_truth
 from ingest import InboundMessage, plan_forward
-from streams import DEFAULT_RULES, PatientState, ThresholdRule, ValidationLimits, validate_envelope
-from streams._detect import rules_by_metric
-from streams._evaluation import (
+from streams import (
+    DEFAULT_RULES,
     GRACE_PERIOD_S,
+    TECHNICAL_RULE_PREFIX,
     AlertScorer,
     NaiveBaseline,
     ObservedAlert,
+    PatientState,
+    ThresholdRule,
     TruthEvent,
+    ValidationLimits,
     alert_reduction,
+    process_readings,
+    rules_by_metric,
     targets,
+    validate_envelope,
 )
-from streams._patient import TECHNICAL_RULE_PREFIX, process_readings
 from veille.errors import VeilleError
 from veille.settings import Settings
 
