@@ -37,14 +37,12 @@ from ._news2 import (
     score_news2,
 )
 from ._patient import NEWS2_FRESHNESS_S, TECHNICAL_RULE_PREFIX, process_readings
-from ._quality import (
-    Screening,
+from ._screening import Screening, screen_batch, usable_readings
+from ._technical_alerts import (
     TechnicalKind,
     TechnicalTransition,
     check_silence,
-    screen_batch,
     technical_alert_event,
-    usable_readings,
     watch_batch,
 )
 from ._thresholds import (

@@ -31,8 +31,8 @@ from ._faust_compat import install_rebalance_ack_guard, install_seek_guard
 from ._lifecycle import EscalationPolicy, apply_alert_event, due_escalations
 from ._outbox import Outbox
 from ._patient import process_readings
-from ._quality import TechnicalKind, check_silence, technical_alert_event
 from ._tansu_compat import install_end_offset_workaround
+from ._technical_alerts import TechnicalKind, check_silence, technical_alert_event
 from ._threshold_book import ThresholdBook
 from ._validate import ValidationLimits, validate_envelope
 

@@ -24,20 +24,22 @@ from devices import (
 from devices._replay import read_numerics
 from devices.simulator import RunLog, Simulation, SimulationConfig
 from streams import PatientState, ValidationLimits, detect, validate_envelope
-from streams._quality import (
+from streams._screening import (
     DEFAULT_JUMP_LIMITS,
-    DEFAULT_SILENT_AFTER_S,
     ArtefactRules,
     QualityState,
     Rejection,
     RejectionReason,
     Screening,
+    screen_batch,
+    usable_readings,
+)
+from streams._technical_alerts import (
+    DEFAULT_SILENT_AFTER_S,
     TechnicalKind,
     TechnicalTransition,
     WatchRules,
     check_silence,
-    screen_batch,
-    usable_readings,
     watch_batch,
 )
 
