@@ -19,15 +19,20 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from ._library_pins import FAUST_PIN, check_patchable
 from ._offsets import true_end_offsets
 
-__all__ = ["install_end_offset_workaround"]
+__all__ = ["END_OFFSET_MEMBERS", "install_end_offset_workaround"]
+
+# The member of faust's ``AIOKafkaConsumerThread`` the workaround replaces.
+END_OFFSET_MEMBERS = ("_highwaters",)
 
 
 def install_end_offset_workaround(bootstrap: str) -> None:
     """Patch Faust's aiokafka consumer thread to use :func:`true_end_offsets`."""
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
+    check_patchable(FAUST_PIN, AIOKafkaConsumerThread, END_OFFSET_MEMBERS)
     thread_class: Any = AIOKafkaConsumerThread
     if getattr(thread_class, "_veille_tansu_patched", False):
         return
