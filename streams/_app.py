@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import orjson
@@ -41,7 +41,7 @@ __all__ = ["APP_IDS", "build_app"]
 log = logging.getLogger(__name__)
 
 APP_IDS = {"validate": "veille-validate", "detect": "veille-detect"}
-REGISTRY_REFRESH_S = 60.0
+CACHE_RELOAD_S = 60.0  # registry and thresholds: the safety net should a NOTIFY be missed
 ESCALATION_CHECK_S = 5.0
 
 
@@ -124,6 +124,26 @@ async def _survive_database_outage(what: str, refresh: Callable[[], Awaitable[No
         log.warning("%s reload failed (%s); keeping the cached copy", what, exc)
 
 
+class _FollowedCache(Protocol):
+    """A cache of a database table: the device directory or the threshold book."""
+
+    async def refresh(self) -> None: ...
+    async def listen(self) -> None: ...
+
+
+def _keep_in_step(app: faust.App, what: str, cache: _FollowedCache) -> None:
+    """Reload ``cache`` whenever the database announces a change (its LISTEN follower), and
+    every ``CACHE_RELOAD_S`` should a notification be missed."""
+
+    @app.task
+    async def follow() -> None:
+        await cache.listen()
+
+    @app.timer(CACHE_RELOAD_S, name=f"reload {what}")
+    async def reload() -> None:
+        await _survive_database_outage(what, cache.refresh)
+
+
 def _validate_agents(
     app: faust.App,
     max_unconfirmed: int,
@@ -143,14 +163,7 @@ def _validate_agents(
         if len(directory):
             log.info("device registry loaded: %d active devices", len(directory))
 
-    @app.task
-    async def follow_registry() -> None:
-        await directory.listen()
-
-    @app.timer(REGISTRY_REFRESH_S)
-    async def refresh_registry() -> None:
-        """Safety net should a notification be missed."""
-        await _survive_database_outage("device registry", directory.refresh)
+    _keep_in_step(app, "device registry", directory)
 
     async def outputs_of(event: Any) -> list[Output]:
         message = event.message
@@ -204,14 +217,7 @@ def _detect_agents(
     the events in the state's outbox until Kafka confirms them (``_outbox``)."""
     outbox = Outbox()
 
-    @app.task
-    async def follow_thresholds() -> None:
-        await thresholds.listen()
-
-    @app.timer(REGISTRY_REFRESH_S)
-    async def refresh_thresholds() -> None:
-        """Safety net should a notification be missed."""
-        await _survive_database_outage("thresholds", thresholds.refresh)
+    _keep_in_step(app, "thresholds", thresholds)
 
     @app.agent(readings_topic)
     async def detect_alerts(stream: Any) -> None:
