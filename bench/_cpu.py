@@ -26,7 +26,7 @@ from aiokafka import ConsumerRecord
 from devices import RawEnvelope, ReadingBatch, RegistryEntry, metric_named
 from ingest import InboundMessage, plan_forward
 from streams import PatientState, ValidationLimits, detect, validate_envelope
-from streams._sink import rows_from_records
+from streams.runtime import rows_from_records
 from veille.settings import Settings
 
 from ._stats import median

@@ -25,7 +25,7 @@ from psycopg.rows import TupleRow
 
 from devices import RawEnvelope, ReadingBatch, now_us
 from store import upsert_bindings
-from streams._tansu_compat import true_end_offsets
+from streams.runtime import true_end_offsets
 from veille.publisher import FleetPublisher
 from veille.settings import TopicNames
 from veille.stack import ComponentProcess, LocalStack, PipelineProcesses

@@ -26,8 +26,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from devices import us_to_datetime
-from streams import AlertEvent
+from devices import AlertEvent, us_to_datetime
 from veille.settings import Settings
 
 from ._context import SESSION_COOKIE, Context

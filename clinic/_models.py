@@ -10,8 +10,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from devices import Priority
 from store import ClinicianRole
-from streams import Priority
 
 __all__ = [
     "AlertAction",

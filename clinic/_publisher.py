@@ -18,8 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from psycopg.rows import TupleRow
 
-from devices import now_us
-from streams import AlertEvent, AlertEventKind, Priority
+from devices import AlertEvent, AlertEventKind, Priority, now_us
 from veille.settings import Settings
 
 from ._errors import ApiError

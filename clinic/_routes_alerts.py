@@ -9,8 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 
-from devices import us_to_datetime
-from streams import AlertEventKind
+from devices import AlertEventKind, us_to_datetime
 
 from ._context import Context, CurrentCaller, Db
 from ._errors import NotFound

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from store import record_override
-from streams._detect import RULES_BY_ID, ThresholdRule
+from streams import RULES_BY_ID, ThresholdRule
 
 from ._context import Context, CurrentCaller, Db
 from ._errors import ApiError, NotFound

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from streams import AlertEvent
+from devices import AlertEvent
 
 __all__ = [
     "REPLAY_TOLERANCE_S",

@@ -27,8 +27,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from devices import datetime_to_us, now_us
-from streams import AlertEvent
+from devices import AlertEvent, datetime_to_us, now_us
 from veille.settings import Settings, WebhookSettings
 
 from ._webhooks import (

@@ -19,8 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from devices import datetime_to_us, us_to_datetime
-from streams import AlertEvent, AlertEventKind, Priority
+from devices import AlertEvent, AlertEventKind, Priority, datetime_to_us, us_to_datetime
 
 from ._webhooks import new_secret, validate_url
 

@@ -5,6 +5,7 @@ No I/O here: every other package builds on these definitions.
 
 from __future__ import annotations
 
+from ._alerts import PRIORITY_ORDER, AlertEvent, AlertEventKind, Priority, alert_id_for
 from ._dead_letters import DeadLetter, DeadLetterReason
 from ._device_types import DEVICE_TYPES, DeviceType, device_type_named
 from ._envelope import RawEnvelope, RawMessage
@@ -13,10 +14,20 @@ from ._metrics import ACVPU_CODES, CATALOGUE, Metric, UnitConversion, metric_nam
 from ._payloads import PAYLOAD_ADAPTER, BatchPayloadV1, ReadingV1, SinglePayloadV1
 from ._readings import ReadingBatch
 from ._registry import DeviceBinding, DeviceStatus, RegistryEntry
+from ._replay import MIMIC_NUMERICS_COLUMNS, RecordedRow, payload_for_row, read_numerics
 from ._time import datetime_to_us, now_us, us_to_datetime
 from ._topics import SUBSCRIPTION_FILTER, DeviceTopic, device_topic, parse_device_topic
 
 __all__ = [
+    "MIMIC_NUMERICS_COLUMNS",
+    "RecordedRow",
+    "payload_for_row",
+    "read_numerics",
+    "PRIORITY_ORDER",
+    "AlertEvent",
+    "AlertEventKind",
+    "Priority",
+    "alert_id_for",
     "CATALOGUE",
     "ACVPU_CODES",
     "DEVICE_TYPES",

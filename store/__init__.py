@@ -25,6 +25,7 @@ from ._credentials import hash_credential, new_credential, verify_credential
 from ._maintenance import MaintenanceReport, run_maintenance
 from ._registry import (
     DeviceRow,
+    StoredRegistry,
     add_device,
     bind_device,
     list_devices,
@@ -42,6 +43,7 @@ from ._schema import (
     statements_for,
 )
 from ._thresholds import (
+    StoredOverrides,
     ThresholdOverride,
     load_effective_overrides,
     record_override,
@@ -82,6 +84,8 @@ __all__ = [
     "ReadingRow",
     "SchemaInfo",
     "SchemaOptions",
+    "StoredOverrides",
+    "StoredRegistry",
     "ThresholdOverride",
     "WriteMethod",
     "WriteResult",

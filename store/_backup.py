@@ -32,7 +32,7 @@ from ._backup_manifest import (
     read_verified_manifest,
 )
 from ._pg_tools import dump_to, find_pg_tool, libpq_target, run_pg_restore, tool_major
-from ._schema import Flavour, recorded_flavour, recorded_version
+from ._schema import Flavour, recorded_schema
 
 __all__ = ["back_up", "restore"]
 
@@ -94,9 +94,10 @@ async def back_up(conninfo: str, out: Path) -> BackupManifest:
                 f"the server runs PostgreSQL {server_major} but {tool.path} is version "
                 f"{tool.major}, which cannot dump it; install postgresql-client-{server_major}"
             )
-        flavour, version = await recorded_flavour(conn), await recorded_version(conn)
-        if flavour is None or version is None:
+        recorded = await recorded_schema(conn)
+        if recorded is None:
             raise StoreError("this database has no Veille schema; run `veille migrate` first")
+        flavour, version = recorded.flavour, recorded.version
         tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
         # One REPEATABLE READ transaction: its snapshot is exported to pg_dump and the
         # digests read the same one, so they describe exactly what the dump holds.
@@ -201,7 +202,8 @@ async def _check_restored(
 ) -> bool:
     """Raise with every difference; returns whether the definitions were compared too (only
     on the backup's PostgreSQL major version: another one deparses them differently)."""
-    version, flavour = await recorded_version(conn), await recorded_flavour(conn)
+    recorded = await recorded_schema(conn)
+    version, flavour = (recorded.version, recorded.flavour) if recorded else (None, None)
     problems = []
     if version != manifest.schema_version or flavour is None or flavour.value != manifest.flavour:
         problems.append(

@@ -6,7 +6,7 @@ their cache at once instead of accepting a revoked device's data until the next 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,9 +24,11 @@ from devices import (
 from veille.errors import StoreError
 
 from ._credentials import hash_credential, new_credential
+from ._notify import follow_notifications
 
 __all__ = [
     "DeviceRow",
+    "StoredRegistry",
     "add_device",
     "bind_device",
     "list_devices",
@@ -37,6 +39,8 @@ __all__ = [
 ]
 
 Connection = psycopg.AsyncConnection[TupleRow]
+
+CHANNEL = "veille_registry"  # NOTIFY'd by the devices trigger (``_schema``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +195,22 @@ async def load_registry(conn: Connection) -> dict[str, RegistryEntry]:
             d.device_id, d.device_type, d.tenant, DeviceStatus(d.status), binding, revoked
         )
     return entries
+
+
+class StoredRegistry:
+    """The registry in the database, and word when it changes: what a validator's cache reads
+    (``streams``' ``RegistrySource``)."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+
+    async def load(self) -> dict[str, RegistryEntry]:
+        async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
+            return await load_registry(conn)
+
+    async def follow(self, on_change: Callable[[], Awaitable[None]]) -> None:
+        """Call ``on_change`` after every change (and every reconnect); runs until cancelled."""
+        await follow_notifications(self._conninfo, CHANNEL, on_change)
 
 
 async def upsert_bindings(conn: Connection, bindings: Iterable[tuple[DeviceBinding, str]]) -> int:

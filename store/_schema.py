@@ -22,6 +22,7 @@ __all__ = [
     "SchemaOptions",
     "migrate",
     "recorded_flavour",
+    "recorded_schema",
     "statements_for",
 ]
 
@@ -403,25 +404,21 @@ async def detect_flavour(conn: psycopg.AsyncConnection[TupleRow]) -> Flavour:
     return Flavour.TIMESCALE if row and row[0] else Flavour.POSTGRES
 
 
+async def recorded_schema(conn: psycopg.AsyncConnection[TupleRow]) -> SchemaInfo | None:
+    """What ``veille_schema`` says the database was built as; None before the first migrate."""
+    cur = await conn.execute("SELECT to_regclass('veille_schema') IS NOT NULL")
+    row = await cur.fetchone()
+    if not row or not row[0]:
+        return None
+    cur = await conn.execute("SELECT flavour, version FROM veille_schema")
+    recorded = await cur.fetchone()
+    return SchemaInfo(Flavour(recorded[0]), int(recorded[1])) if recorded else None
+
+
 async def recorded_flavour(conn: psycopg.AsyncConnection[TupleRow]) -> Flavour | None:
     """The flavour a database was first built with wins: tables are never converted in place."""
-    cur = await conn.execute("SELECT to_regclass('veille_schema') IS NOT NULL")
-    row = await cur.fetchone()
-    if not row or not row[0]:
-        return None
-    cur = await conn.execute("SELECT flavour FROM veille_schema")
-    recorded = await cur.fetchone()
-    return Flavour(recorded[0]) if recorded else None
-
-
-async def recorded_version(conn: psycopg.AsyncConnection[TupleRow]) -> int | None:
-    cur = await conn.execute("SELECT to_regclass('veille_schema') IS NOT NULL")
-    row = await cur.fetchone()
-    if not row or not row[0]:
-        return None
-    cur = await conn.execute("SELECT version FROM veille_schema")
-    recorded = await cur.fetchone()
-    return int(recorded[0]) if recorded else None
+    recorded = await recorded_schema(conn)
+    return recorded.flavour if recorded else None
 
 
 async def migrate(
@@ -432,10 +429,10 @@ async def migrate(
     async with await psycopg.AsyncConnection.connect(
         conninfo, autocommit=True, prepare_threshold=None
     ) as conn:
-        chosen = flavour or await recorded_flavour(conn) or await detect_flavour(conn)
-        recorded = await recorded_version(conn)
+        recorded = await recorded_schema(conn)
+        chosen = flavour or (recorded.flavour if recorded else None) or await detect_flavour(conn)
         if recorded is not None:
-            for version in range(recorded + 1, SCHEMA_VERSION + 1):
+            for version in range(recorded.version + 1, SCHEMA_VERSION + 1):
                 for statement in UPGRADES.get(version, ()):
                     await conn.execute(statement.encode())
         for statement in statements_for(chosen, options):

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
 from psycopg.rows import TupleRow
 
-__all__ = ["ThresholdOverride", "load_effective_overrides", "record_override", "threshold_history"]
+from ._notify import follow_notifications
+
+__all__ = [
+    "StoredOverrides",
+    "ThresholdOverride",
+    "load_effective_overrides",
+    "record_override",
+    "threshold_history",
+]
 
 Connection = psycopg.AsyncConnection[TupleRow]
+
+CHANNEL = "veille_thresholds"  # NOTIFY'd by the threshold_overrides trigger (``_schema``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +103,19 @@ async def threshold_history(conn: Connection, *, tenant: str) -> list[ThresholdO
         (tenant,),
     )
     return [ThresholdOverride(*row) for row in await cur.fetchall()]
+
+
+class StoredOverrides:
+    """The effective overrides in the database, and word when they change: what a worker's
+    threshold cache reads (``streams``' ``OverrideSource``)."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+
+    async def load(self) -> list[ThresholdOverride]:
+        async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
+            return await load_effective_overrides(conn)
+
+    async def follow(self, on_change: Callable[[], Awaitable[None]]) -> None:
+        """Call ``on_change`` after every change (and every reconnect); runs until cancelled."""
+        await follow_notifications(self._conninfo, CHANNEL, on_change)

@@ -13,17 +13,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import orjson
 import psycopg
 
-from devices import DeadLetter, RawEnvelope, ReadingBatch, now_us
+from devices import AlertEvent, AlertEventKind, DeadLetter, RawEnvelope, ReadingBatch, now_us
+from store import StoredOverrides, StoredRegistry
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-from ._alerts import AlertEvent, AlertEventKind
 from ._delivery import Output, confirmed_acks
 from ._detect import PatientState
 from ._directory import DeviceDirectory
@@ -31,17 +31,17 @@ from ._faust_compat import install_rebalance_ack_guard, install_seek_guard
 from ._lifecycle import EscalationPolicy, apply_alert_event, due_escalations
 from ._outbox import Outbox
 from ._patient import process_readings
-from ._quality import TechnicalKind, check_silence, technical_alert_event
 from ._tansu_compat import install_end_offset_workaround
-from ._thresholds import ThresholdBook
+from ._technical_alerts import TechnicalKind, check_silence, technical_alert_event
+from ._threshold_book import ThresholdBook
 from ._validate import ValidationLimits, validate_envelope
 
-__all__ = ["build_app"]
+__all__ = ["APP_IDS", "build_app"]
 
 log = logging.getLogger(__name__)
 
 APP_IDS = {"validate": "veille-validate", "detect": "veille-detect"}
-REGISTRY_REFRESH_S = 60.0
+CACHE_RELOAD_S = 60.0  # registry and thresholds: the safety net should a NOTIFY be missed
 ESCALATION_CHECK_S = 5.0
 
 
@@ -92,7 +92,7 @@ def build_app(settings: Settings) -> faust.App:
             raw_topic,
             readings_topic,
             dead_letter_topic,
-            DeviceDirectory(dsn),
+            DeviceDirectory(StoredRegistry(dsn)),
             limits,
         )
     if role == "detect":
@@ -109,7 +109,7 @@ def build_app(settings: Settings) -> faust.App:
             readings_topic,
             alerts_topic,
             detector_state,
-            ThresholdBook(dsn),
+            ThresholdBook(StoredOverrides(dsn)),
             escalation,
         )
     return app
@@ -122,6 +122,26 @@ async def _survive_database_outage(what: str, refresh: Callable[[], Awaitable[No
         await refresh()
     except psycopg.Error as exc:
         log.warning("%s reload failed (%s); keeping the cached copy", what, exc)
+
+
+class _FollowedCache(Protocol):
+    """A cache of a database table: the device directory or the threshold book."""
+
+    async def refresh(self) -> None: ...
+    async def listen(self) -> None: ...
+
+
+def _keep_in_step(app: faust.App, what: str, cache: _FollowedCache) -> None:
+    """Reload ``cache`` whenever the database announces a change (its LISTEN follower), and
+    every ``CACHE_RELOAD_S`` should a notification be missed."""
+
+    @app.task
+    async def follow() -> None:
+        await cache.listen()
+
+    @app.timer(CACHE_RELOAD_S, name=f"reload {what}")
+    async def reload() -> None:
+        await _survive_database_outage(what, cache.refresh)
 
 
 def _validate_agents(
@@ -143,14 +163,7 @@ def _validate_agents(
         if len(directory):
             log.info("device registry loaded: %d active devices", len(directory))
 
-    @app.task
-    async def follow_registry() -> None:
-        await directory.listen()
-
-    @app.timer(REGISTRY_REFRESH_S)
-    async def refresh_registry() -> None:
-        """Safety net should a notification be missed."""
-        await _survive_database_outage("device registry", directory.refresh)
+    _keep_in_step(app, "device registry", directory)
 
     async def outputs_of(event: Any) -> list[Output]:
         message = event.message
@@ -204,14 +217,7 @@ def _detect_agents(
     the events in the state's outbox until Kafka confirms them (``_outbox``)."""
     outbox = Outbox()
 
-    @app.task
-    async def follow_thresholds() -> None:
-        await thresholds.listen()
-
-    @app.timer(REGISTRY_REFRESH_S)
-    async def refresh_thresholds() -> None:
-        """Safety net should a notification be missed."""
-        await _survive_database_outage("thresholds", thresholds.refresh)
+    _keep_in_step(app, "thresholds", thresholds)
 
     @app.agent(readings_topic)
     async def detect_alerts(stream: Any) -> None:

@@ -13,9 +13,8 @@ from typing import Final
 
 import numpy as np
 
-from devices import ReadingBatch
+from devices import AlertEvent, AlertEventKind, Priority, ReadingBatch, alert_id_for
 
-from ._alerts import AlertEvent, AlertEventKind, Priority, alert_id_for
 from ._episodes import RuleState, Transition, advance, close, new_rule_state, remember_episode
 from ._exertion import exerting
 

@@ -5,7 +5,8 @@ devices table), on a timer as a safety net, and on demand when a message comes f
 device the cache does not know or has not bound: if the last reload started before that
 message reached the gateway, the cache may predate the device's provisioning, so it is
 reloaded (waiting out the minimum interval if needed) before the device is refused. A flood
-from unknown devices thus costs at most one reload per interval.
+from unknown devices thus costs at most one reload per interval. What it reads the registry
+from is a :class:`RegistrySource` (``store.StoredRegistry``).
 """
 
 from __future__ import annotations
@@ -13,25 +14,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 import psycopg
 
 from devices import RegistryEntry, now_us
-from store import load_registry
 
-from ._notify import follow_notifications
-
-__all__ = ["DeviceDirectory"]
+__all__ = ["DeviceDirectory", "RegistrySource"]
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "veille_registry"
+
+class RegistrySource(Protocol):
+    async def load(self) -> Mapping[str, RegistryEntry]:
+        """Every device, active or revoked, by id."""
+        ...
+
+    async def follow(self, on_change: Callable[[], Awaitable[None]]) -> None:
+        """Call ``on_change`` after every change and every reconnect; runs until cancelled."""
+        ...
 
 
 class DeviceDirectory:
-    def __init__(self, conninfo: str, *, min_refresh_s: float = 1.0) -> None:
-        self._conninfo = conninfo
-        self._entries: dict[str, RegistryEntry] = {}
+    def __init__(self, source: RegistrySource, *, min_refresh_s: float = 1.0) -> None:
+        self._source = source
+        self._entries: Mapping[str, RegistryEntry] = {}
         self._loaded = asyncio.Event()
         self._last_refresh = 0.0  # monotonic
         self._last_refresh_started_us = 0  # wall clock, comparable with gateway arrival times
@@ -47,10 +55,7 @@ class DeviceDirectory:
     async def refresh(self) -> None:
         async with self._lock:
             started_us = now_us()
-            async with await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True
-            ) as conn:
-                self._entries = await load_registry(conn)
+            self._entries = await self._source.load()
             self._last_refresh = time.monotonic()
             self._last_refresh_started_us = started_us
             self._loaded.set()
@@ -81,4 +86,4 @@ class DeviceDirectory:
 
     async def listen(self) -> None:
         """Reload on every registry change; reconnects with backoff, runs until cancelled."""
-        await follow_notifications(self._conninfo, CHANNEL, self.refresh)
+        await self._source.follow(self.refresh)

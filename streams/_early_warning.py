@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from devices import ReadingBatch
+from devices import PRIORITY_ORDER, AlertEvent, AlertEventKind, Priority, ReadingBatch, alert_id_for
 
-from ._alerts import PRIORITY_ORDER, AlertEvent, AlertEventKind, Priority, alert_id_for
 from ._detect import PatientState, track_alert
 from ._news2 import NEWS2_SOURCE_METRICS, RiskBand, SpO2Scale, observations_from_latest, score_news2
 

@@ -21,6 +21,9 @@ suspended (a rebalance is under way), releases the record but never marks its of
 committable. Its partition's new owner (maybe this worker) reads it again from the last
 real commit; downstream keys absorb the repeat. Applied to every broker: the bug is
 Faust's, not the broker's.
+
+Both installs first check the installed Faust against the pin and that every member they
+replace exists (``_library_pins``): a renamed member would make a patch silently inert.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
+
+from ._library_pins import FAUST_PIN, check_patchable
 
 __all__ = [
+    "ACK_GUARD_MEMBERS",
+    "SEEK_GUARD_MEMBERS",
     "guard_ack",
     "hold_back",
     "install_rebalance_ack_guard",
@@ -41,6 +48,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Ack = Callable[[Any, Any], bool]
+
+# The members of faust's ``Consumer`` each guard replaces (checked before patching).
+ACK_GUARD_MEMBERS: Final = ("ack",)
+SEEK_GUARD_MEMBERS: Final = ("getmany", "perform_seek", "seek", "resume_flow", "_add_gap")
 
 
 def _from_revoked_assignment(consumer: Any, message: Any) -> bool:
@@ -69,6 +80,7 @@ def guard_ack(original: Ack) -> Ack:
 def install_rebalance_ack_guard() -> None:
     from faust.transport.consumer import Consumer
 
+    check_patchable(FAUST_PIN, Consumer, ACK_GUARD_MEMBERS)
     consumer_class: Any = Consumer
     if getattr(consumer_class, "_veille_ack_guarded", False):
         return
@@ -146,6 +158,7 @@ def sought(consumer: Any, offsets: dict[Any, int | None]) -> None:
 def install_seek_guard() -> None:
     from faust.transport.consumer import Consumer
 
+    check_patchable(FAUST_PIN, Consumer, SEEK_GUARD_MEMBERS)
     consumer_class: Any = Consumer
     if getattr(consumer_class, "_veille_seek_guarded", False):
         return

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ._tansu_compat import true_end_offsets
+from ._offsets import true_end_offsets
 
 __all__ = ["consumer_lag"]
 

@@ -19,9 +19,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from devices import ReadingBatch
+from devices import AlertEvent, AlertEventKind, ReadingBatch, alert_id_for
 
-from ._alerts import AlertEvent, AlertEventKind, alert_id_for
 from ._detect import (
     PatientState,
     ThresholdRule,

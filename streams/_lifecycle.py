@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._alerts import PRIORITY_ORDER, AlertEvent, AlertEventKind, Priority, raised
+from devices import PRIORITY_ORDER, AlertEvent, AlertEventKind, Priority
+
 from ._detect import PatientState
 
 __all__ = ["EscalationPolicy", "apply_alert_event", "due_escalations", "open_alerts"]
@@ -22,6 +23,11 @@ __all__ = ["EscalationPolicy", "apply_alert_event", "due_escalations", "open_ale
 class EscalationPolicy:
     after_s: float = 300.0  # unacknowledged for 5 minutes: raise priority, page the next responder
     max_level: int = 2
+
+
+def raised(priority: Priority) -> Priority:
+    """One step up: an unanswered low alert becomes medium, a medium one high."""
+    return Priority.HIGH if priority is not Priority.LOW else Priority.MEDIUM
 
 
 def open_alerts(state: PatientState) -> dict[str, dict[str, int | float | str | None]]:

@@ -16,9 +16,7 @@ from enum import IntEnum, StrEnum
 from types import MappingProxyType
 from typing import Final
 
-from devices import ACVPU_CODES
-
-from ._alerts import Priority
+from devices import ACVPU_CODES, Priority
 
 __all__ = [
     "NEWS2_PARAMETERS",

@@ -21,7 +21,8 @@ from typing import Any
 
 import orjson
 
-from ._alerts import AlertEvent
+from devices import AlertEvent
+
 from ._detect import PatientState
 
 __all__ = ["OUTBOX_KEY", "Outbox", "event_key"]

@@ -7,15 +7,15 @@ and lost signal becomes a technical alert.
 
 from __future__ import annotations
 
-from devices import ReadingBatch
+from devices import AlertEvent, ReadingBatch
 
-from ._alerts import AlertEvent
 from ._detect import PatientState, detect
 from ._early_warning import news2_over_batch
 from ._exertion import note_exertion
 from ._late import detect_late
 from ._news2 import SpO2Scale
-from ._quality import screen_batch, technical_alert_event, usable_readings, watch_batch
+from ._screening import screen_batch, usable_readings
+from ._technical_alerts import technical_alert_event, watch_batch
 from ._thresholds import RuleSet
 from ._trends import trend_step
 

@@ -18,7 +18,14 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from psycopg.rows import TupleRow
 
-from devices import DeadLetter, DeadLetterReason, ReadingBatch, metric_named, us_to_datetime
+from devices import (
+    AlertEvent,
+    DeadLetter,
+    DeadLetterReason,
+    ReadingBatch,
+    metric_named,
+    us_to_datetime,
+)
 from store import (
     AlertEventRow,
     BatchWriter,
@@ -30,8 +37,6 @@ from store import (
     run_maintenance,
 )
 from veille.settings import Settings, TopicNames
-
-from ._alerts import AlertEvent
 
 __all__ = ["SinkCounters", "SinkRows", "rows_from_records", "run_sink"]
 

@@ -28,9 +28,8 @@ from typing import Final
 
 import numpy as np
 
-from devices import ReadingBatch
+from devices import AlertEvent, AlertEventKind, Priority, ReadingBatch, alert_id_for
 
-from ._alerts import AlertEvent, AlertEventKind, Priority, alert_id_for
 from ._detect import PatientState, track_alert
 from ._episodes import Transition, advance, close, new_rule_state
 

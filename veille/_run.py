@@ -45,7 +45,7 @@ def run_sink_process(settings: Settings) -> int:
     import psycopg
 
     from store import Flavour, WriteMethod, recorded_flavour
-    from streams._sink import run_sink
+    from streams.runtime import run_sink
 
     async def main(stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(
@@ -66,7 +66,7 @@ def run_worker_process(settings: Settings) -> int:
         return run_both_roles(settings)
     from faust import Worker
 
-    from streams._app import build_app
+    from streams.runtime import build_app
 
     # Faust creates its data directory without parents: a fresh checkout has no .veille/.
     Path(settings.worker_data_dir).mkdir(parents=True, exist_ok=True)

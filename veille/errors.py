@@ -7,12 +7,14 @@
     +-- StackError                the local stack could not start, or a service died
     |   +-- MissingDependencyError a system program (mosquitto, initdb, node) is absent
     +-- StoreError                the database refused a write or a migration
+    +-- IncompatibleLibraryError  an installed library is not the version Veille patches
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "IncompatibleLibraryError",
     "MissingDependencyError",
     "StackError",
     "StoreError",
@@ -38,3 +40,8 @@ class MissingDependencyError(StackError):
 
 class StoreError(VeilleError):
     """The database refused a migration or a write."""
+
+
+class IncompatibleLibraryError(VeilleError):
+    """A library Veille patches is outside its pinned range, or lacks a member the patch
+    replaces; the message names the pin (pyproject.toml) and the member."""

@@ -18,29 +18,26 @@ from typing import Any, Final
 
 import orjson
 
-from devices import DeviceStatus, ReadingBatch, RegistryEntry
+from devices import AlertEvent, AlertEventKind, DeviceStatus, ReadingBatch, RegistryEntry
 from devices.simulator import DEVICE_SPECS, Simulation, SimulationConfig, ground_truth
 from ingest import InboundMessage, plan_forward
 from streams import (
     DEFAULT_RULES,
-    AlertEvent,
-    AlertEventKind,
-    PatientState,
-    ThresholdRule,
-    ValidationLimits,
-    validate_envelope,
-)
-from streams._detect import rules_by_metric
-from streams._evaluation import (
     GRACE_PERIOD_S,
+    TECHNICAL_RULE_PREFIX,
     AlertScorer,
     NaiveBaseline,
     ObservedAlert,
+    PatientState,
+    ThresholdRule,
     TruthEvent,
+    ValidationLimits,
     alert_reduction,
+    process_readings,
+    rules_by_metric,
     targets,
+    validate_envelope,
 )
-from streams._patient import TECHNICAL_RULE_PREFIX, process_readings
 from veille.errors import VeilleError
 from veille.settings import Settings
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from devices import CATALOGUE
-from streams._news2 import News2Observations, News2Score, SpO2Scale, score_news2
+from streams import News2Observations, News2Score, SpO2Scale, score_news2
 
 __all__ = ["News2Input", "news2_json", "run_news2"]
 

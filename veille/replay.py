@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from devices import device_topic
-from devices._replay import payload_for_row, read_numerics
+from devices import device_topic, payload_for_row, read_numerics
 from veille.publisher import FleetPublisher
 
 __all__ = ["ReplayOptions", "ReplaySummary", "run_replay"]

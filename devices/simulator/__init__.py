@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._config import DEFAULT_DEVICE_MIX, DeliveryRates, DeviceMix, SimulationConfig
 from ._delivery import Anomaly, Delivery
-from ._events import EVENT_KINDS, ClinicalEvent, EventKind, Priority
+from ._events import EVENT_KINDS, ClinicalEvent, EventKind
 from ._faults import DeviceFaults, FaultRates
 from ._files import RunFiles, default_truth_path, write_run
 from ._live import LiveRun
@@ -37,7 +37,6 @@ __all__ = [
     "EventKind",
     "FaultRates",
     "LiveRun",
-    "Priority",
     "Ramp",
     "RunFiles",
     "RunLog",

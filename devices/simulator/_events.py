@@ -10,23 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
 import numpy as np
 
+from .._alerts import Priority
 from ._signals import Signal
 from ._windows import Ramp
 
-__all__ = ["EVENT_KINDS", "ClinicalEvent", "EventKind", "Priority", "schedule_events"]
-
-
-class Priority(StrEnum):
-    """Expected alarm priority (IEC 60601-1-8 names, as ``streams`` uses)."""
-
-    HIGH = "high"
-    MEDIUM = "medium"
+__all__ = ["EVENT_KINDS", "ClinicalEvent", "EventKind", "schedule_events"]
 
 
 @dataclass(frozen=True, slots=True)

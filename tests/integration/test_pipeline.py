@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from devices import datetime_to_us
+from devices import alert_id_for, datetime_to_us
 from ingest import MqttEndpoint
-from streams import alert_id_for
 from tests.integration.conftest import RunningPipeline
 from tests.support.devices import (
     batch_payload,

@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from clinic._webhooks import verify_signature
-from streams import AlertEvent, AlertEventKind, Priority
+from devices import AlertEvent, AlertEventKind, Priority
 from tests.integration.conftest import RunningPipeline
 from tests.support.devices import TENANT, batch_payload, new_device, provision, spo2_series
 from tests.support.pipeline import publish_all, run_veille, scalar

@@ -12,7 +12,7 @@ import pytest
 
 from clinic import AlertPublisher, ApiError, clinician_event
 from clinic._models import AlertSummary
-from streams import AlertEvent, AlertEventKind, Priority
+from devices import AlertEvent, AlertEventKind, Priority
 from veille.cli.alerts import _act_on_alert
 from veille.errors import ConfigurationError
 

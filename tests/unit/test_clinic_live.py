@@ -6,7 +6,7 @@ import orjson
 
 from clinic._live import AlertFeed, FeedState, event_json
 from clinic._scope import CareScope
-from streams import AlertEvent, AlertEventKind, Priority
+from devices import AlertEvent, AlertEventKind, Priority
 
 
 def _event(unit: str, tenant: str = "chu-a", n: int = 0) -> AlertEvent:

@@ -10,17 +10,8 @@ from types import MappingProxyType
 import orjson
 import pytest
 
-from devices import ReadingBatch
-from streams import (
-    DEFAULT_RULES,
-    AlertEvent,
-    AlertEventKind,
-    PatientState,
-    Priority,
-    ThresholdRule,
-    alert_id_for,
-    detect,
-)
+from devices import AlertEvent, AlertEventKind, Priority, ReadingBatch, alert_id_for
+from streams import DEFAULT_RULES, PatientState, ThresholdRule, detect
 from streams._detect import rules_by_metric
 
 PATIENT = "p-aaaaaaaaaaaaaaaaaaaaaaaa"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from devices import ReadingBatch
-from streams import AlertEventKind, Priority
+from devices import AlertEventKind, Priority, ReadingBatch
 from streams._detect import PatientState
 from streams._early_warning import NEWS2_RULE, news2_step, remember_latest
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from devices import ReadingBatch
-from streams import AlertEventKind, PatientState, detect
+from devices import AlertEventKind, ReadingBatch
+from streams import PatientState, detect
 from streams._exertion import RECOVERY_S, exerting, note_exertion
 
 PATIENT = "p-dddddddddddddddddddddddd"

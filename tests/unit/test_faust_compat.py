@@ -1,12 +1,32 @@
 """A record of a revoked assignment is released but never made committable (Faust's
-rebalance loss, see streams/_faust_compat.py)."""
+rebalance loss, see streams/_faust_compat.py); the patches land on the real Faust classes,
+and refuse a Faust they were not written for."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import tomllib
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from streams._faust_compat import guard_ack, hold_back, sought
+import pytest
+from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+from streams import _library_pins
+from streams._faust_compat import (
+    ACK_GUARD_MEMBERS,
+    SEEK_GUARD_MEMBERS,
+    guard_ack,
+    hold_back,
+    install_rebalance_ack_guard,
+    install_seek_guard,
+    sought,
+)
+from streams._library_pins import FAUST_PIN
+from streams._tansu_compat import END_OFFSET_MEMBERS, install_end_offset_workaround
+from veille.errors import IncompatibleLibraryError
 
 
 class FlowControl:
@@ -113,3 +133,72 @@ def test_a_partition_without_a_committed_offset_is_not_held() -> None:
     sought(consumer, {"readings-3": None, "readings-4": 0})
     assert _handed(consumer, "readings-3", [0, 1]) == [0, 1]
     assert _handed(consumer, "readings-4", [0]) == [0]
+
+
+# -- the patches on the real classes, and their guard -----------------------------------------
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+PATCHED: dict[type, tuple[str, ...]] = {
+    Consumer: (*ACK_GUARD_MEMBERS, *SEEK_GUARD_MEMBERS),
+    AIOKafkaConsumerThread: END_OFFSET_MEMBERS,
+}
+INSTALLED_FLAGS: dict[type, tuple[str, ...]] = {
+    Consumer: ("_veille_ack_guarded", "_veille_seek_guarded"),
+    AIOKafkaConsumerThread: ("_veille_tansu_patched",),
+}
+
+
+@pytest.fixture
+def real_faust(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faust's classes as installed, put back after the test (patches are process-wide)."""
+    for cls, members in PATCHED.items():
+        for member in members:
+            monkeypatch.setattr(cls, member, getattr(cls, member))
+        for flag in INSTALLED_FLAGS[cls]:
+            monkeypatch.setattr(cls, flag, False, raising=False)
+
+
+def _install_all() -> None:
+    install_rebalance_ack_guard()
+    install_seek_guard()
+    install_end_offset_workaround("127.0.0.1:9092")  # patches only; connects when called
+
+
+@pytest.mark.usefixtures("real_faust")
+def test_every_patched_member_of_the_real_faust_classes_is_ours_after_install() -> None:
+    originals = {(cls, m): getattr(cls, m) for cls, members in PATCHED.items() for m in members}
+    _install_all()
+    for (cls, member), original in originals.items():
+        replaced = getattr(cls, member)
+        assert replaced is not original, member
+        assert replaced.__module__ in {"streams._faust_compat", "streams._tansu_compat"}, member
+
+
+@pytest.mark.usefixtures("real_faust")
+def test_a_member_faust_no_longer_has_stops_the_install_naming_it_and_the_pin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(Consumer, "_add_gap")
+    getmany = Consumer.getmany
+    with pytest.raises(
+        IncompatibleLibraryError, match=r"no _add_gap .*faust-streaming>=0\.15\.2,<0\.16"
+    ):
+        install_seek_guard()
+    assert Consumer.getmany is getmany  # nothing half-patched
+
+
+@pytest.mark.usefixtures("real_faust")
+def test_a_faust_outside_the_pin_stops_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_library_pins.importlib.metadata, "version", lambda _: "0.16.0")
+    with pytest.raises(
+        IncompatibleLibraryError, match=r"0\.16\.0 .*faust-streaming>=0\.15\.2,<0\.16"
+    ):
+        install_rebalance_ack_guard()
+
+
+def test_the_pin_checked_is_the_one_in_pyproject_and_admits_the_installed_faust() -> None:
+    dependencies = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
+    assert str(FAUST_PIN) in dependencies
+    assert FAUST_PIN.admits(importlib.metadata.version("faust-streaming"))
+    assert FAUST_PIN.admits("0.15.2") and FAUST_PIN.admits("0.15.9.post1")
+    assert not FAUST_PIN.admits("0.15.1") and not FAUST_PIN.admits("0.16.0")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from devices import ReadingBatch
-from streams import AlertEventKind, PatientState, alert_id_for, detect
+from devices import AlertEventKind, ReadingBatch, alert_id_for
+from streams import PatientState, detect
 from streams._detect import RULES_BY_ID, rules_by_metric
 from streams._episodes import episodes, overlaps, remember_episode
 from streams._late import detect_late

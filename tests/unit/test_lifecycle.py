@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from devices import ReadingBatch
-from streams import AlertEvent, AlertEventKind, Priority, detect
+from devices import AlertEvent, AlertEventKind, Priority, ReadingBatch
+from streams import detect
 from streams._detect import PatientState
 from streams._lifecycle import EscalationPolicy, apply_alert_event, due_escalations, open_alerts
 

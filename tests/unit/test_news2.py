@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams import Priority
+from devices import Priority
 from streams._news2 import (
     NEWS2_PARAMETERS,
     News2Observations,

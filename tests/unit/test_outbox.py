@@ -7,7 +7,7 @@ import asyncio
 
 import orjson
 
-from streams._alerts import AlertEvent, AlertEventKind, Priority
+from devices import AlertEvent, AlertEventKind, Priority
 from streams._detect import PatientState
 from streams._outbox import OUTBOX_KEY, Outbox
 

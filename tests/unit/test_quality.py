@@ -12,31 +12,34 @@ from typing import Any
 import orjson
 import pytest
 
-from devices import CATALOGUE, RawEnvelope, RawMessage, ReadingBatch, parse_device_topic
+from devices import (
+    CATALOGUE,
+    AlertEventKind,
+    Priority,
+    RawEnvelope,
+    RawMessage,
+    ReadingBatch,
+    parse_device_topic,
+)
 from devices._replay import read_numerics
 from devices.simulator import RunLog, Simulation, SimulationConfig
-from streams import (
-    AlertEventKind,
-    PatientState,
-    Priority,
-    ValidationLimits,
-    detect,
-    validate_envelope,
-)
-from streams._quality import (
+from streams import PatientState, ValidationLimits, detect, validate_envelope
+from streams._screening import (
     DEFAULT_JUMP_LIMITS,
-    DEFAULT_SILENT_AFTER_S,
     ArtefactRules,
     QualityState,
     Rejection,
     RejectionReason,
     Screening,
+    screen_batch,
+    usable_readings,
+)
+from streams._technical_alerts import (
+    DEFAULT_SILENT_AFTER_S,
     TechnicalKind,
     TechnicalTransition,
     WatchRules,
     check_silence,
-    screen_batch,
-    usable_readings,
     watch_batch,
 )
 

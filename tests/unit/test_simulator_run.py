@@ -18,6 +18,7 @@ import pytest
 from devices import (
     CATALOGUE,
     DEVICE_TYPES,
+    Priority,
     RawEnvelope,
     RawMessage,
     datetime_to_us,
@@ -28,7 +29,6 @@ from devices.simulator import (
     DEVICE_SPECS,
     EVENT_KINDS,
     Delivery,
-    Priority,
     RunLog,
     Simulation,
     SimulationConfig,

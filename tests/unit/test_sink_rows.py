@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from aiokafka import ConsumerRecord
 
-from devices import DeadLetter, DeadLetterReason, ReadingBatch, us_to_datetime
-from streams import AlertEvent, AlertEventKind, Priority
+from devices import (
+    AlertEvent,
+    AlertEventKind,
+    DeadLetter,
+    DeadLetterReason,
+    Priority,
+    ReadingBatch,
+    us_to_datetime,
+)
 from streams._sink import rows_from_records
 from veille.settings import Settings
 

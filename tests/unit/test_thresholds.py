@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
 
-from devices import ReadingBatch
+from devices import AlertEventKind, ReadingBatch
 from store import ThresholdOverride
-from streams import AlertEventKind, detect
+from streams import detect
 from streams._detect import RULES_BY_ID
 from streams._news2 import SpO2Scale
-from streams._thresholds import SPO2_SCALE_SETTING, effective_rules, effective_spo2_scale
+from streams._threshold_book import ThresholdBook
+from streams._thresholds import (
+    SPO2_SCALE_SETTING,
+    effective_rules,
+    effective_spo2_scale,
+    usable_settings,
+)
 
 WHEN = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -91,3 +99,48 @@ def test_spo2_scale_patient_setting_beats_the_unit_setting_and_defaults_to_1() -
     assert scale([unit, patient_back_to_1], patient="p-2") is SpO2Scale.SCALE_2
     # the setting is not a threshold rule: the rules stay the defaults
     assert _spo2_rule([unit], unit="pneumo") == _spo2_rule([])
+
+
+def test_overrides_a_detector_cannot_apply_are_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    good = _override("spo2_low", 88, 90, unit="icu")
+    broken = _override("spo2_low", 90, 88, unit="icu")  # clears below its limit
+    scale_3 = _override(SPO2_SCALE_SETTING, 3, 3, unit="pneumo")
+    scale_2 = _override(SPO2_SCALE_SETTING, 2, 2, unit="pneumo")
+    assert usable_settings([good, broken, scale_3, scale_2]) == [good, scale_2]
+    assert "SpO2 scale 3 v1 ignored: not 1 or 2" in caplog.text
+    assert "threshold override spo2_low v1 ignored" in caplog.text
+
+
+class _Overrides:
+    """An ``OverrideSource`` in memory."""
+
+    def __init__(self, overrides: list[ThresholdOverride]) -> None:
+        self.overrides = overrides
+
+    async def load(self) -> list[ThresholdOverride]:
+        return self.overrides
+
+    async def follow(self, on_change: Callable[[], Awaitable[None]]) -> None:
+        await on_change()
+
+
+def test_threshold_book_serves_the_loaded_overrides_until_the_next_refresh() -> None:
+    source = _Overrides([_override("spo2_low", 88, 90, patient="p-1"),
+                         _override(SPO2_SCALE_SETTING, 2, 2, unit="pneumo")])  # fmt: skip
+    book = ThresholdBook(source)
+
+    async def scenario() -> None:
+        await book.listen()  # loads once, as on every (re)connect
+        await book.wait_loaded()
+        assert book.rules_for("chu-a", "icu", "p-1")["spo2"][0].limit == 88
+        assert book.rules_for("chu-a", "icu", "p-2") is book.rules_for("chu-a", "icu", "p-2")
+        assert book.spo2_scale_for("chu-a", "pneumo", "p-3") is SpO2Scale.SCALE_2
+        source.overrides = []
+        assert book.rules_for("chu-a", "icu", "p-1")["spo2"][0].limit == 88  # cached
+        await book.refresh()
+        assert (
+            book.rules_for("chu-a", "icu", "p-1")["spo2"][0].limit == RULES_BY_ID["spo2_low"].limit
+        )
+        assert book.spo2_scale_for("chu-a", "pneumo", "p-3") is SpO2Scale.SCALE_1
+
+    asyncio.run(scenario())

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import orjson
 
-from devices import ReadingBatch
-from streams import AlertEvent, AlertEventKind, PatientState, Priority
+from devices import AlertEvent, AlertEventKind, Priority, ReadingBatch
+from streams import PatientState
 from streams._trends import WARM_UP_US, trend_step
 
 PATIENT = "p-bbbbbbbbbbbbbbbbbbbbbbbb"

@@ -17,7 +17,7 @@ from clinic._webhooks import (
     validate_url,
     verify_signature,
 )
-from streams import AlertEvent, AlertEventKind, Priority
+from devices import AlertEvent, AlertEventKind, Priority
 from veille.settings import FhirSettings, WebhookSettings
 
 SECRET = "whsec_test-secret"

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clinic import AlertPublisher, alert_for_operator, clinician_action
-from streams import AlertEvent, AlertEventKind
+from devices import AlertEvent, AlertEventKind
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import psycopg
 
-from clinic._fhir_export import fhir_context, patient_bundle, patient_scopes
+from clinic import fhir_context, patient_bundle, patient_scopes
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 

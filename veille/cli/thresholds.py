@@ -9,8 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from store import record_override, threshold_history
-from streams._detect import RULES_BY_ID
-from streams._thresholds import SPO2_SCALE_SETTING
+from streams import RULES_BY_ID, SPO2_SCALE_SETTING
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 

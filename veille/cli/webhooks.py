@@ -12,12 +12,12 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from clinic._webhooks_dispatch import run_dispatcher
-from clinic._webhooks_store import (
+from clinic import (
     add_subscription,
     disable_subscription,
     list_deliveries,
     list_subscriptions,
+    run_dispatcher,
 )
 from veille.errors import ConfigurationError
 from veille.settings import Settings

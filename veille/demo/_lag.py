@@ -8,9 +8,7 @@ from typing import Final
 
 from aiokafka.errors import KafkaError
 
-from streams._app import APP_IDS
-from streams._lag import consumer_lag
-from streams._sink import GROUP_ID as SINK_GROUP_ID
+from streams.runtime import APP_IDS, SINK_GROUP_ID, consumer_lag
 from veille.settings import Settings
 
 __all__ = ["KafkaLag", "refresh_lag", "watch_lag"]

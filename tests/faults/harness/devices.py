@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from streams import alert_id_for
+from devices import alert_id_for
 from tests.support.devices import TestDevice, iso, new_device
 from veille.publisher import FleetPublisher
 

@@ -19,9 +19,8 @@ from collections.abc import Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from devices import ReadingBatch
-from streams._outbox import OUTBOX_KEY
-from streams._sink import GROUP_ID as SINK_GROUP
-from streams._tansu_compat import true_end_offsets
+from streams.runtime import OUTBOX_KEY, true_end_offsets
+from streams.runtime import SINK_GROUP_ID as SINK_GROUP
 from veille.settings import TopicNames
 
 from .devices import Episode

@@ -1,4 +1,8 @@
-"""Alert events: the lifecycle records on ``veille.alerts`` (key = patient)."""
+"""Alert events: the lifecycle records on ``veille.alerts`` (key = patient).
+
+A wire record like the readings and dead letters: the detector writes it, the sink, the
+clinic, the webhooks and the CLI read it, so it lives here, below all of them.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ __all__ = [
     "AlertEventKind",
     "Priority",
     "alert_id_for",
-    "raised",
 ]
 
 _ALERT_NAMESPACE = uuid.UUID("6f1c7a52-3c1e-4f0b-9a4e-5d2f8b7c9e01")
@@ -43,11 +46,6 @@ class AlertEventKind(StrEnum):
 
 
 PRIORITY_ORDER: dict[Priority, int] = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2}
-
-
-def raised(priority: Priority) -> Priority:
-    """One step up: an unanswered low alert becomes medium, a medium one high."""
-    return Priority.HIGH if priority is not Priority.LOW else Priority.MEDIUM
 
 
 def alert_id_for(patient: str, rule: str, episode_start_us: int) -> str:
