@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from devices import now_us
+from veille.settings import Settings
 from veille.stack import LocalStack
 
 from ._cpu import CpuResult, run_cpu_bench
@@ -67,7 +68,7 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(143)  # unwinds through the finally blocks that stop the processes
 
 
-def _cpu(repetitions: int) -> CpuResult:
+def _cpu(repetitions: int, settings: Settings) -> CpuResult:
     end = now_us()
     streams = monitor_streams(
         patients=CPU_PATIENTS,
@@ -81,6 +82,7 @@ def _cpu(repetitions: int) -> CpuResult:
         batch_sizes=CPU_BATCH_SIZES,
         repetitions=repetitions,
         now_us=end + 1_000_000,
+        settings=settings,
         progress=_progress,
     )
 
@@ -120,10 +122,10 @@ class _StackResults:
         return self.failure is None and all(r.complete for r in self.runs)
 
 
-def _with_stack(args: argparse.Namespace) -> _StackResults:
+def _with_stack(args: argparse.Namespace, settings: Settings) -> _StackResults:
     """Database and end-to-end benchmarks on one temporary stack, purged in every case."""
     state_dir = Path(tempfile.mkdtemp(prefix="veille-bench-"))
-    stack = LocalStack(state_dir, partitions=E2E_PARTITIONS)
+    stack = LocalStack(state_dir, partitions=E2E_PARTITIONS, topics=settings.topics)
     out = _StackResults()
     try:
         _progress(f"stack: starting in {state_dir}")
@@ -166,9 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     started_at = datetime.now(UTC)
     machine = describe_machine()
+    settings = Settings()  # the one read of VEILLE_* in this process
     _progress("cpu: pure path, no servers")
-    cpu = _cpu(args.repetitions)
-    stack = _with_stack(args) if not args.skip_stack else _StackResults()
+    cpu = _cpu(args.repetitions, settings)
+    stack = _with_stack(args, settings) if not args.skip_stack else _StackResults()
     given = sys.argv[1:] if argv is None else argv
     command = "make bench" + (f" ARGS={shlex.quote(' '.join(given))}" if given else "")
     report = Report(

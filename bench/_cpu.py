@@ -214,10 +214,10 @@ def run_cpu_bench(
     batch_sizes: tuple[int, ...],
     repetitions: int,
     now_us: int,
+    settings: Settings,
     progress: Callable[[str], None],
 ) -> CpuResult:
     """Time every stage on every batch size, interleaved so that noise hits all alike."""
-    settings = Settings()
     inputs = [_prepare(streams, k, now_us, settings) for k in batch_sizes]
     counts = {x.readings for x in inputs}
     if len(counts) != 1:

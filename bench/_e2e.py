@@ -329,6 +329,7 @@ async def _measure(
     components: list[ComponentProcess],
     pids: _Pids,
     ends_before: Offsets,
+    topics: TopicNames,
 ) -> tuple[RunResult, Offsets]:
     dsn = stack_env["VEILLE_DATABASE_URL"]
     bootstrap = stack_env["VEILLE_KAFKA_BOOTSTRAP"]
@@ -336,7 +337,6 @@ async def _measure(
     messages, acked, stored, publish_s, store_s, cpu = await _run_once(
         p, stack_env["VEILLE_MQTT_URL"], dsn, components, pids
     )
-    topics = TopicNames()
     ends_after = await _topic_ends(bootstrap, (topics.raw, topics.readings), partitions)
     hops = await _hop_latencies(bootstrap, ends_before, ends_after, topics)
     ids = [s.device_id for s in p.streams]
@@ -381,7 +381,7 @@ async def run_pipeline_bench(
     await _provision(stack_env["VEILLE_DATABASE_URL"], prepared)
     progress(f"e2e: provisioned {sum(len(p.streams) for p in prepared)} devices")
     services = {s.name: s.pid for s in stack.status() if s.pid is not None}
-    topics = TopicNames()
+    topics = stack.topics
     results: list[RunResult] = []
     idle: dict[str, float] = {}
     with PipelineProcesses.for_stack(stack_env, state_dir) as processes:
@@ -394,7 +394,7 @@ async def run_pipeline_bench(
             int(stack_env["VEILLE_PARTITIONS"]),
         )
         for p in prepared:
-            result, ends = await _measure(p, stack_env, components, pids, ends)
+            result, ends = await _measure(p, stack_env, components, pids, ends, topics)
             progress(
                 f"e2e: {p.plan.label}: acked {result.acked:,}, stored {result.stored:,} "
                 f"of {p.plan.readings:,} in {result.store_s or float('nan'):.1f} s, "

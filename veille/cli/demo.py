@@ -20,6 +20,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     return run_demo(
         DemoOptions(
+            settings=settings,
             state_dir=state_dir(args, settings),
             duration_s=args.duration,
             patients=args.patients,

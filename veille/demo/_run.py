@@ -13,6 +13,7 @@ from typing import Final
 
 import psycopg
 from psycopg.rows import TupleRow
+from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
@@ -45,6 +46,7 @@ READY_TIMEOUT_S: Final = 60.0
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DemoOptions:
+    settings: Settings  # the process's settings; the demo's own stack fills in its addresses
     state_dir: Path
     duration_s: float
     patients: int
@@ -70,16 +72,18 @@ async def _demo(o: DemoOptions) -> int:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
 
-    stack = LocalStack(o.state_dir, partitions=o.partitions)
+    stack = LocalStack(o.state_dir, partitions=o.partitions, topics=o.settings.topics)
     console.print("[bold]Starting the local stack[/bold]")
     for line in await asyncio.to_thread(stack.up):
         console.print(f"  {line}")
     stack_env = stack.env()
-    settings = Settings(
-        mqtt_url=stack_env["VEILLE_MQTT_URL"],
-        kafka_bootstrap=stack_env["VEILLE_KAFKA_BOOTSTRAP"],
-        database_url=stack_env["VEILLE_DATABASE_URL"],
-        kafka_local_broker=True,
+    settings = o.settings.model_copy(
+        update={
+            "mqtt_url": stack_env["VEILLE_MQTT_URL"],
+            "kafka_bootstrap": stack_env["VEILLE_KAFKA_BOOTSTRAP"],
+            "database_url": SecretStr(stack_env["VEILLE_DATABASE_URL"]),
+            "kafka_local_broker": True,
+        }
     )
     dsn = settings.database_url.get_secret_value()
     ward = demo_ward(
