@@ -143,8 +143,29 @@ class Settings(_VeilleSettings):
         "when relative)",
     )
 
+    env: Literal["development", "production"] = Field(
+        "development",
+        description="VEILLE_ENV, `production` makes every long-running component (gateway, "
+        "worker, sink, clinic, webhooks run) refuse to start while a `veille doctor` check "
+        "fails",
+    )
     mqtt_url: str = Field(
         "mqtt://127.0.0.1:1883", description="VEILLE_MQTT_URL, mqtt://[user:pass@]host:port"
+    )
+    mqtt_ca_file: Path | None = Field(
+        None,
+        description="VEILLE_MQTT_CA_FILE, the CA bundle (PEM) a client verifies the broker's "
+        "certificate with: the hospital's in production, `veille certs`' ca.pem locally",
+    )
+    mqtt_client_cert_file: Path | None = Field(
+        None,
+        description="VEILLE_MQTT_CLIENT_CERT_FILE, a client certificate (PEM) for mutual TLS, "
+        "with VEILLE_MQTT_CLIENT_KEY_FILE",
+    )
+    mqtt_client_key_file: Path | None = Field(
+        None,
+        description="VEILLE_MQTT_CLIENT_KEY_FILE, the client certificate's private key (PEM, "
+        "readable by its owner only)",
     )
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="VEILLE_KAFKA_BOOTSTRAP, comma-separated host:port"

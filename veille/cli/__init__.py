@@ -20,9 +20,11 @@ from veille.settings import Settings
 from . import (
     alerts,
     backup,
+    certs,
     clinic,
     demo,
     devices,
+    doctor,
     evaluate,
     fhir,
     gateway,
@@ -43,7 +45,7 @@ __all__ = ["build_parser", "main"]
 # In the order `veille --help` lists them (backup registers `backup` and `restore`).
 COMMANDS = (
     stack, gateway, worker, sink, migrate, devices, alerts, thresholds, fhir, webhooks,
-    users, clinic, backup, replay, evaluate, news2, simulate, demo,
+    users, clinic, backup, certs, doctor, replay, evaluate, news2, simulate, demo,
 )  # fmt: skip
 
 
@@ -58,6 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _production_refusal(settings: Settings) -> str | None:
+    """Why a component may not start in production (``veille doctor``'s failures), or None."""
+    from veille.security import Status, run_checks
+
+    findings = run_checks(settings)
+    failed = [f for f in findings if f.status is Status.FAIL]
+    if not failed:
+        return None
+    names = ", ".join(f.check for f in failed)
+    lines = [f"veille: VEILLE_ENV=production and {len(failed)} check(s) fail ({names}); "
+             "not starting. Fix them (`veille doctor` prints the same):"]  # fmt: skip
+    return "\n".join(lines + [f"  {finding.line()}" for finding in failed])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -65,6 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"veille: invalid settings: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "component", False) and settings.env == "production":
+        refusal = _production_refusal(settings)
+        if refusal is not None:
+            print(refusal, file=sys.stderr)
+            return 2
     try:
         return int(args.func(args, settings))
     except VeilleError as exc:

@@ -26,6 +26,7 @@ __all__ = [
     "add_command",
     "add_log_level",
     "add_state_dir",
+    "mark_component",
     "parse_start",
     "run_async",
     "state_dir",
@@ -67,6 +68,13 @@ def add_action(
 ) -> argparse.ArgumentParser:
     """``veille COMMAND NAME``, handled by ``handler``."""
     return add_command(actions, name, handler, help=help, description=description)
+
+
+def mark_component(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """A long-running component: with ``VEILLE_ENV=production`` it refuses to start while a
+    ``veille doctor`` check fails (checked once, in :func:`veille.cli.main`)."""
+    parser.set_defaults(component=True)
+    return parser
 
 
 def run_async(handler: AsyncHandler) -> Handler:

@@ -7,7 +7,7 @@ import sys
 
 from veille.settings import Settings
 
-from ._command import Subparsers, add_command
+from ._command import Subparsers, add_command, mark_component
 
 __all__ = ["register"]
 
@@ -41,6 +41,7 @@ def register(sub: Subparsers) -> None:
         "action", nargs="?", default="serve", choices=["serve", "openapi"],
         help="serve (default) or openapi",
     )  # fmt: skip
+    mark_component(clinic)
     clinic.add_argument("--host", help="listen address (default VEILLE_CLINIC_HOST)")
     clinic.add_argument("--port", type=int, help="listen port (default VEILLE_CLINIC_PORT)")
     clinic.add_argument("--log-level", default="info", help="uvicorn's log level (default info)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from veille.settings import Settings
 
-from ._command import Subparsers, add_command, add_log_level
+from ._command import Subparsers, add_command, add_log_level, mark_component
 
 __all__ = ["register"]
 
@@ -22,6 +22,6 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: Subparsers) -> None:
-    gateway = add_command(sub, "gateway", _gateway, help=HELP, description=HELP)
+    gateway = mark_component(add_command(sub, "gateway", _gateway, help=HELP, description=HELP))
     add_log_level(gateway)
     gateway.add_argument("--ready-file", help="file written once the subscription is in place")

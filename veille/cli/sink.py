@@ -6,7 +6,7 @@ import argparse
 
 from veille.settings import Settings
 
-from ._command import Subparsers, add_command, add_log_level
+from ._command import Subparsers, add_command, add_log_level, mark_component
 
 __all__ = ["register"]
 
@@ -21,4 +21,4 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: Subparsers) -> None:
-    add_log_level(add_command(sub, "sink", _sink, help=HELP, description=HELP))
+    add_log_level(mark_component(add_command(sub, "sink", _sink, help=HELP, description=HELP)))

@@ -22,7 +22,15 @@ from clinic import (
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
-from ._command import Subparsers, add_action, add_actions, add_command, add_log_level, run_async
+from ._command import (
+    Subparsers,
+    add_action,
+    add_actions,
+    add_command,
+    add_log_level,
+    mark_component,
+    run_async,
+)
 
 __all__ = ["register"]
 
@@ -119,4 +127,4 @@ def register(sub: Subparsers) -> None:
         description="Consume the alerts topic, record a delivery per subscription and event, "
         "send them and retry failures (VEILLE_WEBHOOK_* settings).",
     )  # fmt: skip
-    add_log_level(run)
+    add_log_level(mark_component(run))

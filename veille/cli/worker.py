@@ -6,7 +6,7 @@ import argparse
 
 from veille.settings import Settings
 
-from ._command import Subparsers, add_command, add_log_level
+from ._command import Subparsers, add_command, add_log_level, mark_component
 
 __all__ = ["register"]
 
@@ -22,7 +22,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: Subparsers) -> None:
-    worker = add_command(sub, "worker", _worker, help=HELP, description=HELP)
+    worker = mark_component(add_command(sub, "worker", _worker, help=HELP, description=HELP))
     add_log_level(worker)
     worker.add_argument(
         "--role", choices=("validate", "detect", "all"),
