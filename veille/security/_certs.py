@@ -130,7 +130,7 @@ def make_server_certificate(ca: IssuedCertificate, *, now: datetime) -> IssuedCe
 
 
 def _same_public_key(a: IssuedCertificate) -> bool:
-    return a.key.public_key().public_numbers() == a.certificate.public_key().public_numbers()
+    return bool(a.key.public_key() == a.certificate.public_key())
 
 
 def ca_problem(ca: IssuedCertificate, *, now: datetime) -> str | None:
