@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -93,8 +94,11 @@ def _write(issued: IssuedCertificate, cert_path: Path, key_path: Path) -> None:
 
 def _read(cert_path: Path, key_path: Path) -> IssuedCertificate:
     """A key and certificate pair from disk; ValueError when either is not what it should be."""
-    certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (TypeError, UnsupportedAlgorithm) as exc:  # an encrypted key, an unknown algorithm
+        raise ValueError(f"{key_path}: {exc}") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{key_path} is not an EC private key")
     return IssuedCertificate(key, certificate)
