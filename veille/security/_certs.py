@@ -67,20 +67,7 @@ def make_ca(*, now: datetime, common_name: str = "Veille local CA") -> IssuedCer
         .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(now + timedelta(days=CA_VALID_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )  # fmt: skip
+        .add_extension(_key_usage("key_cert_sign", "crl_sign"), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
         .sign(key, hashes.SHA256())
@@ -103,20 +90,7 @@ def make_server_certificate(ca: IssuedCertificate, *, now: datetime) -> IssuedCe
         .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(now + timedelta(days=SERVER_VALID_DAYS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )  # fmt: skip
+        .add_extension(_key_usage("digital_signature"), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
@@ -161,3 +135,24 @@ def server_certificate_problem(
     if server.certificate.not_valid_after_utc <= now + RENEW_BEFORE:
         return f"it expires on {server.certificate.not_valid_after_utc:%Y-%m-%d}"
     return None
+
+
+_KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+
+
+def _key_usage(*allowed: str) -> x509.KeyUsage:
+    """``KeyUsage`` with only ``allowed`` set (the class wants every flag spelled out)."""
+    unknown = set(allowed) - set(_KEY_USAGES)
+    if unknown:
+        raise ValueError(f"unknown key usage: {sorted(unknown)}")
+    return x509.KeyUsage(**{usage: usage in allowed for usage in _KEY_USAGES})
