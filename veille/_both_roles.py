@@ -57,20 +57,39 @@ def run_both_roles(settings: Settings, command: Sequence[str] | None = None) -> 
     the first to exit (0 when both stopped on request). ``command`` replaces ``veille worker``
     (tests)."""
     base = list(command or [sys.executable, "-m", "veille", "worker"])
-    children = [
-        subprocess.Popen([*base, "--role", role], env=_child_env(settings, offset, role))
-        for offset, role in enumerate(ROLES)
-    ]
-    log.info("workers started: %s", ", ".join(f"{r} pid {c.pid}" for r, c in
-                                               zip(ROLES, children, strict=True)))  # fmt: skip
+    children: list[subprocess.Popen[bytes]] = []
+    requested: list[int] = []  # the stop signals received, the last one first
+    told: set[int] = set()  # children already sent the last stop signal
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM if signum == signal.SIGINT else signum)
+        requested.insert(0, signal.SIGTERM if signum == signal.SIGINT else signum)
+        told.clear()
+        tell(children)
 
+    def tell(started: Sequence[subprocess.Popen[bytes]]) -> None:
+        for child in started:
+            if child.pid not in told and child.poll() is None:
+                child.send_signal(requested[0])
+                told.add(child.pid)
+
+    # The handler goes in before the first child starts: a SIGTERM that came in between
+    # killed this process with the default action and left both children running.
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        try:
+            for offset, role in enumerate(ROLES):
+                children.append(
+                    subprocess.Popen(
+                        [*base, "--role", role], env=_child_env(settings, offset, role)
+                    )
+                )
+        except BaseException:
+            _stop(children)  # never leave a started role running on its own
+            raise
+        log.info("workers started: %s", ", ".join(f"{r} pid {c.pid}" for r, c in
+                                                   zip(ROLES, children, strict=True)))  # fmt: skip
+        if requested:  # a stop asked for while starting reaches the children started after it
+            tell(children)
         pid, status = os.waitpid(-1, 0)  # the first child to exit (retried across signals)
         first = next(c for c in children if c.pid == pid)
         first.returncode = os.waitstatus_to_exitcode(status)

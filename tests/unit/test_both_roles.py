@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import pytest
 
+from veille import _both_roles as both_roles
 from veille._both_roles import run_both_roles
 from veille.settings import Settings
 
@@ -75,3 +79,40 @@ def test_a_failing_role_stops_the_other_and_gives_its_status(
     code = run_both_roles(_settings(tmp_path), [sys.executable, "-c", CHILD])
 
     assert code == 3  # and the validator, which only stops on SIGTERM, has been stopped
+
+
+@pytest.mark.timeout(60)
+def test_a_sigterm_while_the_children_start_stops_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler is in place before the first child starts: a SIGTERM right after it no
+    longer kills the supervisor (default action) and leaves the children running."""
+    monkeypatch.setenv("VEILLE_TEST_DIR", str(tmp_path))
+    started: list[subprocess.Popen[bytes]] = []
+    real_popen = subprocess.Popen
+
+    def popen_then_sigterm(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        child: subprocess.Popen[bytes] = real_popen(*args, **kwargs)
+        started.append(child)
+        if len(started) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # between the first and the second child
+        return child
+
+    missed: list[int] = []
+
+    def not_the_supervisors(signum: int, _frame: FrameType | None) -> None:
+        missed.append(signum)  # the supervisor's handler was not in place yet
+        for child in started:
+            child.terminate()
+
+    monkeypatch.setattr(both_roles.subprocess, "Popen", popen_then_sigterm)
+    previous = signal.signal(signal.SIGTERM, not_the_supervisors)
+    try:
+        code = run_both_roles(_settings(tmp_path), [sys.executable, "-c", CHILD])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    assert missed == []
+    assert len(started) == 2
+    assert all(child.poll() is not None for child in started)  # none left running
+    assert code in (0, -signal.SIGTERM)  # stopped on request, before or after its handler
