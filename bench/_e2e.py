@@ -24,9 +24,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from psycopg.rows import TupleRow
 
 from devices import RawEnvelope, ReadingBatch, now_us
+from ingest import MqttEndpoint
 from store import upsert_bindings
 from streams.runtime import true_end_offsets
-from veille.publisher import FleetPublisher
+from veille.publisher import FleetPublisher, simulator_endpoint
 from veille.settings import TopicNames
 from veille.stack import ComponentProcess, LocalStack, PipelineProcesses
 
@@ -280,14 +281,14 @@ async def _dead_letters(conn: psycopg.AsyncConnection[TupleRow], ids: list[str])
 
 
 async def _run_once(
-    p: _Prepared, mqtt_url: str, dsn: str, components: list[ComponentProcess], pids: _Pids
+    p: _Prepared, broker: MqttEndpoint, dsn: str, components: list[ComponentProcess], pids: _Pids
 ) -> tuple[int, int, int, float, float | None, dict[str, float]]:
     """Publish one run and wait until it is stored (or stalls); returns
     (messages, acked, stored, publish_s, store_s, cpu_s)."""
     rounds = payloads(p.streams, p.plan.readings_per_message)
     messages = sum(len(r) for r in rounds)
     ids = [s.device_id for s in p.streams]
-    publisher = await asyncio.to_thread(FleetPublisher, mqtt_url, f"bench-{p.plan.label}")
+    publisher = await asyncio.to_thread(FleetPublisher, broker, f"bench-{p.plan.label}")
     abort = threading.Event()
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         try:
@@ -335,7 +336,7 @@ async def _measure(
     bootstrap = stack_env["VEILLE_KAFKA_BOOTSTRAP"]
     partitions = int(stack_env["VEILLE_PARTITIONS"])
     messages, acked, stored, publish_s, store_s, cpu = await _run_once(
-        p, stack_env["VEILLE_MQTT_URL"], dsn, components, pids
+        p, simulator_endpoint(stack_env), dsn, components, pids
     )
     ends_after = await _topic_ends(bootstrap, (topics.raw, topics.readings), partitions)
     hops = await _hop_latencies(bootstrap, ends_before, ends_after, topics)

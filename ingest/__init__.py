@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._forward import MAX_PAYLOAD_BYTES, ForwardPlan, plan_forward
-from ._gateway import GatewayCounters, run_gateway
+from ._gateway import GatewayCounters, run_gateway, subscription_filters
 from ._mqtt import GatewaySession, InboundMessage, MqttEndpoint
 
 __all__ = [
@@ -15,4 +15,5 @@ __all__ = [
     "MqttEndpoint",
     "plan_forward",
     "run_gateway",
+    "subscription_filters",
 ]

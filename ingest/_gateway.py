@@ -153,7 +153,7 @@ async def run_gateway(
     await producer.start()
     subscription, stale = subscription_filters(settings.gateway_subscription)
     session = GatewaySession(
-        MqttEndpoint.parse(settings.mqtt_url),
+        MqttEndpoint.from_settings(settings),
         client_id=f"veille-{settings.gateway_id}",
         subscription=subscription,
         stale_subscription=stale,

@@ -20,9 +20,10 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -31,6 +32,7 @@ from paho.mqtt.properties import Properties
 
 from devices import now_us
 from veille.errors import ConfigurationError
+from veille.settings import Settings
 
 __all__ = ["GatewaySession", "InboundMessage", "MqttEndpoint"]
 
@@ -42,27 +44,86 @@ RECONNECT_MAX_DELAY_S = 10
 
 @dataclass(frozen=True, slots=True)
 class MqttEndpoint:
+    """Where a client connects, as whom, and which CA it trusts.
+
+    ``mqtts://`` verifies the broker's certificate and host name against ``ca_file`` (the
+    system's trust store when None); the account is the URL's user and password; a client
+    certificate (mutual TLS) is optional.
+    """
+
     host: str
     port: int
     tls: bool
     username: str | None
-    password: str | None
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
 
     @classmethod
-    def parse(cls, url: str) -> MqttEndpoint:
+    def parse(
+        cls,
+        url: str,
+        *,
+        ca_file: Path | str | None = None,
+        client_cert_file: Path | None = None,
+        client_key_file: Path | None = None,
+    ) -> MqttEndpoint:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts"):
             raise ConfigurationError(
-                f"VEILLE_MQTT_URL must start with mqtt:// or mqtts://, got {url!r}"
+                f"an MQTT URL must start with mqtt:// or mqtts://, got {parts.scheme}://..."
             )
         tls = parts.scheme == "mqtts"
         return cls(
             parts.hostname or "127.0.0.1",
             parts.port or (8883 if tls else 1883),
             tls,
-            parts.username,
-            parts.password,
+            unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password else None,
+            Path(ca_file) if ca_file else None,
+            client_cert_file,
+            client_key_file,
         )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, url: str | None = None) -> MqttEndpoint:
+        """``url`` (default ``VEILLE_MQTT_URL``) with the TLS files the settings name."""
+        return cls.parse(
+            url or settings.mqtt_url,
+            ca_file=settings.mqtt_ca_file,
+            client_cert_file=settings.mqtt_client_cert_file,
+            client_key_file=settings.mqtt_client_key_file,
+        )
+
+    def as_account(self, username: str, password: str) -> MqttEndpoint:
+        """The same broker, reached as another account."""
+        return replace(self, username=username, password=password)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Verifies the broker's certificate and name; presents ours when we have one."""
+        try:
+            context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+            if self.client_cert_file is not None:
+                context.load_cert_chain(self.client_cert_file, self.client_key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"cannot load the MQTT TLS files (CA {self.ca_file}, client certificate "
+                f"{self.client_cert_file}): {exc}; check VEILLE_MQTT_CA_FILE and "
+                "VEILLE_MQTT_CLIENT_CERT_FILE / _KEY_FILE (locally: `veille certs`)"
+            ) from exc
+        return context
+
+    def configure(self, client: mqtt.Client) -> None:
+        """Account and TLS on a paho client, before it connects."""
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        if self.tls:
+            client.tls_set_context(self.ssl_context())
+
+    def describe(self) -> str:
+        scheme = "mqtts" if self.tls else "mqtt"
+        return f"{scheme}://{self.username + '@' if self.username else ''}{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +171,7 @@ class GatewaySession:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
-        if endpoint.username:
-            self._client.username_pw_set(endpoint.username, endpoint.password)
-        if endpoint.tls:
-            self._client.tls_set_context(ssl.create_default_context())
+        endpoint.configure(self._client)
         self._client.reconnect_delay_set(1, RECONNECT_MAX_DELAY_S)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect

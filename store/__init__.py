@@ -32,6 +32,7 @@ from ._registry import (
     load_registry,
     record_patient_identity,
     revoke_device,
+    rotate_device_credential,
     upsert_bindings,
 )
 from ._schema import (
@@ -100,6 +101,7 @@ __all__ = [
     "record_override",
     "record_patient_identity",
     "revoke_device",
+    "rotate_device_credential",
     "verify_credential",
     "migrate",
     "recorded_flavour",

@@ -144,6 +144,19 @@ async def bind_device(
             )
 
 
+async def rotate_device_credential(conn: Connection, device_id: str) -> str:
+    """A new credential for an active device, replacing the old one; returns it (shown once)."""
+    credential = new_credential()
+    cur = await conn.execute(
+        """UPDATE devices SET credential_hash = %s, updated_at = now()
+           WHERE device_id = %s AND status = 'active'""",
+        (hash_credential(credential), device_id),
+    )
+    if cur.rowcount == 0:
+        raise StoreError(f"device {device_id!r} is not an active provisioned device")
+    return credential
+
+
 async def revoke_device(conn: Connection, device_id: str, *, at: datetime) -> None:
     async with conn.transaction():
         cur = await conn.execute(

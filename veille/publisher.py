@@ -1,5 +1,10 @@
 """Device-side MQTT publisher for the demo, ``veille simulate``/``replay``, the bench and tests:
-QoS 1, counts what the broker PUBACKed.
+QoS 1, counts what the broker PUBACKed and what it refused.
+
+A PUBACK with a failure reason (MQTT 5's 135 "not authorised" when the account may not
+publish on that topic) means the broker dropped the message: it is counted as refused, never
+as acknowledged. A refused connection (wrong or revoked credential, untrusted certificate)
+raises at once with the broker's reason.
 
 paho keeps every unacknowledged QoS 1 message and sends it again (DUP) after a reconnect,
 which its network thread does by itself: a broker restart or a network cut only delays the
@@ -9,8 +14,9 @@ PUBACKs, and a message is counted as acknowledged only once the broker really to
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +24,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest import MqttEndpoint
+from veille.errors import ConfigurationError, VeilleError
+from veille.settings import Settings
 
-__all__ = ["FleetPublisher", "PublishCounters"]
+__all__ = ["BrokerRefusedError", "FleetPublisher", "PublishCounters", "simulator_endpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +40,30 @@ RECONNECT_MAX_DELAY_S = 2
 class PublishCounters:
     messages_sent: int = 0
     messages_acked: int = 0
+    """Every PUBACK, refusals included: what no longer waits for the broker."""
     readings_acked: int = 0
     acked_tags: list[Hashable] = field(default_factory=list)
+    messages_refused: int = 0
+    refused_tags: list[Hashable] = field(default_factory=list)
+
+
+class BrokerRefusedError(VeilleError):
+    """The broker refused the connection: the account, its password or the TLS setup."""
+
+
+def simulator_endpoint(source: Settings | Mapping[str, str]) -> MqttEndpoint:
+    """The simulated fleet's account (``VEILLE_MQTT_SIMULATOR_URL``) with the CA to verify
+    the broker, from settings or from a stack's environment (``LocalStack.env()``)."""
+    if isinstance(source, Settings):
+        url = source.mqtt_simulator_url.get_secret_value() if source.mqtt_simulator_url else None
+        if url is not None:
+            return MqttEndpoint.from_settings(source, url)
+    elif url := source.get("VEILLE_MQTT_SIMULATOR_URL"):
+        return MqttEndpoint.parse(url, ca_file=source.get("VEILLE_MQTT_CA_FILE"))
+    raise ConfigurationError(
+        "VEILLE_MQTT_SIMULATOR_URL is not set: simulated devices publish through the broker "
+        "account `veille stack up` makes (see .veille/stack.env); a production broker has none"
+    )
 
 
 class FleetPublisher:
@@ -43,21 +73,21 @@ class FleetPublisher:
     acknowledges that message, so a test can name exactly which messages it must find.
     """
 
-    def __init__(self, url: str, client_id: str) -> None:
-        endpoint = MqttEndpoint.parse(url)
+    def __init__(self, endpoint: MqttEndpoint, client_id: str) -> None:
         self._client_id = client_id
         self.counters = PublishCounters()
         self._lock = threading.Lock()
         self._acked = threading.Condition(self._lock)  # notified on every PUBACK
         self._pending_by_mid: dict[int, tuple[int, Hashable | None]] = {}
-        self._early_acks: set[int] = set()
+        self._early_acks: dict[int, bool] = {}  # mid -> refused
         self._connected = threading.Event()
+        self._connect_answered = threading.Event()
+        self._refusal: str | None = None
         self._closing = False  # set by close(): the disconnect that follows is ours
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
-        if endpoint.username:
-            self._client.username_pw_set(endpoint.username, endpoint.password)
+        endpoint.configure(self._client)
         self._client.max_inflight_messages_set(1000)
         self._client.max_queued_messages_set(0)
         self._client.reconnect_delay_set(RECONNECT_MIN_DELAY_S, RECONNECT_MAX_DELAY_S)
@@ -65,35 +95,66 @@ class FleetPublisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
-        self._client.connect(endpoint.host, endpoint.port, keepalive=30)
+        try:
+            self._client.connect(endpoint.host, endpoint.port, keepalive=30)
+        except (OSError, ssl.SSLError) as exc:  # a TLS failure surfaces here, at the handshake
+            raise BrokerRefusedError(
+                f"cannot connect to the MQTT broker {endpoint.describe()}: {exc}"
+            ) from exc
         self._client.loop_start()
-        if not self._connected.wait(CONNECT_TIMEOUT_S):
+        answered = self._connect_answered.wait(CONNECT_TIMEOUT_S)
+        if self._refusal is not None or not answered:
             self.close()
-            raise TimeoutError(f"MQTT broker at {url} did not accept the connection")
+            if not answered:
+                raise TimeoutError(f"MQTT broker {endpoint.describe()} did not answer CONNECT")
+            raise BrokerRefusedError(
+                f"the MQTT broker {endpoint.describe()} refused the connection: "
+                f"{self._refusal} (check the account's name and password, and that it is not "
+                "revoked)"
+            )
 
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if not reason.is_failure:
+        if reason.is_failure:
+            if not self._connected.is_set():  # first connection: the constructor reports it
+                self._refusal = str(reason)
+            else:
+                log.error("MQTT broker refused %s on reconnect: %s", self._client_id, reason)
+        else:
             self._connected.set()
+        self._connect_answered.set()
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if self._closing:
             return  # our own close(): nothing was lost
+        if not self._connected.is_set():
+            # Closed before any CONNACK: e.g. a plaintext client at a TLS listener.
+            self._refusal = f"connection closed before CONNACK ({reason})"
+            self._connect_answered.set()
+            return
         log.warning("MQTT connection of %s lost (%s); paho reconnects by itself",
                     self._client_id, reason)  # fmt: skip
 
     # Our lock is never held while calling into paho: paho calls on_publish while holding its
     # own message lock, so holding ours around publish() could deadlock.
-    def _on_publish(self, _c: Any, _u: Any, mid: int, _reason: Any, _p: Any) -> None:
+    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        refused = bool(getattr(reason, "is_failure", False))
+        if refused:
+            log.warning("the broker refused message %s of %s: %s", mid, self._client_id, reason)
         with self._lock:
             self.counters.messages_acked += 1
             pending = self._pending_by_mid.pop(mid, None)
             if pending is None:  # the PUBACK beat publish() to registering its mid
-                self._early_acks.add(mid)
+                self._early_acks[mid] = refused
             else:
-                self._count_acked(*pending)
+                self._count_acked(*pending, refused=refused)
             self._acked.notify_all()
 
-    def _count_acked(self, readings: int, tag: Hashable | None) -> None:
+    def _count_acked(self, readings: int, tag: Hashable | None, *, refused: bool) -> None:
+        if refused:
+            self.counters.messages_refused += 1
+            if tag is not None:
+                self.counters.refused_tags.append(tag)
+            return
         self.counters.readings_acked += readings
         if tag is not None:
             self.counters.acked_tags.append(tag)
@@ -105,8 +166,8 @@ class FleetPublisher:
         with self._lock:
             self.counters.messages_sent += 1
             if info.mid in self._early_acks:
-                self._early_acks.discard(info.mid)
-                self._count_acked(readings, tag)
+                refused = self._early_acks.pop(info.mid)
+                self._count_acked(readings, tag, refused=refused)
             else:
                 self._pending_by_mid[info.mid] = (readings, tag)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from devices import device_topic, payload_for_row, read_numerics
+from ingest import MqttEndpoint
 from veille.publisher import FleetPublisher
 
 __all__ = ["ReplayOptions", "ReplaySummary", "run_replay"]
@@ -20,7 +21,7 @@ class ReplayOptions:
     path: Path
     device_id: str
     tenant: str
-    mqtt_url: str
+    broker: MqttEndpoint
     speed: float = 0.0  # 1 = real time, 60 = a recorded minute per second, 0 = no waiting
     start: datetime | None = None  # measured_at of the recording's first row
 
@@ -50,7 +51,7 @@ def run_replay(options: ReplayOptions) -> ReplaySummary:
     duration = rows[-1].offset
     anchor = _anchor(options, duration)
     topic = device_topic(options.tenant, options.device_id)
-    publisher = FleetPublisher(options.mqtt_url, f"veille-replay-{options.device_id}")
+    publisher = FleetPublisher(options.broker, f"veille-replay-{options.device_id}")
     readings = no_signal = 0
     started = time.monotonic()
     try:

@@ -150,7 +150,21 @@ class Settings(_VeilleSettings):
         "fails",
     )
     mqtt_url: str = Field(
-        "mqtt://127.0.0.1:1883", description="VEILLE_MQTT_URL, mqtt://[user:pass@]host:port"
+        "mqtts://127.0.0.1:8883",
+        description="VEILLE_MQTT_URL, mqtts://USER:PASSWORD@HOST:PORT: the broker and this "
+        "component's own account (the gateway's: subscribe to readings, publish nothing)",
+    )
+    mqtt_admin_url: SecretStr | None = Field(
+        None,
+        description="VEILLE_MQTT_ADMIN_URL, the broker's dynamic-security admin account "
+        "(mqtts://USER:PASSWORD@HOST:PORT): `veille devices add | revoke | rotate | import` "
+        "create and remove device accounts with it",
+    )
+    mqtt_simulator_url: SecretStr | None = Field(
+        None,
+        description="VEILLE_MQTT_SIMULATOR_URL, the simulated fleet's account (may publish "
+        "any device's readings): `veille simulate`, `replay`, the demo, the bench and the "
+        "tests; a production broker has no such account",
     )
     mqtt_ca_file: Path | None = Field(
         None,

@@ -25,6 +25,7 @@ from devices.simulator import (
     rfc3339,
     write_run,
 )
+from ingest import MqttEndpoint
 from veille.errors import VeilleError
 
 __all__ = ["SimulateOptions", "run_simulate", "simulation_bindings", "simulation_for"]
@@ -44,7 +45,7 @@ class SimulateOptions:
     out: Path | None = None  # JSON lines; the ground truth goes next to it
     truth: Path | None = None  # default <out>.truth.json; live, written only when given
     start: datetime | None = None  # simulation time 0 (default: see the module docstring)
-    mqtt_url: str | None = None  # live publishing: the broker (the CLI gives VEILLE_MQTT_URL)
+    broker: MqttEndpoint | None = None  # live publishing: the simulated fleet's account
     tenant: str = "chu-sim"
     pseudonym_key: bytes = DEFAULT_PSEUDONYM_KEY
 
@@ -100,14 +101,15 @@ def run_simulate(options: SimulateOptions) -> int:
 def _publish(simulation: Simulation, options: SimulateOptions) -> int:
     from veille.publisher import FleetPublisher
 
-    url = options.mqtt_url
-    if url is None:
-        raise VeilleError("publishing live needs an MQTT broker URL (SimulateOptions.mqtt_url)")
+    broker = options.broker
+    if broker is None:
+        raise VeilleError("publishing live needs an MQTT broker (SimulateOptions.broker)")
     try:
-        publisher = FleetPublisher(url, f"veille-simulate-{options.seed}-{os.getpid()}")
+        publisher = FleetPublisher(broker, f"veille-simulate-{options.seed}-{os.getpid()}")
     except OSError as exc:
         raise VeilleError(
-            f"cannot reach the MQTT broker at {url} ({exc}); start it with `veille stack up`"
+            f"cannot reach the MQTT broker at {broker.describe()} ({exc}); start it with "
+            "`veille stack up`"
         ) from exc
     log = RunLog(simulation.fleet)
     started = time.monotonic()
@@ -131,7 +133,7 @@ def _publish(simulation: Simulation, options: SimulateOptions) -> int:
         print(f"{unacked} messages were not acknowledged by the broker within {ACK_TIMEOUT_S:g} s")
         return 1
     where = f"; ground truth in {options.truth}" if options.truth else ""
-    print(f"published to {url}, every message acknowledged{where}")
+    print(f"published to {broker.describe()}, every message acknowledged{where}")
     return 0
 
 

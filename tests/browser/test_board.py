@@ -127,7 +127,7 @@ def test_alert_appears_live_then_is_acknowledged_and_resolved(
     browser.execute_script("window.notReloaded = true;")
 
     start = datetime.now(UTC) - timedelta(seconds=30)
-    publish_all(pipeline.stack.settings.mqtt_url, [
+    publish_all(pipeline.stack.publisher, [
         (m.topic, batch_payload(m, spo2_series(start, values)), 2 * len(values))
         for m, values in ((first, [84.0] * 6), (second, [87.0] * 6))
     ] + _news2_messages(first, start))  # fmt: skip

@@ -22,11 +22,10 @@ import pytest
 
 from devices import now_us
 from ingest import MAX_PAYLOAD_BYTES
-from ingest._mqtt import MqttEndpoint
 from tests.integration.conftest import TEST_PARTITIONS, RunningPipeline, RunningStack
 from tests.support import devices as test_devices
 from tests.support.devices import iso, new_device, provision, reading
-from tests.support.pipeline import count, publish_all
+from tests.support.pipeline import count, mosquitto_client_args, publish_all
 from tests.support.waiting import eventually
 from veille.stack import LocalStack, PipelineProcesses
 
@@ -109,11 +108,10 @@ async def _dead(dsn: str, device: str) -> list[tuple[str, str, str, str]]:
 def _mosquitto_pub_stdin(pipeline: RunningPipeline, topic: str, payload: bytes) -> None:
     """A real client that sends stdin as it is, trailing newline included (as paho_c_pub
     and shell pipelines do)."""
-    endpoint = MqttEndpoint.parse(pipeline.stack.settings.mqtt_url)
     mosquitto_pub = shutil.which("mosquitto_pub")
     assert mosquitto_pub, "mosquitto-clients is part of the bootstrap"
     subprocess.run(
-        [mosquitto_pub, "-h", endpoint.host, "-p", str(endpoint.port), "-q", "1", "-V", "mqttv5",
+        [mosquitto_pub, *mosquitto_client_args(pipeline.stack.publisher), "-q", "1",
          "-t", topic, "-s"],
         input=payload, check=True, timeout=30,
     )  # fmt: skip
@@ -138,7 +136,7 @@ async def test_bad_input_catalogue(pipeline: RunningPipeline) -> None:
         else:
             messages.append((device.topic, case.payload, 1))
         messages.append((device.topic, after, 1))
-    publish_all(pipeline.stack.settings.mqtt_url, messages)
+    publish_all(pipeline.stack.publisher, messages)
 
     expected_stored = {seq: 1 for seq in range(1, len(valid) + 1)}
     expected_stored |= {c.stored_seq: 1 for c in cases if c.stored_seq is not None}
@@ -172,7 +170,7 @@ async def test_bad_input_catalogue(pipeline: RunningPipeline) -> None:
     # device (same Kafka partition, in order): once that one is stored, the replay was seen.
     sentinel = orjson.dumps(_single(device.device_id, 999, now))
     publish_all(
-        pipeline.stack.settings.mqtt_url,
+        pipeline.stack.publisher,
         [(device.topic, valid[0], 1), (device.topic, sentinel, 1)],
     )
     await eventually(

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from ingest import MqttEndpoint
+from veille.publisher import simulator_endpoint
 from veille.settings import Settings
 from veille.stack import ComponentProcess, LocalStack, PipelineProcesses
 
@@ -29,11 +31,19 @@ class RunningStack:
     def settings(self) -> Settings:
         return Settings(
             mqtt_url=self.env["VEILLE_MQTT_URL"],
+            mqtt_admin_url=self.env["VEILLE_MQTT_ADMIN_URL"],
+            mqtt_simulator_url=self.env["VEILLE_MQTT_SIMULATOR_URL"],
+            mqtt_ca_file=self.env["VEILLE_MQTT_CA_FILE"],
             kafka_bootstrap=self.env["VEILLE_KAFKA_BOOTSTRAP"],
             database_url=self.env["VEILLE_DATABASE_URL"],
             kafka_local_broker=True,
             partitions=TEST_PARTITIONS,
         )
+
+    @property
+    def publisher(self) -> MqttEndpoint:
+        """The simulated fleet's broker account: publishes any test device's readings."""
+        return simulator_endpoint(self.env)
 
     @property
     def dsn(self) -> str:

@@ -18,12 +18,12 @@ pytestmark = pytest.mark.slow
 
 
 async def test_open_escalate_acknowledge_resolve(pipeline: RunningPipeline) -> None:
-    dsn, url = pipeline.stack.dsn, pipeline.stack.settings.mqtt_url
+    dsn, broker = pipeline.stack.dsn, pipeline.stack.publisher
     device = new_device("life")
     await provision(dsn, device)
     start = datetime.now(UTC) - timedelta(minutes=5)
     low = [(device.topic, batch_payload(device, spo2_series(start, [85.0] * 5)), 5)]
-    publish_all(url, low)
+    publish_all(broker, low)
     alert_sql = "SELECT alert_id::text FROM alerts WHERE patient_pseudonym = %s"
     await eventually(lambda: count(dsn, alert_sql.replace("alert_id::text", "count(*)"), device.patient),
                      lambda c: c == 1, what="alert opened")  # fmt: skip
@@ -49,13 +49,13 @@ async def test_open_escalate_acknowledge_resolve(pipeline: RunningPipeline) -> N
     level_at_ack = await count(dsn, level_sql, alert_id)
 
     normal = spo2_series(start + timedelta(seconds=5), [97.0] * 5, first_seq=6)
-    publish_all(url, [(device.topic, batch_payload(device, normal), 5)])
+    publish_all(broker, [(device.topic, batch_payload(device, normal), 5)])
     await eventually(lambda: scalar(dsn, state_sql, alert_id), lambda s: str(s).startswith("resolved"),
                      what="auto-resolved")  # fmt: skip
 
-    publish_all(url, low)  # redelivery of the breaching readings
+    publish_all(broker, low)  # redelivery of the breaching readings
     sentinel = spo2_series(start + timedelta(seconds=30), [97.0], first_seq=99)
-    publish_all(url, [(device.topic, batch_payload(device, sentinel), 1)])
+    publish_all(broker, [(device.topic, batch_payload(device, sentinel), 1)])
     await eventually(lambda: count(dsn, "SELECT count(*) FROM readings WHERE device_id = %s AND seq = 99",
                                    device.device_id), lambda c: c == 1, what="sentinel")  # fmt: skip
 

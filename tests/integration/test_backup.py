@@ -103,7 +103,7 @@ async def _history(dsn: str, days: int = 3) -> int:
 
 async def _through_the_pipeline(pipeline: RunningPipeline) -> None:
     """Readings, a resolved SpO2 alert and a dead letter, the way production makes them."""
-    dsn, url = pipeline.stack.dsn, pipeline.stack.settings.mqtt_url
+    dsn, broker = pipeline.stack.dsn, pipeline.stack.publisher
     device = new_device("bk")
     await provision(dsn, device)
     start = datetime.now(UTC) - timedelta(minutes=3)
@@ -112,7 +112,7 @@ async def _through_the_pipeline(pipeline: RunningPipeline) -> None:
         (device.topic, batch_payload(device, series[i : i + 10]), 10) for i in range(0, 50, 10)
     ]
     messages.append((device.topic, single_payload(device, reading(9, "mood", 3, "1", start)), 1))
-    publish_all(url, messages)
+    publish_all(broker, messages)
     resolved = "SELECT count(*) FROM alerts WHERE patient_pseudonym = %s AND state = 'resolved'"
     await eventually(lambda: count(dsn, resolved, device.patient), lambda n: n == 1, what="alert")
     dead = "SELECT count(*) FROM dead_letters WHERE device_id = %s"

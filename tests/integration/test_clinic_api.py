@@ -565,13 +565,13 @@ async def pipeline_clinic(
 async def test_acknowledgement_and_resolution_are_recorded_with_who_and_when(
     pipeline_clinic: ClinicServer, world: World, pipeline: RunningPipeline
 ) -> None:
-    dsn, url = pipeline.stack.dsn, pipeline.stack.settings.mqtt_url
+    dsn, broker = pipeline.stack.dsn, pipeline.stack.publisher
     device = Bedside(
         f"cl-live-{uuid.uuid4().hex[:8]}", f"p-live-{uuid.uuid4().hex[:8]}", world.unit_a
     )
     await provision(dsn, device)
     start = datetime.now(UTC) - timedelta(minutes=3)
-    publish_all(url, [(device.topic, batch_payload(device, spo2_series(start, [85.0] * 5)), 5)])
+    publish_all(broker, [(device.topic, batch_payload(device, spo2_series(start, [85.0] * 5)), 5)])
     sql = "SELECT alert_id::text FROM alerts WHERE patient_pseudonym = %s"
     alert_id = str(await eventually(lambda: scalar(dsn, sql, device.patient), lambda a: a is not None,
                                     what="alert opened by the worker"))  # fmt: skip
@@ -622,7 +622,7 @@ async def test_acknowledgement_and_resolution_are_recorded_with_who_and_when(
 async def test_threshold_set_through_the_api_is_applied_by_the_worker(
     pipeline_clinic: ClinicServer, world: World, pipeline: RunningPipeline
 ) -> None:
-    dsn, url = pipeline.stack.dsn, pipeline.stack.settings.mqtt_url
+    dsn, broker = pipeline.stack.dsn, pipeline.stack.publisher
     device = Bedside(
         f"cl-thr-{uuid.uuid4().hex[:8]}", f"p-thr-{uuid.uuid4().hex[:8]}", world.unit_a
     )
@@ -642,7 +642,7 @@ async def test_threshold_set_through_the_api_is_applied_by_the_worker(
         # Until the worker has reloaded, 93 % raises nothing; each round is two new readings.
         nonlocal seq
         series = spo2_series(start + timedelta(seconds=seq), [93.0, 93.0], first_seq=seq)
-        publish_all(url, [(device.topic, batch_payload(device, series), 2)])
+        publish_all(broker, [(device.topic, batch_payload(device, series), 2)])
         seq += 2
         return await count(dsn, alerts_sql, device.patient)
 

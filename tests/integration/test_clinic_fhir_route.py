@@ -65,7 +65,7 @@ async def test_the_fhir_route_serves_a_valid_bundle_of_the_callers_units_only(
         reading(22, "body_temperature", 38.2, "Cel", at),
     ]
     publish_all(
-        pipeline.stack.settings.mqtt_url,
+        pipeline.stack.publisher,
         [(monitor.topic, batch_payload(monitor, readings), len(readings))],
     )
     await eventually(lambda: count(dsn, "SELECT count(*) FROM readings WHERE patient_pseudonym = %s", monitor.patient),

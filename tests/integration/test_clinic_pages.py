@@ -135,7 +135,7 @@ async def test_the_stream_shows_an_alert_from_mqtt_then_its_ack_and_resolution_o
 
             start = datetime.now(UTC) - timedelta(seconds=30)
             readings = spo2_series(start, [84.0] * 6)
-            publish_all(pipeline.stack.settings.mqtt_url,
+            publish_all(pipeline.stack.publisher,
                         [(monitor.topic, batch_payload(monitor, readings), len(readings))])  # fmt: skip
             await _until(
                 lambda: stream_a.alert("opened", monitor.patient), "the opened event on A's stream"
@@ -171,7 +171,7 @@ async def test_the_stream_shows_an_alert_from_mqtt_then_its_ack_and_resolution_o
             # same moment, so once B has an event of its own, nothing of A can still come.
             probe = dataclasses.replace(new_device("live-b"), care_unit=unit_b)
             await provision(dsn, probe)
-            publish_all(pipeline.stack.settings.mqtt_url, [
+            publish_all(pipeline.stack.publisher, [
                 (probe.topic, batch_payload(probe, spo2_series(start, [84.0] * 6)), 12)])  # fmt: skip
             await _until(
                 lambda: stream_b.alert("opened", probe.patient), "B's own alert on B's stream"

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 async def test_demo_patient_exports_as_a_valid_bundle(
     pipeline: RunningPipeline, tmp_path: Path
 ) -> None:
-    dsn, url = pipeline.stack.dsn, pipeline.stack.settings.mqtt_url
+    dsn, broker = pipeline.stack.dsn, pipeline.stack.publisher
     unit = f"fhir-{uuid.uuid4().hex[:8]}"
     monitor = dataclasses.replace(new_device("fhir-mon"), care_unit=unit)
     app_id = f"fhir-app-{uuid.uuid4().hex[:8]}"
@@ -53,7 +53,7 @@ async def test_demo_patient_exports_as_a_valid_bundle(
         reading(1, "consciousness", 0, "{ACVPU}", vitals_at),
         reading(2, "inhaled_oxygen_flow", 0, "L/min", vitals_at),
     ]
-    publish_all(url, [
+    publish_all(broker, [
         (monitor.topic, batch_payload(monitor, monitor_readings), len(monitor_readings)),
         (device_topic(TENANT, app_id),
          orjson.dumps({"v": 1, "device_id": app_id, "readings": app_readings}), len(app_readings)),

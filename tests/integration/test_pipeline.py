@@ -11,7 +11,6 @@ import psycopg
 import pytest
 
 from devices import alert_id_for, datetime_to_us
-from ingest import MqttEndpoint
 from tests.integration.conftest import RunningPipeline
 from tests.support.devices import (
     batch_payload,
@@ -21,7 +20,7 @@ from tests.support.devices import (
     single_payload,
     spo2_series,
 )
-from tests.support.pipeline import count, publish_all, scalar
+from tests.support.pipeline import count, mosquitto_client_args, publish_all, scalar
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -47,7 +46,7 @@ async def test_n_readings_stored_exactly_once_with_expected_alert(
     messages += [(device.topic, single_payload(device, r), 1) for r in hr]
     n = len(series) + len(hr)
 
-    acked = publish_all(pipeline.stack.settings.mqtt_url, messages)
+    acked = publish_all(pipeline.stack.publisher, messages)
     assert acked == n
 
     stored_sql = "SELECT count(*) FROM readings WHERE device_id = %s"
@@ -60,11 +59,9 @@ async def test_n_readings_stored_exactly_once_with_expected_alert(
     )
 
     # Redeliver everything, then a sentinel that travels the same partitions behind it.
-    publish_all(pipeline.stack.settings.mqtt_url, messages)
+    publish_all(pipeline.stack.publisher, messages)
     sentinel = reading(5000, "heart_rate", 72, "/min", start + timedelta(seconds=120))
-    publish_all(
-        pipeline.stack.settings.mqtt_url, [(device.topic, single_payload(device, sentinel), 1)]
-    )
+    publish_all(pipeline.stack.publisher, [(device.topic, single_payload(device, sentinel), 1)])
     sentinel_sql = "SELECT count(*) FROM readings WHERE device_id = %s AND seq = 5000"
     await eventually(
         lambda: count(dsn, sentinel_sql, device.device_id), lambda c: c == 1, what="sentinel"
@@ -106,7 +103,7 @@ async def test_canonical_units_are_stored(pipeline: RunningPipeline) -> None:
         reading(1, "body_temperature", 101.3, "[degF]", at),
         reading(2, "systolic_bp", 16.0, "kPa", at),
     ]
-    publish_all(pipeline.stack.settings.mqtt_url, [(device.topic, batch_payload(device, items), 2)])
+    publish_all(pipeline.stack.publisher, [(device.topic, batch_payload(device, items), 2)])
     sql = "SELECT count(*) FROM readings WHERE device_id = %s"
     await eventually(lambda: count(dsn, sql, device.device_id), lambda c: c == 2, what="2 rows")
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
@@ -126,12 +123,11 @@ async def test_bad_input_is_dead_lettered_and_valid_input_still_flows(
     stranger = new_device("unknown")
     await provision(dsn, device)
     at = datetime.now(UTC) - timedelta(seconds=30)
-    endpoint = MqttEndpoint.parse(pipeline.stack.settings.mqtt_url)
     mosquitto_pub = shutil.which("mosquitto_pub")
     assert mosquitto_pub, "mosquitto-clients is part of the bootstrap"
     # A real, independent MQTT client for the malformed payload.
     subprocess.run(
-        [mosquitto_pub, "-h", endpoint.host, "-p", str(endpoint.port), "-q", "1", "-V", "mqttv5",
+        [mosquitto_pub, *mosquitto_client_args(pipeline.stack.publisher), "-q", "1",
          "-t", device.topic, "-m", '{"v": 1, "device_id": '],
         check=True, timeout=30,
     )  # fmt: skip
@@ -141,7 +137,7 @@ async def test_bad_input_is_dead_lettered_and_valid_input_still_flows(
         (stranger.topic, single_payload(stranger, reading(1, "spo2", 97, "%", at)), 1),
         (device.topic, single_payload(device, reading(3, "spo2", 96, "%", at)), 1),
     ]
-    publish_all(pipeline.stack.settings.mqtt_url, messages)
+    publish_all(pipeline.stack.publisher, messages)
 
     valid_sql = "SELECT count(*) FROM readings WHERE device_id = %s AND seq = 3"
     await eventually(

@@ -79,7 +79,7 @@ async def test_registry_decides_what_is_stored(pipeline: RunningPipeline) -> Non
         _msg(stolen, 1, "spo2", 95, "%", at),  # revoked
         _msg(stranger, 1, "spo2", 95, "%", at),  # never provisioned
     ]
-    publish_all(pipeline.stack.settings.mqtt_url, messages)
+    publish_all(pipeline.stack.publisher, messages)
 
     devices = [oximeter, cuff, stolen, stranger]
     await eventually(
@@ -117,9 +117,7 @@ async def test_registry_decides_what_is_stored(pipeline: RunningPipeline) -> Non
 
     # Revoking takes effect at once (LISTEN/NOTIFY), not at the next timer.
     registry("revoke", oximeter)
-    publish_all(
-        pipeline.stack.settings.mqtt_url, [_msg(oximeter, 6, "spo2", 95, "%", datetime.now(UTC))]
-    )
+    publish_all(pipeline.stack.publisher, [_msg(oximeter, 6, "spo2", 95, "%", datetime.now(UTC))])
     await eventually(
         lambda: count(dsn, "SELECT count(*) FROM dead_letters WHERE device_id = %s AND reason = 'device_revoked'", oximeter),
         lambda c: c == 1, timeout_s=30, what="revocation applied",

@@ -63,7 +63,7 @@ async def test_live_run_lands_every_reading_in_the_database(pipeline: RunningPip
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     options = SimulateOptions(
         patients=3, minutes=5, seed=seed, speed=0, start=start,
-        mqtt_url=pipeline.stack.settings.mqtt_url, tenant=TENANT,
+        broker=pipeline.stack.publisher, tenant=TENANT,
     )  # fmt: skip
     simulation = simulation_for(options)
     async with await psycopg.AsyncConnection.connect(pipeline.stack.dsn, autocommit=True) as conn:

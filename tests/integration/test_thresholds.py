@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 
 async def test_patient_threshold_is_applied_and_versioned(pipeline: RunningPipeline) -> None:
-    dsn, url = pipeline.stack.dsn, pipeline.stack.settings.mqtt_url
+    dsn, broker = pipeline.stack.dsn, pipeline.stack.publisher
     device = new_device("thr")
     await provision(dsn, device)
     out = run_veille(pipeline.stack.env, "thresholds", "set", "spo2_low", "--tenant", TENANT, "--patient", device.patient,
@@ -41,7 +41,9 @@ async def test_patient_threshold_is_applied_and_versioned(pipeline: RunningPipel
     await eventually(applied, lambda n: n == 1, what="override stored")
     # 93 % twice: nothing by the default rule (< 90 % three times), an alert by this patient's.
     start = datetime.now(UTC) - timedelta(minutes=2)
-    publish_all(url, [(device.topic, batch_payload(device, spo2_series(start, [93.0, 93.0])), 2)])
+    publish_all(
+        broker, [(device.topic, batch_payload(device, spo2_series(start, [93.0, 93.0])), 2)]
+    )
     sql = "SELECT count(*) FROM alerts WHERE patient_pseudonym = %s AND rule = 'spo2_low'"
     await eventually(
         lambda: count(dsn, sql, device.patient), lambda c: c == 1, what="alert by override"
@@ -67,7 +69,7 @@ def observation_set(seq: int, at: datetime) -> list[dict[str, object]]:
 async def test_spo2_scale_2_prescribed_for_a_patient_changes_news2(
     pipeline: RunningPipeline,
 ) -> None:
-    dsn, url = pipeline.stack.dsn, pipeline.stack.settings.mqtt_url
+    dsn, broker = pipeline.stack.dsn, pipeline.stack.publisher
     scale_2, scale_1 = new_device("obs2"), new_device("obs1")
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         since = now_us() - 3_600_000_000
@@ -89,7 +91,7 @@ async def test_spo2_scale_2_prescribed_for_a_patient_changes_news2(
     # Two rounds 11 minutes apart: the medium band must hold 10 minutes of event time.
     start = datetime.now(UTC) - timedelta(minutes=15)
     later = start + timedelta(minutes=11)
-    publish_all(url, [
+    publish_all(broker, [
         (d.topic, batch_payload(d, observation_set(1, start) + observation_set(10, later)), 14)
         for d in (scale_2, scale_1)
     ])  # fmt: skip

@@ -129,9 +129,7 @@ async def test_signed_delivery_retry_log_and_no_duplicate_after_restart(
     second: ComponentProcess | None = None
     try:
         readings = spo2_series(datetime.now(UTC) - timedelta(minutes=5), [85.0] * 5)
-        publish_all(
-            pipeline.stack.settings.mqtt_url, [(device.topic, batch_payload(device, readings), 5)]
-        )
+        publish_all(pipeline.stack.publisher, [(device.topic, batch_payload(device, readings), 5)])
         alert_id = str(await eventually(
             lambda: scalar(dsn, "SELECT alert_id::text FROM alerts WHERE patient_pseudonym = %s", device.patient),
             lambda a: a is not None, what="alert opened"))  # fmt: skip

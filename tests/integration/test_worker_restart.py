@@ -17,12 +17,12 @@ pytestmark = pytest.mark.slow
 
 async def test_detector_state_survives_a_worker_restart(pipeline: RunningPipeline) -> None:
     dsn = pipeline.stack.dsn
-    url = pipeline.stack.settings.mqtt_url
+    broker = pipeline.stack.publisher
     device = new_device("restart")
     await provision(dsn, device)
     start = datetime.now(UTC) - timedelta(minutes=10)
     low = spo2_series(start, [85.0] * 5)
-    publish_all(url, [(device.topic, batch_payload(device, low), 5)])
+    publish_all(broker, [(device.topic, batch_payload(device, low), 5)])
     open_sql = "SELECT count(*) FROM alerts WHERE patient_pseudonym = %s AND state = 'open'"
     await eventually(
         lambda: count(dsn, open_sql, device.patient), lambda c: c == 1, what="alert open"
@@ -33,7 +33,7 @@ async def test_detector_state_survives_a_worker_restart(pipeline: RunningPipelin
     worker.start()
 
     normal = spo2_series(start + timedelta(seconds=5), [97.0] * 5, first_seq=6)
-    publish_all(url, [(device.topic, batch_payload(device, normal), 5)])
+    publish_all(broker, [(device.topic, batch_payload(device, normal), 5)])
     resolved_sql = "SELECT count(*) FROM alerts WHERE patient_pseudonym = %s AND state = 'resolved'"
     await eventually(
         lambda: count(dsn, resolved_sql, device.patient), lambda c: c == 1, timeout_s=120,

@@ -6,6 +6,7 @@ import uuid
 
 import psycopg
 
+from ingest import MqttEndpoint
 from veille.publisher import FleetPublisher
 
 
@@ -22,9 +23,9 @@ async def count(dsn: str, query: str, *params: object) -> int:
     return value
 
 
-def publish_all(url: str, messages: list[tuple[str, bytes, int]]) -> int:
+def publish_all(broker: MqttEndpoint, messages: list[tuple[str, bytes, int]]) -> int:
     """Publish QoS 1 and wait (30 s at most) until the broker acknowledged every message."""
-    publisher = FleetPublisher(url, f"test-pub-{uuid.uuid4().hex[:12]}")
+    publisher = FleetPublisher(broker, f"test-pub-{uuid.uuid4().hex[:12]}")
     try:
         for topic, payload, n in messages:
             publisher.publish(topic, payload, n)
@@ -33,6 +34,19 @@ def publish_all(url: str, messages: list[tuple[str, bytes, int]]) -> int:
         return publisher.counters.readings_acked
     finally:
         publisher.close()
+
+
+def mosquitto_client_args(broker: MqttEndpoint) -> list[str]:
+    """``mosquitto_pub``/``mosquitto_sub`` options reaching ``broker`` as its account, MQTT 5,
+    verifying the broker's certificate with its CA when it is TLS."""
+    args = ["-h", broker.host, "-p", str(broker.port), "-V", "mqttv5"]
+    if broker.username:
+        args += ["-u", broker.username, "-P", broker.password or ""]
+    if broker.tls:
+        args += (
+            ["--cafile", str(broker.ca_file)] if broker.ca_file else ["--capath", "/etc/ssl/certs"]
+        )
+    return args
 
 
 def run_veille(env: dict[str, str], *args: str, timeout: float = 60) -> str:

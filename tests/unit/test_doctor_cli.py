@@ -36,7 +36,7 @@ def _veille(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedProce
 
 
 def test_doctor_on_a_development_config_prints_failures_with_fixes(tmp_path: Path) -> None:
-    run = _veille(tmp_path, "doctor")
+    run = _veille(tmp_path, "doctor", VEILLE_MQTT_URL="mqtt://127.0.0.1:1883")
     assert run.returncode == 1, run.stderr
     lines = run.stdout.splitlines()
     failed = {line.split()[1] for line in lines if line.startswith("fail")}
@@ -46,7 +46,7 @@ def test_doctor_on_a_development_config_prints_failures_with_fixes(tmp_path: Pat
 
 
 def test_a_component_in_production_refuses_to_start_naming_the_checks(tmp_path: Path) -> None:
-    run = _veille(tmp_path, "sink", VEILLE_ENV="production")
+    run = _veille(tmp_path, "sink", VEILLE_ENV="production", VEILLE_MQTT_URL="mqtt://127.0.0.1:1")
     assert run.returncode == 2
     assert "not starting" in run.stderr
     for check in ("mqtt-tls", "mqtt-ca", "mqtt-credentials", "pseudonym-key"):

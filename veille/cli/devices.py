@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import psycopg
@@ -12,9 +13,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from devices import CATALOGUE, DEVICE_TYPES, pseudonymise
-from store import add_device, bind_device, list_devices, revoke_device
+from devices import CATALOGUE, DEVICE_TYPES, device_topic, pseudonymise
+from store import bind_device, list_devices
 from veille.errors import ConfigurationError
+from veille.provisioning import (
+    admin_endpoint,
+    import_devices,
+    provision_device,
+    read_device_csv,
+    revoke_device_everywhere,
+    rotate_device,
+)
 from veille.settings import Settings
 
 from ._command import Subparsers, add_action, add_actions, add_command, run_async
@@ -78,9 +87,29 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         settings.database_url.get_secret_value(), autocommit=True
     ) as conn:
         if args.action == "add":
-            credential = await add_device(conn, args.device_id, args.type, args.tenant)
-            print(f"device {args.device_id} ({args.type}) provisioned for {args.tenant}")
+            credential = await provision_device(
+                conn, admin_endpoint(settings), args.device_id, args.type, args.tenant
+            )
+            print(f"device {args.device_id} ({args.type}) provisioned for {args.tenant}, "
+                  f"broker account {args.device_id} may publish on "
+                  f"{device_topic(args.tenant, args.device_id)} only")  # fmt: skip
             print(f"credential (shown once, store it in the device): {credential}")
+        elif args.action == "rotate":
+            credential = await rotate_device(conn, admin_endpoint(settings), args.device_id)
+            print(f"device {args.device_id}: new credential, the old one no longer connects")
+            print(f"credential (shown once, store it in the device): {credential}")
+        elif args.action == "import":
+            imported = read_device_csv(Path(args.csv))
+            result = await import_devices(
+                conn, admin_endpoint(settings), imported, Path(args.credentials_out)
+            )
+            print(f"{result.provisioned} devices provisioned; credentials in "
+                  f"{result.credentials_file} (0600: hand it to the installer, then delete "
+                  "it)")  # fmt: skip
+            if result.skipped_active:
+                print(f"{len(result.skipped_active)} already active, left as they are: "
+                      f"{', '.join(result.skipped_active[:10])}"
+                      f"{' ...' if len(result.skipped_active) > 10 else ''}")  # fmt: skip
         elif args.action == "bind":
             if bool(args.patient) == bool(args.pseudonym):
                 raise ConfigurationError("give exactly one of --patient or --pseudonym")
@@ -97,8 +126,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
                   f"from {since.isoformat()}")  # fmt: skip
         elif args.action == "revoke":
             at = _parse_time(args.at)
-            await revoke_device(conn, args.device_id, at=at)
-            print(f"device {args.device_id} revoked at {at.isoformat()}")
+            had_account = await revoke_device_everywhere(
+                conn, admin_endpoint(settings), args.device_id, at=at
+            )
+            account = "deleted, a connected device was cut off" if had_account else "absent"
+            print(f"device {args.device_id} revoked at {at.isoformat()}; broker account "
+                  f"{account}")  # fmt: skip
         else:
             rows = await list_devices(conn, tenant=args.tenant)
             if args.json:
@@ -129,7 +162,10 @@ def register(sub: Subparsers) -> None:
     catalogue.add_argument("--json", action="store_true", help="machine-readable output")
 
     add = add_action(
-        actions, "add", run_async(_run), help="provision a device; prints its credential once"
+        actions,
+        "add",
+        run_async(_run),
+        help="provision a device and its broker account; prints its credential once",
     )
     add.add_argument("device_id")
     add.add_argument("--type", required=True, choices=sorted(DEVICE_TYPES), help="device type")
@@ -145,10 +181,29 @@ def register(sub: Subparsers) -> None:
     bind.add_argument("--since", help="RFC 3339 start of the binding (default now)")
 
     revoke = add_action(
-        actions, "revoke", run_async(_run), help="revoke a device: its data is refused from then on"
+        actions,
+        "revoke",
+        run_async(_run),
+        help="revoke a device: broker account deleted (cut off at once), data refused from then",
     )
     revoke.add_argument("device_id")
     revoke.add_argument("--at", help="RFC 3339 time of revocation (default now)")
+
+    rotate = add_action(
+        actions, "rotate", run_async(_run),
+        help="issue a new credential (registry and broker); prints it once",
+    )  # fmt: skip
+    rotate.add_argument("device_id")
+
+    bulk = add_action(
+        actions, "import", run_async(_run),
+        help="provision devices from a CSV (device_id,type,tenant); credentials to a 0600 file",
+    )  # fmt: skip
+    bulk.add_argument("csv", help="CSV with a header naming device_id,type,tenant")
+    bulk.add_argument(
+        "--credentials-out", required=True,
+        help="new file for device_id,tenant,credential (created 0600, never overwritten)",
+    )  # fmt: skip
 
     listing = add_action(actions, "list", run_async(_run), help="list provisioned devices")
     listing.add_argument("--tenant", help="only this establishment")

@@ -13,13 +13,14 @@ __all__ = ["register"]
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from veille.publisher import simulator_endpoint
     from veille.replay import ReplayOptions, run_replay
 
     start = parse_start(args.start)
     summary = run_replay(
         ReplayOptions(
             path=Path(args.path), device_id=args.device, tenant=args.tenant,
-            mqtt_url=settings.mqtt_url, speed=args.speed, start=start,
+            broker=simulator_endpoint(settings), speed=args.speed, start=start,
         )
     )  # fmt: skip
     print(

@@ -22,6 +22,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     import psycopg
 
     from store import upsert_bindings
+    from veille.publisher import simulator_endpoint
     from veille.simulate import SimulateOptions, run_simulate, simulation_bindings
 
     live = args.out is None
@@ -29,7 +30,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         patients=args.patients, minutes=args.minutes, seed=args.seed, speed=args.speed,
         out=Path(args.out) if args.out else None, truth=Path(args.truth) if args.truth else None,
         start=parse_start(args.start), tenant=args.tenant,
-        mqtt_url=settings.mqtt_url if live else None,
+        broker=simulator_endpoint(settings) if live else None,
         **({"pseudonym_key": settings.pseudonym_key.get_secret_value().encode()}
            if live else {}),
     )  # fmt: skip

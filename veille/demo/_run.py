@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.live import Live
 
 from devices.simulator import Anomaly, Delivery, LiveRun
-from veille.publisher import FleetPublisher
+from veille.publisher import FleetPublisher, simulator_endpoint
 from veille.settings import Settings
 from veille.stack import (
     ComponentProcess,
@@ -80,6 +80,9 @@ async def _demo(o: DemoOptions) -> int:
     settings = o.settings.model_copy(
         update={
             "mqtt_url": stack_env["VEILLE_MQTT_URL"],
+            "mqtt_admin_url": SecretStr(stack_env["VEILLE_MQTT_ADMIN_URL"]),
+            "mqtt_simulator_url": SecretStr(stack_env["VEILLE_MQTT_SIMULATOR_URL"]),
+            "mqtt_ca_file": Path(stack_env["VEILLE_MQTT_CA_FILE"]),
             "kafka_bootstrap": stack_env["VEILLE_KAFKA_BOOTSTRAP"],
             "database_url": SecretStr(stack_env["VEILLE_DATABASE_URL"]),
             "kafka_local_broker": True,
@@ -155,7 +158,7 @@ async def _publish_and_watch(
     dsn = settings.database_url.get_secret_value()
     fleet = ward.simulation.fleet
     publisher = await asyncio.to_thread(
-        FleetPublisher, settings.mqtt_url, f"veille-demo-fleet-{o.seed}"
+        FleetPublisher, simulator_endpoint(settings), f"veille-demo-fleet-{o.seed}"
     )
     skew = timedelta(seconds=fleet.config.faults.max_behind_skew_s + 60)
     window = DemoWindow(ward.simulation.start - skew, datetime.now(UTC))

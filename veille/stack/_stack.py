@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,22 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ingest import MqttEndpoint
 from store import SchemaInfo, migrate
 from veille.errors import StackError
+from veille.security import (
+    CERTS_DIR_NAME,
+    GATEWAY_ACCOUNT,
+    SIMULATOR_ACCOUNT,
+    BrokerAdmin,
+    CertificateFiles,
+    ensure_certificates,
+    write_private_file,
+)
 from veille.settings import TopicNames
 
 from ._kafka_admin import create_topics
-from ._mosquitto import start_mosquitto
+from ._mosquitto import DYNSEC_FILE, init_dynamic_security, start_mosquitto
 from ._postgres import APP_DATABASE, APP_USER, PostgresCluster
 from ._process import ProcessHandle, free_port, port_open, stop, wait_until
 from ._tansu import start_tansu
@@ -31,6 +42,13 @@ from ._tansu import start_tansu
 __all__ = ["LocalStack", "ServiceStatus"]
 
 SERVICES = ("kafka", "mqtt", "postgres")
+MQTT_ADMIN_ACCOUNT = "veille-admin"
+# One generated password per broker account, kept in stack.json (0600).
+MQTT_PASSWORDS = {
+    MQTT_ADMIN_ACCOUNT: "mqtt_admin_password",
+    GATEWAY_ACCOUNT: "mqtt_gateway_password",
+    SIMULATOR_ACCOUNT: "mqtt_simulator_password",
+}
 START_TIMEOUT_S = 30.0
 
 
@@ -65,6 +83,21 @@ class LocalStack:
     def env_file(self) -> Path:
         return self.state_dir / "stack.env"
 
+    @property
+    def certificates(self) -> CertificateFiles:
+        """``veille certs``' files: the broker's TLS certificate and the CA clients verify."""
+        return CertificateFiles(self.state_dir / CERTS_DIR_NAME)
+
+    def broker_endpoint(self, account: str) -> MqttEndpoint:
+        """The local broker reached as one of the stack's accounts (TLS, CA verified)."""
+        env = self.env()
+        url = {
+            GATEWAY_ACCOUNT: env["VEILLE_MQTT_URL"],
+            MQTT_ADMIN_ACCOUNT: env["VEILLE_MQTT_ADMIN_URL"],
+            SIMULATOR_ACCOUNT: env["VEILLE_MQTT_SIMULATOR_URL"],
+        }[account]
+        return MqttEndpoint.parse(url, ca_file=self.certificates.ca_cert)
+
     def _load(self) -> dict[str, Any]:
         if not self._state_file.exists():
             return {"services": {}}
@@ -96,8 +129,16 @@ class LocalStack:
         services = state["services"]
         if not all(name in services for name in SERVICES):
             raise StackError(f"no stack in {self.state_dir}; run `veille stack up`")
+        mqtt_port = services["mqtt"]["port"]
+
+        def mqtt_url(account: str) -> str:
+            return f"mqtts://{account}:{state[MQTT_PASSWORDS[account]]}@127.0.0.1:{mqtt_port}"
+
         return {
-            "VEILLE_MQTT_URL": f"mqtt://127.0.0.1:{services['mqtt']['port']}",
+            "VEILLE_MQTT_URL": mqtt_url(GATEWAY_ACCOUNT),
+            "VEILLE_MQTT_ADMIN_URL": mqtt_url(MQTT_ADMIN_ACCOUNT),
+            "VEILLE_MQTT_SIMULATOR_URL": mqtt_url(SIMULATOR_ACCOUNT),
+            "VEILLE_MQTT_CA_FILE": str(self.certificates.ca_cert),
             "VEILLE_KAFKA_BOOTSTRAP": f"127.0.0.1:{services['kafka']['port']}",
             "VEILLE_DATABASE_URL": (
                 f"postgresql://{APP_USER}:{state['app_password']}@127.0.0.1:"
@@ -135,8 +176,8 @@ class LocalStack:
             f"kafka: {len(self.topics.all())} topics x {self.partitions} partitions ready"
         )
         report.append(f"postgres: schema v{info.version} ({info.flavour.value}) ready")
-        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in self.env().items()))
-        self.env_file.chmod(0o600)
+        env_text = "".join(f"{k}={v}\n" for k, v in self.env().items())
+        write_private_file(self.env_file, env_text.encode(), mode=0o600)  # holds passwords
         return report
 
     def down(self, *, purge: bool = False) -> list[str]:
@@ -157,6 +198,7 @@ class LocalStack:
         self.env_file.unlink(missing_ok=True)
         if purge:
             PostgresCluster.for_state_dir(self.state_dir).purge()
+            shutil.rmtree(self.state_dir / "mosquitto", ignore_errors=True)  # accounts, queues
             self._state_file.unlink(missing_ok=True)
             report.append("purged database files and stack state")
         return report
@@ -175,12 +217,25 @@ class LocalStack:
         if name == "kafka":
             return start_tansu(self.state_dir, port)
         if name == "mqtt":
-            return start_mosquitto(self.state_dir / "mosquitto", port)
+            return self._start_mosquitto(port, state)
         cluster = PostgresCluster.for_state_dir(self.state_dir)
         if not cluster.initialised():
             state["superuser_password"] = cluster.init()
             state["app_password"] = secrets.token_urlsafe(24)
         return cluster.start(port)
+
+    def _start_mosquitto(self, port: int, state: dict[str, Any]) -> ProcessHandle:
+        ensure_certificates(self.certificates)
+        directory = self.state_dir / "mosquitto"
+        admin_field = MQTT_PASSWORDS[MQTT_ADMIN_ACCOUNT]
+        if admin_field not in state:
+            # No admin password on record (new state, or one from before accounts existed):
+            # a plugin file left behind would hold an admin nobody knows; start it afresh.
+            (directory / DYNSEC_FILE).unlink(missing_ok=True)
+        for field in MQTT_PASSWORDS.values():
+            state.setdefault(field, secrets.token_urlsafe(24))
+        init_dynamic_security(directory, MQTT_ADMIN_ACCOUNT, state[admin_field])
+        return start_mosquitto(directory, port, self.certificates)
 
     def _wait_ready(self, name: str, handle: ProcessHandle, port: int) -> None:
         def ready() -> bool:
@@ -197,10 +252,18 @@ class LocalStack:
         await create_topics(
             f"127.0.0.1:{services['kafka']['port']}", self.topics.all(), self.partitions
         )
+        await asyncio.to_thread(self._ensure_broker_accounts, state)
         port = services["postgres"]["port"]
         admin = f"postgresql://postgres:{state['superuser_password']}@127.0.0.1:{port}/postgres"
         await _ensure_app_database(admin, state["app_password"])
         return await migrate(self.env()["VEILLE_DATABASE_URL"])
+
+    def _ensure_broker_accounts(self, state: dict[str, Any]) -> None:
+        with BrokerAdmin(self.broker_endpoint(MQTT_ADMIN_ACCOUNT)) as admin:
+            admin.ensure_service_accounts(
+                gateway_password=state[MQTT_PASSWORDS[GATEWAY_ACCOUNT]],
+                simulator_password=state[MQTT_PASSWORDS[SIMULATOR_ACCOUNT]],
+            )
 
 
 async def _ensure_app_database(admin_url: str, app_password: str) -> None:

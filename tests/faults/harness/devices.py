@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from devices import alert_id_for
+from ingest import MqttEndpoint
 from tests.support.devices import TestDevice, iso, new_device
 from veille.publisher import FleetPublisher
 
@@ -136,9 +137,9 @@ class DeviceStream(threading.Thread):
     through one paho client that reconnects and resends unacknowledged messages itself.
     """
 
-    def __init__(self, mqtt_url: str, devices: list[TestDevice], shape: StreamShape) -> None:
+    def __init__(self, broker: MqttEndpoint, devices: list[TestDevice], shape: StreamShape) -> None:
         super().__init__(name="device-stream", daemon=True)
-        self._url = mqtt_url
+        self._broker = broker
         self._devices = devices
         self._shape = shape
         self._finish = threading.Event()
@@ -162,7 +163,7 @@ class DeviceStream(threading.Thread):
             self.error = exc
 
     def _publish_until_stopped(self) -> None:
-        publisher = FleetPublisher(self._url, f"fault-devices-{uuid.uuid4().hex[:8]}")
+        publisher = FleetPublisher(self._broker, f"fault-devices-{uuid.uuid4().hex[:8]}")
         start = datetime.now(UTC) - timedelta(minutes=30)
         per_message = self._shape.readings_per_message
         interval = 1.0 / self._shape.rounds_per_s

@@ -25,6 +25,7 @@ from pathlib import Path
 import psycopg
 
 from tests.support.devices import provision
+from veille.publisher import simulator_endpoint
 
 from .bench import FaultBench
 from .devices import DeviceStream, PublishedSet, StreamShape, make_devices
@@ -215,7 +216,7 @@ async def _run_on(bench: FaultBench, scenario: Scenario, profile: Profile) -> Ru
     devices = make_devices(profile.shape.devices)
     ids = [d.device_id for d in devices]
     await provision(dsn, *devices)
-    stream = DeviceStream(bench.env["VEILLE_MQTT_URL"], devices, profile.shape)
+    stream = DeviceStream(simulator_endpoint(bench.env), devices, profile.shape)
     stream.start()
     try:
         await _until(lambda: _any_stored(dsn, ids), what="first reading stored", timeout_s=120)
