@@ -159,6 +159,14 @@ class FleetPublisher:
         if tag is not None:
             self.counters.acked_tags.append(tag)
 
+    def use_account(self, username: str, password: str) -> None:
+        """The account for the next (re)connection: a device given a rotated credential.
+
+        The broker disconnects a client whose password changes; paho reconnects with these
+        and sends again what the broker had not acknowledged.
+        """
+        self._client.username_pw_set(username, password)
+
     def publish(
         self, topic: str, payload: bytes, readings: int = 0, *, tag: Hashable | None = None
     ) -> None:

@@ -96,7 +96,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"credential (shown once, store it in the device): {credential}")
         elif args.action == "rotate":
             credential = await rotate_device(conn, admin_endpoint(settings), args.device_id)
-            print(f"device {args.device_id}: new credential, the old one no longer connects")
+            print(f"device {args.device_id}: new credential; the broker disconnected the device "
+                  "and refuses the old one: give the device this one")  # fmt: skip
             print(f"credential (shown once, store it in the device): {credential}")
         elif args.action == "import":
             imported = read_device_csv(Path(args.csv))
