@@ -155,6 +155,9 @@ def test_demo_runs_end_to_end_and_keeps_the_stack(tmp_path: Path) -> None:
         output.join()
         assert returncode == 0, output.text[-6000:]
         assert "Totals" in output.text and "psql" in output.text
+        # Strangers at the broker's door are turned away, and the demo says so.
+        assert "a client without an account: refused by the broker (Not authorized)" in output.text
+        assert "a plaintext client: refused by the broker" in output.text
         assert not [line for line in output.text.splitlines() if any(s in line for s in STRAY)]
         assert len(news2) >= 5 and set(news2.values()) <= BANDS, news2
         board = TOTAL_NEWS2.search(output.text)  # the demo's own read of the board, drained

@@ -32,6 +32,7 @@ from veille.stack import (
 
 from ._bad_payloads import BAD_MESSAGES, bad_payload
 from ._board import BOARD_EVERY_S, WardNews2, watch_board
+from ._door import door_checks
 from ._lag import KafkaLag, refresh_lag, watch_lag
 from ._panel import DemoWindow, Snapshot, panel, print_totals, show, take_snapshot
 from ._provision import DEMO_PASSWORD, DEMO_USER, provision_demo_login, provision_devices
@@ -104,6 +105,8 @@ async def _demo(o: DemoOptions) -> int:
         f"{ward.simulation.config.minutes:g} simulated minutes in {ward.real_duration_s:g} s"
     )
     tenant, units = await provision_demo_login(dsn, fleet)
+    for line in await asyncio.to_thread(door_checks, simulator_endpoint(settings)):
+        console.print(f"  {line}")
 
     processes = PipelineProcesses.for_stack(stack_env, o.state_dir)
     components = processes.components

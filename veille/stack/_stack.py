@@ -175,6 +175,11 @@ class LocalStack:
         report.append(
             f"kafka: {len(self.topics.all())} topics x {self.partitions} partitions ready"
         )
+        report.append(
+            f"mqtt: TLS only (CA {self.certificates.ca_cert}), no anonymous client; accounts "
+            f"{GATEWAY_ACCOUNT} (subscribe), {SIMULATOR_ACCOUNT} (simulated fleet), "
+            f"{MQTT_ADMIN_ACCOUNT} (devices' accounts)"
+        )
         report.append(f"postgres: schema v{info.version} ({info.flavour.value}) ready")
         env_text = "".join(f"{k}={v}\n" for k, v in self.env().items())
         write_private_file(self.env_file, env_text.encode(), mode=0o600)  # holds passwords
