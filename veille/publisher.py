@@ -98,6 +98,7 @@ class FleetPublisher:
         try:
             self._client.connect(endpoint.host, endpoint.port, keepalive=30)
         except (OSError, ssl.SSLError) as exc:  # a TLS failure surfaces here, at the handshake
+            self.close()
             raise BrokerRefusedError(
                 f"cannot connect to the MQTT broker {endpoint.describe()}: {exc}"
             ) from exc
@@ -126,11 +127,13 @@ class FleetPublisher:
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if self._closing:
             return  # our own close(): nothing was lost
-        if not self._connected.is_set():
+        if not self._connect_answered.is_set():
             # Closed before any CONNACK: e.g. a plaintext client at a TLS listener.
             self._refusal = f"connection closed before CONNACK ({reason})"
             self._connect_answered.set()
             return
+        if not self._connected.is_set():
+            return  # after a refused CONNACK: the constructor reports the refusal
         log.warning("MQTT connection of %s lost (%s); paho reconnects by itself",
                     self._client_id, reason)  # fmt: skip
 
@@ -205,3 +208,8 @@ class FleetPublisher:
         self._closing = True
         self._client.loop_stop()
         self._client.disconnect()
+        # A refused client may have stopped between a reconnect's TLS handshake and its
+        # CONNACK: that socket is not paho's "connected" one and disconnect() leaves it open.
+        leftover = self._client.socket()
+        if leftover is not None:
+            leftover.close()

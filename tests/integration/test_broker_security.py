@@ -181,9 +181,17 @@ def _subscription_refused(broker: MqttEndpoint, topic_filter: str) -> bool:
     try:
         assert answered.wait(10), "no SUBACK"
     finally:
-        client.loop_stop()
-        client.disconnect()
+        _close(client)
     return all(code.is_failure for code in codes)
+
+
+def _close(client: mqtt.Client) -> None:
+    """Disconnect, stop paho's thread, and close whatever socket a reconnect left open."""
+    client.disconnect()
+    client.loop_stop()
+    leftover = client.socket()
+    if leftover is not None:
+        leftover.close()
 
 
 class _Watcher:
@@ -206,8 +214,7 @@ class _Watcher:
             self.cut_at = time.monotonic()
 
     def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        _close(self.client)
 
 
 async def test_revoking_a_connected_device_cuts_it_off_and_keeps_what_it_sent(
