@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 CSV_COLUMNS = ("device_id", "type", "tenant")
-IMPORT_BATCH = 200  # devices per broker message (one write of the plugin's file each)
+IMPORT_BATCH = 200  # devices per broker round trip and per credentials-file write
 
 
 def admin_endpoint(settings: Settings) -> MqttEndpoint:

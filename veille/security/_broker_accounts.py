@@ -51,7 +51,7 @@ SIMULATOR_ACCOUNT = "veille-simulator"
 SIMULATOR_TOPIC = "veille/v1/+/+/+"  # any device's stream of the contract, nothing deeper
 DEVICE_ROLE_PREFIX = "veille-device-"
 ANSWER_TIMEOUT_S = 10.0
-COMMANDS_PER_MESSAGE = 200  # the plugin writes its file once per message: batch bulk work
+COMMANDS_PER_MESSAGE = 200  # one round trip each; the plugin still rewrites its file per change
 NOT_FOUND = ("not found",)
 ALREADY_EXISTS = ("already exists",)
 
