@@ -144,16 +144,27 @@ async def bind_device(
             )
 
 
-async def rotate_device_credential(conn: Connection, device_id: str) -> str:
-    """A new credential for an active device, replacing the old one; returns it (shown once)."""
+async def rotate_device_credential(
+    conn: Connection, device_id: str, hand_over: Callable[[str], Awaitable[None]]
+) -> str:
+    """A new credential for an active device; returns it (shown once).
+
+    ``hand_over`` (the broker) takes it first, with the device's row locked: if it fails,
+    the registry keeps the old hash and nothing changed anywhere.
+    """
     credential = new_credential()
-    cur = await conn.execute(
-        """UPDATE devices SET credential_hash = %s, updated_at = now()
-           WHERE device_id = %s AND status = 'active'""",
-        (hash_credential(credential), device_id),
-    )
-    if cur.rowcount == 0:
-        raise StoreError(f"device {device_id!r} is not an active provisioned device")
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT 1 FROM devices WHERE device_id = %s AND status = 'active' FOR UPDATE",
+            (device_id,),
+        )
+        if await cur.fetchone() is None:
+            raise StoreError(f"device {device_id!r} is not an active provisioned device")
+        await hand_over(credential)
+        await conn.execute(
+            "UPDATE devices SET credential_hash = %s, updated_at = now() WHERE device_id = %s",
+            (hash_credential(credential), device_id),
+        )
     return credential
 
 

@@ -97,7 +97,15 @@ def _parse(payload: Any) -> BatchPayloadV1 | SinglePayloadV1 | Rejection:
         return DeadLetterReason.SCHEMA, _schema_detail(exc)
 
 
-def _device_problem(envelope: RawEnvelope, entry: RegistryEntry | None) -> Rejection | None:
+def _device_problem(
+    envelope: RawEnvelope, entry: RegistryEntry | None, received_at_us: int
+) -> Rejection | None:
+    """What makes this device's message unacceptable, if anything.
+
+    A revoked device's message is judged by when the gateway received it: what the broker
+    took from the device before the revocation is kept, even when a backlog brings it here
+    after; what came after is refused.
+    """
     device = envelope.device_id
     if entry is None:
         return (
@@ -110,7 +118,9 @@ def _device_problem(envelope: RawEnvelope, entry: RegistryEntry | None) -> Rejec
             f"device {device!r} is registered to tenant {entry.tenant!r}, not "
             f"{envelope.tenant!r}; publish under veille/v1/{entry.tenant}/...",
         )
-    if entry.status is DeviceStatus.REVOKED:
+    if entry.status is DeviceStatus.REVOKED and (
+        entry.revoked_at_us is None or received_at_us >= entry.revoked_at_us
+    ):
         since = us_to_datetime(entry.revoked_at_us).isoformat() if entry.revoked_at_us else "?"
         return (
             DeadLetterReason.DEVICE_REVOKED,
@@ -200,7 +210,6 @@ def validate_envelope(
     """
     result = _Results(envelope, origin)
     entry = lookup.entry_for(envelope.device_id)
-    device_problem = _device_problem(envelope, entry)
     columns = _Columns()
     for index, message in enumerate(envelope.messages):
         parsed = _parse(message.payload)
@@ -216,6 +225,7 @@ def validate_envelope(
                 f"{envelope.device_id!r}",
             )
             continue
+        device_problem = _device_problem(envelope, entry, message.received_at_us)
         if device_problem is not None:
             result.reject(message, index, *device_problem)
             continue

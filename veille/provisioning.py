@@ -108,14 +108,15 @@ async def rotate_device(conn: AsyncConnection, admin: MqttEndpoint, device_id: s
     """A new credential in both places. The broker disconnects the device at once (measured
     with Mosquitto 2.0.11's plugin) and refuses the old credential from then on; a device that
     reconnects with the new one sends again what was not acknowledged, so nothing is lost."""
-    credential = await rotate_device_credential(conn, device_id)
 
-    def set_password() -> None:
+    def set_password(credential: str) -> None:
         with BrokerAdmin(admin) as broker:
             broker.set_device_password(device_id, credential)
 
-    await asyncio.to_thread(set_password)
-    return credential
+    async def hand_over(credential: str) -> None:
+        await asyncio.to_thread(set_password, credential)
+
+    return await rotate_device_credential(conn, device_id, hand_over)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,16 @@ def test_revoked_device_is_refused_with_the_date_and_the_fix() -> None:
     assert "veille devices add" in result.dead_letters[0].detail
 
 
+def test_what_the_gateway_received_before_the_revocation_is_kept() -> None:
+    """A backlog may bring a revoked device's last readings after its revocation: the broker
+    took them from the device while it was allowed to publish, so they are stored; what the
+    gateway received at or after the revocation is refused."""
+    received_before = _validate(_entry(status=DeviceStatus.REVOKED, revoked_at_us=NOW_US + 1))
+    assert received_before.dead_letters == [] and len(received_before.batches) == 1
+    received_at = _validate(_entry(status=DeviceStatus.REVOKED, revoked_at_us=NOW_US))
+    assert _reason(received_at) is DeadLetterReason.DEVICE_REVOKED
+
+
 def test_unbound_device_is_refused() -> None:
     result = _validate(_entry(binding=None))
     assert _reason(result) is DeadLetterReason.UNBOUND_DEVICE

@@ -209,7 +209,9 @@ def _secret_files(settings: Settings, environ: Mapping[str, str]) -> list[Path]:
     database = _database(settings) or {}
     candidates: list[Path] = [
         *CertificateFiles(settings.state_dir / CERTS_DIR_NAME).keys(),
-        settings.state_dir / "stack.env",  # the local stack's database passwords
+        settings.state_dir / "stack.env",  # the local stack's database and broker passwords
+        settings.state_dir / "stack.json",  # the same passwords, as `veille stack` keeps them
+        settings.state_dir / "mosquitto" / "dynamic-security.json",  # broker password hashes
         _passfile(database, environ),
     ]
     if settings.mqtt_client_key_file is not None:
@@ -236,6 +238,19 @@ def check_secret_file_modes(
     return Finding(
         "secret-file-modes", Status.OK, f"{len(files)} key or password file(s), owner only"
     )
+
+
+def check_mqtt_simulator_account(settings: Settings) -> Finding:
+    """The simulated fleet's account may publish as any device: a test tool, not production."""
+    if settings.mqtt_simulator_url is None:
+        return Finding("mqtt-simulator", Status.OK, "no simulated-fleet broker account configured")
+    return Finding(
+        "mqtt-simulator", Status.WARNING,
+        "VEILLE_MQTT_SIMULATOR_URL is set: an account that may publish any device's readings "
+        "exists on this broker (right for the local stack, the bench and tests only)",
+        "in production, delete the account (mosquitto_ctrl ... dynsec deleteClient "
+        "veille-simulator) and unset VEILLE_MQTT_SIMULATOR_URL",
+    )  # fmt: skip
 
 
 def check_database_password(settings: Settings) -> Finding:
@@ -288,6 +303,7 @@ CHECKS: tuple[Callable[[Settings], Finding], ...] = (
     check_pseudonym_key,
     check_default_passwords,
     check_secret_file_modes,
+    check_mqtt_simulator_account,
     check_database_password,
     check_database_tls,
     check_clinic_cookie,
