@@ -90,7 +90,7 @@ class MqttEndpoint:
     def from_settings(cls, settings: Settings, url: str | None = None) -> MqttEndpoint:
         """``url`` (default ``VEILLE_MQTT_URL``) with the TLS files the settings name."""
         return cls.parse(
-            url or settings.mqtt_url,
+            url or settings.mqtt_url.get_secret_value(),
             ca_file=settings.mqtt_ca_file,
             client_cert_file=settings.mqtt_client_cert_file,
             client_key_file=settings.mqtt_client_key_file,

@@ -149,8 +149,8 @@ class Settings(_VeilleSettings):
         "worker, sink, clinic, webhooks run) refuse to start while a `veille doctor` check "
         "fails",
     )
-    mqtt_url: str = Field(
-        "mqtts://127.0.0.1:8883",
+    mqtt_url: SecretStr = Field(
+        SecretStr("mqtts://127.0.0.1:8883"),
         description="VEILLE_MQTT_URL, mqtts://USER:PASSWORD@HOST:PORT: the broker and this "
         "component's own account (the gateway's: subscribe to readings, publish nothing)",
     )

@@ -37,7 +37,7 @@ def test_the_env_file_is_the_state_directorys_not_the_working_directorys(
     settings = Settings()
     assert env_file_path() == state_dir / "stack.env"
     assert settings.state_dir == state_dir  # the file's own VEILLE_STATE_DIR line is ignored
-    assert settings.mqtt_url == "mqtt://state:2"
+    assert settings.mqtt_url.get_secret_value() == "mqtt://state:2"
 
 
 def test_nested_parts_read_the_same_file(state_dir: Path) -> None:
@@ -61,7 +61,10 @@ def test_without_a_state_directory_the_working_directorys_dot_veille_is_read(
 ) -> None:
     monkeypatch.delenv("VEILLE_STATE_DIR")
     settings = Settings()
-    assert (settings.state_dir, settings.mqtt_url) == (Path(".veille"), "mqtt://cwd:1")
+    assert (settings.state_dir, settings.mqtt_url.get_secret_value()) == (
+        Path(".veille"),
+        "mqtt://cwd:1",
+    )
 
 
 def test_the_fhir_default_is_the_mappings_default() -> None:

@@ -80,7 +80,7 @@ async def _demo(o: DemoOptions) -> int:
     stack_env = stack.env()
     settings = o.settings.model_copy(
         update={
-            "mqtt_url": stack_env["VEILLE_MQTT_URL"],
+            "mqtt_url": SecretStr(stack_env["VEILLE_MQTT_URL"]),
             "mqtt_admin_url": SecretStr(stack_env["VEILLE_MQTT_ADMIN_URL"]),
             "mqtt_simulator_url": SecretStr(stack_env["VEILLE_MQTT_SIMULATOR_URL"]),
             "mqtt_ca_file": Path(stack_env["VEILLE_MQTT_CA_FILE"]),

@@ -101,8 +101,8 @@ def _database(settings: Settings) -> dict[str, str] | None:
 
 
 def check_mqtt_tls(settings: Settings) -> Finding:
-    url = _redacted(settings.mqtt_url)
-    if urlsplit(settings.mqtt_url).scheme == "mqtts":
+    url = _redacted(settings.mqtt_url.get_secret_value())
+    if urlsplit(settings.mqtt_url.get_secret_value()).scheme == "mqtts":
         return Finding("mqtt-tls", Status.OK, f"the broker is reached over TLS ({url})")
     return Finding(
         "mqtt-tls", Status.FAIL,
@@ -127,7 +127,7 @@ def check_mqtt_ca_file(settings: Settings) -> Finding:
 
 
 def check_mqtt_credentials(settings: Settings) -> Finding:
-    parts = urlsplit(settings.mqtt_url)
+    parts = urlsplit(settings.mqtt_url.get_secret_value())
     cert, key = settings.mqtt_client_cert_file, settings.mqtt_client_key_file
     if (cert is None) != (key is None):
         return Finding(
@@ -183,7 +183,7 @@ def check_pseudonym_key(settings: Settings) -> Finding:
 def check_default_passwords(settings: Settings) -> Finding:
     """The broker's and the database's passwords (the pseudonym key has its own check)."""
     found: list[str] = []
-    if (urlsplit(settings.mqtt_url).password or "") in KNOWN_DEFAULT_SECRETS:
+    if (urlsplit(settings.mqtt_url.get_secret_value()).password or "") in KNOWN_DEFAULT_SECRETS:
         found.append("VEILLE_MQTT_URL's password")
     database = _database(settings) or {}
     if database.get("password", "") in KNOWN_DEFAULT_SECRETS:
