@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -52,6 +53,30 @@ def _stop(children: Sequence[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
+def _first_to_exit(children: Sequence[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """Block until one of ``children`` exits, and reap only that one.
+
+    ``os.waitpid(-1)`` would reap any child of this process: in a process that has others
+    (a test runner's), it took a stranger for a role and stopped the pair. A pidfd per child
+    waits for ours alone; ``select`` is retried across the signals the handler forwards.
+    """
+    pidfds: dict[int, subprocess.Popen[bytes]] = {}
+    try:
+        for child in children:
+            try:
+                pidfds[os.pidfd_open(child.pid)] = child
+            except ProcessLookupError:  # already exited and reaped (by a poll() in tell())
+                child.wait()
+                return child
+        ready, _, _ = select.select(list(pidfds), [], [])
+        first = pidfds[ready[0]]
+        first.wait()
+        return first
+    finally:
+        for fd in pidfds:
+            os.close(fd)
+
+
 def run_both_roles(settings: Settings, command: Sequence[str] | None = None) -> int:
     """Run a validator and a detector until one exits or a signal arrives; exit status of
     the first to exit (0 when both stopped on request). ``command`` replaces ``veille worker``
@@ -90,13 +115,12 @@ def run_both_roles(settings: Settings, command: Sequence[str] | None = None) -> 
                                                    zip(ROLES, children, strict=True)))  # fmt: skip
         if requested:  # a stop asked for while starting reaches the children started after it
             tell(children)
-        pid, status = os.waitpid(-1, 0)  # the first child to exit (retried across signals)
-        first = next(c for c in children if c.pid == pid)
-        first.returncode = os.waitstatus_to_exitcode(status)
+        first = _first_to_exit(children)
         if first.returncode != 0:
-            log.error("worker pid %d exited with %d; stopping the other", pid, first.returncode)
+            log.error("worker pid %d exited with %d; stopping the other", first.pid,
+                      first.returncode)  # fmt: skip
         _stop(children)
-        return first.returncode
+        return int(first.returncode or 0)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

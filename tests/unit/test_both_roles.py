@@ -70,6 +70,25 @@ def test_both_roles_start_with_their_own_port_and_stop_on_sigterm(
 
 
 @pytest.mark.timeout(60)
+def test_another_child_of_the_process_is_not_taken_for_a_role(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child of this process that is not a role (a test runner has many) exits first: the
+    supervisor keeps waiting for its own. ``os.waitpid(-1)`` reaped the stranger, stopped
+    the pair and returned before the SIGTERM, which then killed the test runner."""
+    monkeypatch.setenv("VEILLE_TEST_DIR", str(tmp_path))
+    stranger = subprocess.Popen([sys.executable, "-c", "pass"])  # exits at once, not reaped
+    sender = _terminate_when_started(tmp_path)
+
+    code = run_both_roles(_settings(tmp_path), [sys.executable, "-c", CHILD])
+
+    sender.join(5)
+    assert code == 0
+    assert not sender.is_alive()  # the SIGTERM reached the supervisor, not a default action
+    assert stranger.wait(5) == 0  # still ours to reap
+
+
+@pytest.mark.timeout(60)
 def test_a_failing_role_stops_the_other_and_gives_its_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
