@@ -9,6 +9,12 @@ raises at once with the broker's reason.
 paho keeps every unacknowledged QoS 1 message and sends it again (DUP) after a reconnect,
 which its network thread does by itself: a broker restart or a network cut only delays the
 PUBACKs, and a message is counted as acknowledged only once the broker really took it.
+
+Readings stay in order across a reconnect, as a device keeps them: after a lost connection,
+``publish`` waits until the connection is back and the broker has acknowledged everything
+sent before it. Without that, paho marks the client connected before it resends its backlog
+(``Client._handle_connack``), and a message published at that moment overtakes the backlog
+(seen in the fault suite's mqtt-restart: readings 1086-1090 reached Kafka ahead of 986-1085).
 """
 
 from __future__ import annotations
@@ -84,6 +90,10 @@ class FleetPublisher:
         self._connect_answered = threading.Event()
         self._refusal: str | None = None
         self._closing = False  # set by close(): the disconnect that follows is ours
+        self._in_order = threading.Event()  # clear from a lost connection until its backlog
+        self._in_order.set()  # is acknowledged on the next one: publish() waits for it
+        self._backlog: set[int] = set()  # mids unacknowledged when the connection was lost
+        self._reconnecting = False
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
@@ -115,6 +125,10 @@ class FleetPublisher:
             )
 
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not reason.is_failure:
+            with self._lock:
+                self._reconnecting = False
+                self._release_if_caught_up()
         if reason.is_failure:
             if not self._connected.is_set():  # first connection: the constructor reports it
                 self._refusal = str(reason)
@@ -134,6 +148,10 @@ class FleetPublisher:
             return
         if not self._connected.is_set():
             return  # after a refused CONNACK: the constructor reports the refusal
+        with self._lock:
+            self._reconnecting = True
+            self._backlog = set(self._pending_by_mid)
+            self._in_order.clear()
         log.warning("MQTT connection of %s lost (%s); paho reconnects by itself",
                     self._client_id, reason)  # fmt: skip
 
@@ -145,12 +163,19 @@ class FleetPublisher:
             log.warning("the broker refused message %s of %s: %s", mid, self._client_id, reason)
         with self._lock:
             self.counters.messages_acked += 1
+            self._backlog.discard(mid)
+            self._release_if_caught_up()
             pending = self._pending_by_mid.pop(mid, None)
             if pending is None:  # the PUBACK beat publish() to registering its mid
                 self._early_acks[mid] = refused
             else:
                 self._count_acked(*pending, refused=refused)
             self._acked.notify_all()
+
+    def _release_if_caught_up(self) -> None:
+        """(Under our lock.) New messages may go once reconnected with the backlog acked."""
+        if not self._reconnecting and not self._backlog:
+            self._in_order.set()
 
     def _count_acked(self, readings: int, tag: Hashable | None, *, refused: bool) -> None:
         if refused:
@@ -173,6 +198,7 @@ class FleetPublisher:
     def publish(
         self, topic: str, payload: bytes, readings: int = 0, *, tag: Hashable | None = None
     ) -> None:
+        self._in_order.wait()  # after a lost connection: until its backlog is acknowledged
         info = self._client.publish(topic, payload, qos=1)
         with self._lock:
             self.counters.messages_sent += 1
@@ -206,6 +232,7 @@ class FleetPublisher:
         ``disconnect`` writes the packet itself and nothing loops on the closed socket.
         """
         self._closing = True
+        self._in_order.set()  # nothing waits on a publisher being closed
         self._client.loop_stop()
         self._client.disconnect()
         # A refused client may have stopped between a reconnect's TLS handshake and its
