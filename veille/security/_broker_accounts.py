@@ -24,7 +24,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -72,7 +72,7 @@ class DeviceAccount:
 
     device_id: str
     tenant: str
-    credential: str
+    credential: str = field(repr=False)  # never in a log line or a traceback
 
     def commands(self) -> list[dict[str, Any]]:
         """Replace whatever an earlier, interrupted attempt left under these names."""
