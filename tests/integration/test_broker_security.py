@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -273,9 +274,10 @@ async def test_rotation_and_a_broker_reload_lose_nothing(pipeline: RunningPipeli
         send(50)
         out = run_veille(pipeline.stack.env, "devices", "rotate", device.device_id)
         new = out.split(CREDENTIAL_PREFIX)[1].strip()
-        send(25)  # cut off: these wait in the device's queue
-        publisher.use_account(device.device_id, new)  # the device is given its new credential
-        send(25)
+        # The broker cut the device off; it is given its new credential, reconnects, and
+        # its next messages wait until the backlog of the old connection is acknowledged.
+        publisher.use_account(device.device_id, new)
+        send(50)
         mqtt = next(s for s in pipeline.stack.stack.status() if s.name == "mqtt")
         assert mqtt.pid is not None
         os.kill(mqtt.pid, signal.SIGHUP)
@@ -296,6 +298,14 @@ async def test_rotation_and_a_broker_reload_lose_nothing(pipeline: RunningPipeli
         dsn, "SELECT count(DISTINCT seq) FROM readings WHERE device_id = %s", device.device_id
     )
     assert (await count(dsn, READINGS, device.device_id), distinct) == (200, 200)
+    # Order kept across the reconnects: the gateway received the readings in seq order.
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT seq FROM readings WHERE device_id = %s ORDER BY received_at, seq",
+            (device.device_id,),
+        )
+        arrival = [row[0] for row in await cur.fetchall()]
+    assert arrival == sorted(arrival)
 
 
 async def test_bulk_import_from_csv_gives_each_device_its_own_account(
