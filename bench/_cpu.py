@@ -75,10 +75,8 @@ def _envelope_json(x: _Inputs) -> Callable[[], object]:
 def _validate(x: _Inputs) -> Callable[[], object]:
     def run() -> object:
         return [
-            validate_envelope(
-                e, lookup=x.lookup, now_us=x.now_us, limits=x.limits, origin=f"raw/0/{i}"
-            )
-            for i, e in enumerate(x.envelopes)
+            validate_envelope(e, lookup=x.lookup, now_us=x.now_us, limits=x.limits)
+            for e in x.envelopes
         ]
 
     return run
@@ -160,10 +158,8 @@ def _prepare(streams: list[MonitorStream], k: int, now_us: int, settings: Settin
         max_age_us=int(settings.max_age_s * 1e6),
     )
     batches: list[ReadingBatch] = []
-    for i, envelope in enumerate(envelopes):
-        result = validate_envelope(
-            envelope, lookup=lookup, now_us=now_us, limits=limits, origin=f"raw/0/{i}"
-        )
+    for envelope in envelopes:
+        result = validate_envelope(envelope, lookup=lookup, now_us=now_us, limits=limits)
         if result.dead_letters:
             raise RuntimeError(f"validation rejected bench input: {result.dead_letters[0]}")
         batches.extend(result.batches)

@@ -183,9 +183,7 @@ def _validate_agents(
             return [(dead_letter_topic, event.key, dead.to_json())]
         latest_arrival = max((m.received_at_us for m in envelope.messages), default=0)
         await directory.refresh_if_unknown({envelope.device_id}, latest_arrival)
-        result = validate_envelope(
-            envelope, lookup=directory, now_us=now_us(), limits=limits, origin=origin
-        )
+        result = validate_envelope(envelope, lookup=directory, now_us=now_us(), limits=limits)
         outputs: list[Output] = [
             (readings_topic, batch.patient.encode(), batch.to_json()) for batch in result.batches
         ]

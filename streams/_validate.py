@@ -10,6 +10,7 @@ future nor too old nor before the device was bound to this patient.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -201,25 +202,25 @@ def validate_envelope(
     lookup: RegistryLookup,
     now_us: int,
     limits: ValidationLimits,
-    origin: str,
 ) -> ValidationResult:
     """Split one raw record into one reading batch (its device's patient) and dead letters.
 
-    ``origin`` names the raw record (topic/partition/offset) so dead-letter ids are stable
-    when the record is processed again after a crash.
+    A dead letter is named by what the device sent (topic, message, position in it, reason),
+    never by where the gateway put it: the same MQTT message carried again, in a record the
+    producer wrote twice or in a new record after the broker redelivered it, is one dead
+    letter, as the same reading is one row.
     """
-    result = _Results(envelope, origin)
+    result = _Results(envelope)
     entry = lookup.entry_for(envelope.device_id)
     columns = _Columns()
-    for index, message in enumerate(envelope.messages):
+    for message in envelope.messages:
         parsed = _parse(message.payload)
         if isinstance(parsed, tuple):
-            result.reject(message, index, *parsed)
+            result.reject(message, *parsed)
             continue
         if parsed.device_id != envelope.device_id:
             result.reject(
                 message,
-                index,
                 DeadLetterReason.DEVICE_MISMATCH,
                 f"payload device_id {parsed.device_id!r} differs from topic device "
                 f"{envelope.device_id!r}",
@@ -227,13 +228,13 @@ def validate_envelope(
             continue
         device_problem = _device_problem(envelope, entry, message.received_at_us)
         if device_problem is not None:
-            result.reject(message, index, *device_problem)
+            result.reject(message, *device_problem)
             continue
         assert entry is not None  # no device problem means a known device
         for sub, (reading, raw_reading) in enumerate(_readings_of(parsed, message.payload)):
             reason, outcome = _reading_problem(reading, entry, now_us, limits)
             if reason is not None:
-                result.reject(message, index, reason, str(outcome), raw_reading, sub)
+                result.reject(message, reason, str(outcome), raw_reading, sub)
                 continue
             columns.metrics.append(reading.metric)
             columns.values.append(outcome if outcome is None else float(outcome))
@@ -271,18 +272,26 @@ def _raw_json(value: Any) -> bytes:
 @dataclass(slots=True)
 class _Results:
     envelope: RawEnvelope
-    origin: str
     value: ValidationResult = field(default_factory=ValidationResult)
+    _digested: RawMessage | None = None
+    _digest: str = ""
+
+    def _message_digest(self, message: RawMessage) -> str:
+        """Once per message: a batch of a thousand rejected readings digests it once."""
+        if self._digested is not message:
+            self._digested = message
+            self._digest = hashlib.sha256(_raw_json(message.payload)).hexdigest()
+        return self._digest
 
     def reject(
         self,
         message: RawMessage,
-        index: int,
         reason: DeadLetterReason,
         detail: str,
         raw: Any = None,
         sub: int = -1,
     ) -> None:
+        """``sub`` is the reading's position in its message (-1: the whole message)."""
         body = _raw_json(message.payload if raw is None else raw)
         self.value.dead_letters.append(
             DeadLetter.build(
@@ -293,6 +302,6 @@ class _Results:
                 device_id=self.envelope.device_id,
                 received_at_us=message.received_at_us,
                 raw=body,
-                origin=f"{self.origin}/{index}/{sub}",
+                origin=f"{sub}/{self._message_digest(message)}",
             )
         )

@@ -148,7 +148,6 @@ def _validated(
                 lookup=registry,
                 now_us=send_at_us,
                 limits=limits,
-                origin=f"{GATEWAY_ID}/0/{counts.messages}",
             )
             counts.dead_letters += len(result.dead_letters)
             for batch in result.batches:

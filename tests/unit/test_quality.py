@@ -706,9 +706,7 @@ def test_on_a_simulated_fleet_jumps_are_motion_artefacts_and_silences_are_found(
             topic.device_id,
             (RawMessage(d.topic, d.send_at_us, orjson.loads(d.payload)),),
         )
-        result = validate_envelope(
-            envelope, lookup=lookup, now_us=d.send_at_us, limits=limits, origin="test"
-        )
+        result = validate_envelope(envelope, lookup=lookup, now_us=d.send_at_us, limits=limits)
         for batch in result.batches:
             state = states.setdefault(batch.patient, {})
             device_type = device_types[batch.device_id]

@@ -247,7 +247,7 @@ def test_any_valid_reading_survives_the_whole_trip(
     envelope = RawEnvelope.from_json(envelope.to_json())
 
     result = validate_envelope(
-        envelope, lookup=_OneDevice(device_type), now_us=NOW_US, limits=LIMITS, origin="raw/0/0"
+        envelope, lookup=_OneDevice(device_type), now_us=NOW_US, limits=LIMITS
     )
 
     assert result.dead_letters == []

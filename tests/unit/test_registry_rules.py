@@ -45,9 +45,7 @@ def _validate(entry: RegistryEntry, **reading: object) -> ValidationResult:
     envelope = RawEnvelope(
         "gw", TENANT, "dev-1", (RawMessage(device_topic(TENANT, "dev-1"), NOW_US, payload),)
     )
-    return validate_envelope(
-        envelope, lookup=DictLookup([entry]), now_us=NOW_US, limits=LIMITS, origin="raw/0/1"
-    )
+    return validate_envelope(envelope, lookup=DictLookup([entry]), now_us=NOW_US, limits=LIMITS)
 
 
 def _reason(result: ValidationResult) -> DeadLetterReason:
@@ -127,7 +125,7 @@ def test_no_signal_readings_are_kept_without_a_value(reading: dict[str, object])
         "gw", TENANT, "dev-1", (RawMessage(device_topic(TENANT, "dev-1"), NOW_US, payload),)
     )
     result = validate_envelope(
-        envelope, lookup=DictLookup([_entry()]), now_us=NOW_US, limits=LIMITS, origin="o"
+        envelope, lookup=DictLookup([_entry()]), now_us=NOW_US, limits=LIMITS
     )
     assert result.dead_letters == []
     assert result.batches[0].values == (None,)

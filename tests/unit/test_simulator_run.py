@@ -131,9 +131,7 @@ def test_every_payload_validates_without_dead_letters(run: Run, make_lookup: Any
             topic.device_id,
             (RawMessage(d.topic, d.send_at_us, orjson.loads(d.payload)),),
         )
-        result = validate_envelope(
-            envelope, lookup=lookup, now_us=d.send_at_us, limits=LIMITS, origin=f"t/{d.send_at_us}"
-        )
+        result = validate_envelope(envelope, lookup=lookup, now_us=d.send_at_us, limits=LIMITS)
         assert result.dead_letters == [], [x.detail for x in result.dead_letters]
         stored += sum(len(b.metrics) for b in result.batches)
         no_signal += sum(v is None for b in result.batches for v in b.values)

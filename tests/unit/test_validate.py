@@ -33,7 +33,6 @@ LIMITS = ValidationLimits(
     max_age_us=MAX_AGE // timedelta(microseconds=1),
 )
 BINDING = DeviceBinding(DEVICE, TENANT, "cardiology", "p-0123456789abcdef01234567", 0)
-ORIGIN = "veille.readings.raw/3/1042"
 RECEIVED_US = NOW_US - 1_000
 
 Reason = DeadLetterReason
@@ -84,8 +83,8 @@ def lookup(make_lookup: Callable[[Iterable[DeviceBinding]], RegistryLookup]) -> 
 
 @pytest.fixture
 def run(lookup: RegistryLookup) -> Callable[..., ValidationResult]:
-    def _run(env: RawEnvelope, origin: str = ORIGIN) -> ValidationResult:
-        return validate_envelope(env, lookup=lookup, now_us=NOW_US, limits=LIMITS, origin=origin)
+    def _run(env: RawEnvelope) -> ValidationResult:
+        return validate_envelope(env, lookup=lookup, now_us=NOW_US, limits=LIMITS)
 
     return _run
 
@@ -292,9 +291,7 @@ def test_tenant_mismatch_is_dead_lettered(run: Callable[..., ValidationResult]) 
 
 def test_unknown_device(make_lookup: Callable[[Iterable[DeviceBinding]], RegistryLookup]) -> None:
     env = envelope(single(device="ghost-1"), device="ghost-1")
-    result = validate_envelope(
-        env, lookup=make_lookup([BINDING]), now_us=NOW_US, limits=LIMITS, origin=ORIGIN
-    )
+    result = validate_envelope(env, lookup=make_lookup([BINDING]), now_us=NOW_US, limits=LIMITS)
     letter = only_dead_letter(result)
     assert letter.reason is Reason.UNKNOWN_DEVICE
     assert "'ghost-1'" in letter.detail
@@ -435,9 +432,7 @@ def _bad_envelope() -> RawEnvelope:
     )
 
 
-def test_dead_letter_ids_are_deterministic_for_the_same_origin(
-    run: Callable[..., ValidationResult],
-) -> None:
+def test_dead_letter_ids_are_deterministic(run: Callable[..., ValidationResult]) -> None:
     first = run(_bad_envelope())
     again = run(_bad_envelope())
     assert len(first.dead_letters) == 3
@@ -447,14 +442,40 @@ def test_dead_letter_ids_are_deterministic_for_the_same_origin(
     ]
 
 
-def test_dead_letter_ids_differ_for_different_origins(
+def test_a_message_carried_again_in_another_record_is_the_same_dead_letter(
     run: Callable[..., ValidationResult],
 ) -> None:
-    here = {d.dead_letter_id for d in run(_bad_envelope(), origin="raw/0/1").dead_letters}
-    there = {d.dead_letter_id for d in run(_bad_envelope(), origin="raw/0/2").dead_letters}
-    assert len(here) == 3
-    assert len(there) == 3
-    assert here.isdisjoint(there)
+    """The producer may write a raw record twice (a retry across a stalled broker, without
+    idempotence) and the broker may redeliver a message the gateway then puts in a new record,
+    next to other messages and with a later arrival time: still one dead letter each."""
+    bad = _bad_envelope()
+    alone = run(bad)
+    moved = RawEnvelope(
+        bad.gateway_id,
+        bad.tenant,
+        bad.device_id,
+        (RawMessage(bad.messages[0].mqtt_topic, RECEIVED_US - 5, single(seq=7)),)
+        + tuple(
+            RawMessage(m.mqtt_topic, m.received_at_us + 1_000, m.payload) for m in bad.messages
+        ),
+    )
+    again = run(moved)
+    assert [d.dead_letter_id for d in again.dead_letters] == [
+        d.dead_letter_id for d in alone.dead_letters
+    ]
+    assert len(again.batches) == 1  # the good message in front was kept
+
+
+def test_different_messages_with_the_same_bad_reading_are_different_dead_letters(
+    run: Callable[..., ValidationResult],
+) -> None:
+    """Only the device's message names a dead letter: a reading it sends again inside a new
+    batch is a new input (the reading's own natural key is checked where readings are stored)."""
+    bad = reading(seq=1, value=500)
+    [first] = run(envelope(batch(bad, reading(seq=2)))).dead_letters
+    [second] = run(envelope(batch(bad, reading(seq=3)))).dead_letters
+    assert first.raw == second.raw
+    assert first.dead_letter_id != second.dead_letter_id
 
 
 def test_identical_readings_at_different_positions_get_distinct_ids(
