@@ -95,13 +95,16 @@ _GRANTS = [
     f"GRANT SELECT ON veille_schema TO {_ALL}",
     # sink: appends, and moves alerts along their lifecycle (the writer's UPDATEs)
     f"GRANT INSERT ON readings, alert_events, dead_letters TO {SINK}",
+    # ON CONFLICT (columns) reads those columns to find the conflicting row: SELECT on them.
+    f"GRANT SELECT (alert_id, kind, at) ON alert_events TO {SINK}",
+    f"GRANT SELECT (dead_letter_id) ON dead_letters TO {SINK}",
     f"""GRANT SELECT, INSERT, UPDATE (priority, escalation_level, state, acknowledged_at,
         acknowledged_by, resolved_at, resolved_by, updated_at) ON alerts TO {SINK}""",
     # worker: the caches of the registry and the thresholds
     f"GRANT SELECT ON devices, threshold_overrides TO {WORKER}",
     # registry: the operator's commands and the webhook dispatcher
     f"GRANT SELECT, INSERT, UPDATE ON devices, device_bindings TO {REGISTRY}",
-    f"GRANT INSERT ON patient_identities TO {REGISTRY}",
+    f"GRANT INSERT, SELECT (patient_pseudonym) ON patient_identities TO {REGISTRY}",
     f"GRANT SELECT, INSERT, UPDATE ON clinicians TO {REGISTRY}",
     f"GRANT SELECT, INSERT ON care_unit_members TO {REGISTRY}",
     f"GRANT SELECT, UPDATE (revoked_at) ON clinician_sessions TO {REGISTRY}",
@@ -143,7 +146,10 @@ _POLICIES: list[tuple[str, str, str]] = [
         tenant = (SELECT veille_context_tenant()) AND EXISTS (
             SELECT 1 FROM device_bindings b
             WHERE b.patient_pseudonym = patient_identities.patient_pseudonym))"""),  # noqa: S608
-    ("patient_identities", "registry_records", f"FOR INSERT TO {REGISTRY} WITH CHECK (true)"),
+    # Rows, not columns: its grants leave the registry the pseudonym column only, which
+    # ON CONFLICT reads (and which makes PostgreSQL check the new row against SELECT policies).
+    ("patient_identities", "registry_records",
+     f"FOR ALL TO {REGISTRY} USING (true) WITH CHECK (true)"),
 ]  # fmt: skip
 _RLS_TABLES = tuple(dict.fromkeys(table for table, _, _ in _POLICIES))
 

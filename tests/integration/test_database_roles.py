@@ -15,12 +15,14 @@ import pytest
 from psycopg.rows import TupleRow
 
 from store import (
+    AlertEventRow,
     BatchWriter,
     Flavour,
     SchemaOptions,
     WriteMethod,
     enter_care_context,
     migrate,
+    record_patient_identity,
     run_maintenance,
 )
 from tests.integration.conftest import RunningPipeline, RunningStack
@@ -216,8 +218,20 @@ async def test_the_sink_writes_everything_and_reads_no_readings(
             for (tenant, unit), patient in ward.patients.items()
             for i in range(3)
         ]  # fmt: skip
-        result = await BatchWriter(sink, WriteMethod.COPY).write(rows)
-        assert result.readings_inserted == len(rows)
+        patient = ward.patient_a
+        opened = AlertEventRow(
+            str(uuid.uuid4()), "opened", ward.tenant, ward.unit_a, patient, "spo2_low", "spo2",
+            "high", NOW, 85.0, "low",
+        )  # fmt: skip
+        acknowledged = AlertEventRow(
+            opened.alert_id, "acknowledged", ward.tenant, ward.unit_a, patient, "spo2_low",
+            "spo2", "high", NOW + timedelta(seconds=5), 85.0, "ack", actor="nurse",
+        )  # fmt: skip
+        dead = (f"dl-{uuid.uuid4()}", "validate", "unknown_device", "?", "t", None, NOW, "{}")
+        writer = BatchWriter(sink, WriteMethod.COPY)
+        for _ in range(2):  # the second time, every row is a redelivery
+            result = await writer.write(rows, [opened, acknowledged], [dead])
+        assert (result.readings_inserted, result.alert_events_inserted) == (0, 0)
         report = await run_maintenance(sink, Flavour.POSTGRES, SchemaOptions())
         assert report.rollup_refreshed
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -228,6 +242,32 @@ async def test_the_sink_writes_everything_and_reads_no_readings(
         list(ward.patients.values()),
     )
     assert stored == len(rows)
+    state = await scalar(
+        running_stack.dsn, "SELECT state FROM alerts WHERE alert_id = %s", opened.alert_id
+    )
+    assert state == "acknowledged"
+    assert (
+        await scalar(
+            running_stack.dsn,
+            "SELECT count(*) FROM dead_letters WHERE dead_letter_id = %s",
+            dead[0],
+        )
+        == 1
+    )
+
+
+async def test_the_registry_records_identities_it_cannot_read(
+    running_stack: RunningStack, ward: Ward
+) -> None:
+    async with await psycopg.AsyncConnection.connect(
+        _url(running_stack, "registry"), autocommit=True
+    ) as registry:
+        for _ in range(2):  # the second is a no-op, as in `veille devices bind` run again
+            await record_patient_identity(
+                registry, pseudonym=f"p-new-{ward.tenant}", tenant=ward.tenant, national_id="1"
+            )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await registry.execute("SELECT national_id FROM patient_identities")
 
 
 async def test_the_worker_reads_the_whole_registry(running_stack: RunningStack, ward: Ward) -> None:
