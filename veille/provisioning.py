@@ -26,14 +26,16 @@ from devices import DEVICE_TYPES, device_topic, parse_device_topic
 from ingest import MqttEndpoint
 from store import add_device, revoke_device, rotate_device_credential
 from veille.errors import ConfigurationError
-from veille.security import BrokerAdmin, DeviceAccount, write_private_file
+from veille.security import SERVICE_PREFIX, BrokerAdmin, DeviceAccount, write_private_file
 from veille.settings import Settings
 
 __all__ = [
     "CSV_COLUMNS",
+    "Drift",
     "ImportedDevice",
     "ImportResult",
     "admin_endpoint",
+    "compare_registry_and_broker",
     "import_devices",
     "provision_device",
     "read_device_csv",
@@ -62,7 +64,7 @@ def _check_names(device_id: str, device_type: str, tenant: str) -> None:
             f"device id {device_id!r} or tenant {tenant!r} cannot be a topic segment: use "
             "letters, digits, '.', '_' and '-' (64 at most, starting with a letter or digit)"
         )
-    if device_id.startswith("veille-"):
+    if device_id.startswith(SERVICE_PREFIX):
         raise ConfigurationError(f"{device_id!r}: the prefix veille- is kept for service accounts")
     if device_type not in DEVICE_TYPES:
         raise ConfigurationError(
@@ -117,6 +119,34 @@ async def rotate_device(conn: AsyncConnection, admin: MqttEndpoint, device_id: s
         await asyncio.to_thread(set_password, credential)
 
     return await rotate_device_credential(conn, device_id, hand_over)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """Where the registry and the broker disagree."""
+
+    active_without_account: list[str]
+    """Active in the registry, no broker account: the device cannot connect."""
+    account_without_active_device: list[str]
+    """A broker account with no active device behind it: someone may still publish."""
+
+    @property
+    def none(self) -> bool:
+        return not (self.active_without_account or self.account_without_active_device)
+
+
+async def compare_registry_and_broker(conn: AsyncConnection, admin: MqttEndpoint) -> Drift:
+    """After a database restore, a lost plugin file, or devices provisioned before broker
+    accounts existed: which side lacks what. Read-only."""
+
+    def accounts() -> set[str]:
+        with BrokerAdmin(admin) as broker:
+            return broker.device_accounts()
+
+    on_broker = await asyncio.to_thread(accounts)
+    cur = await conn.execute("SELECT device_id FROM devices WHERE status = 'active'")
+    active = {row[0] for row in await cur.fetchall()}
+    return Drift(sorted(active - on_broker), sorted(on_broker - active))
 
 
 @dataclass(frozen=True, slots=True)

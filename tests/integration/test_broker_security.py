@@ -36,7 +36,7 @@ from tests.support.devices import TENANT, iso, reading, single_payload
 from tests.support.pipeline import count, mosquitto_client_args, run_veille
 from tests.support.waiting import eventually
 from veille.publisher import BrokerRefusedError, FleetPublisher
-from veille.security import CertificateFiles, ensure_certificates
+from veille.security import BrokerAdmin, CertificateFiles, DeviceAccount, ensure_certificates
 
 pytestmark = pytest.mark.slow
 
@@ -334,3 +334,32 @@ async def test_bulk_import_from_csv_gives_each_device_its_own_account(
         timeout=60, check=False,
     )  # fmt: skip
     assert refused.returncode != 0 and "never overwritten" in refused.stderr
+
+
+async def test_reconcile_names_what_the_registry_and_the_broker_disagree_on(
+    pipeline: RunningPipeline,
+) -> None:
+    """A device in the registry only (as provisioned before broker accounts existed), and a
+    broker account with no device behind it, are both named; a device added by the CLI is
+    in neither list."""
+    paired, _ = _provision(pipeline, "pair")
+    registry_only = test_devices.new_device("regonly")
+    await test_devices.provision(pipeline.stack.dsn, registry_only)
+    orphan = f"orphan-{uuid.uuid4().hex[:8]}"
+    admin = MqttEndpoint.parse(
+        pipeline.stack.env["VEILLE_MQTT_ADMIN_URL"],
+        ca_file=pipeline.stack.env["VEILLE_MQTT_CA_FILE"],
+    )
+    with BrokerAdmin(admin) as broker:
+        broker.add_devices([DeviceAccount(orphan, TENANT, uuid.uuid4().hex)])
+    run = subprocess.run(
+        [sys.executable, "-m", "veille", "devices", "reconcile"], capture_output=True,
+        text=True, env={**os.environ, **pipeline.stack.env}, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr
+    lines = run.stdout.splitlines()
+    assert any(
+        line.startswith(f"{registry_only.device_id}: active in the registry") for line in lines
+    )
+    assert any(line.startswith(f"{orphan}: broker account with no active device") for line in lines)
+    assert not any(line.startswith(f"{paired.device_id}:") for line in lines)

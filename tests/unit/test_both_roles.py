@@ -25,9 +25,9 @@ import os, signal, sys, time
 from pathlib import Path
 role = sys.argv[sys.argv.index("--role") + 1]
 out = Path(os.environ["VEILLE_TEST_DIR"])
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # before the marker the test waits for
 (out / role).write_text(" ".join([os.environ["VEILLE_WORKER_ROLE"],
     os.environ["VEILLE_WORKER_WEB_PORT"], os.environ["VEILLE_WORKER_DATA_DIR"]]))
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 if os.environ.get("VEILLE_TEST_FAILING_ROLE") == role:
     while len(list(out.iterdir())) < 2:  # fail once the other role runs
         time.sleep(0.02)

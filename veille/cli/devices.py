@@ -18,6 +18,7 @@ from store import bind_device, list_devices
 from veille.errors import ConfigurationError
 from veille.provisioning import (
     admin_endpoint,
+    compare_registry_and_broker,
     import_devices,
     provision_device,
     read_device_csv,
@@ -99,6 +100,18 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"device {args.device_id}: new credential; the broker disconnected the device "
                   "and refuses the old one: give the device this one")  # fmt: skip
             print(f"credential (shown once, store it in the device): {credential}")
+        elif args.action == "reconcile":
+            drift = await compare_registry_and_broker(conn, admin_endpoint(settings))
+            for device in drift.active_without_account:
+                print(f"{device}: active in the registry, no broker account (cannot connect): "
+                      "`veille devices revoke` then `add` it again")  # fmt: skip
+            for device in drift.account_without_active_device:
+                print(f"{device}: broker account with no active device (may still publish): "
+                      f"`mosquitto_ctrl ... dynsec deleteClient {device}`")  # fmt: skip
+            if drift.none:
+                print("registry and broker agree: every active device has an account, and "
+                      "every device account an active device")  # fmt: skip
+            return 0 if drift.none else 1
         elif args.action == "import":
             imported = read_device_csv(Path(args.csv))
             result = await import_devices(
@@ -204,6 +217,12 @@ def register(sub: Subparsers) -> None:
     bulk.add_argument(
         "--credentials-out", required=True,
         help="new file for device_id,tenant,credential (created 0600, never overwritten)",
+    )  # fmt: skip
+
+    add_action(
+        actions, "reconcile", run_async(_run),
+        help="compare the registry's active devices with the broker's accounts (exit 1 if "
+        "they differ)",
     )  # fmt: skip
 
     listing = add_action(actions, "list", run_async(_run), help="list provisioned devices")

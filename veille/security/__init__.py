@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._broker_accounts import (
     GATEWAY_ACCOUNT,
+    SERVICE_PREFIX,
     SIMULATOR_ACCOUNT,
     SIMULATOR_TOPIC,
     BrokerAdmin,
@@ -26,6 +27,7 @@ __all__ = [
     "CERTS_DIR_NAME",
     "GATEWAY_ACCOUNT",
     "SIMULATOR_ACCOUNT",
+    "SERVICE_PREFIX",
     "SIMULATOR_TOPIC",
     "BrokerAdmin",
     "BrokerAdminError",

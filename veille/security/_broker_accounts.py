@@ -37,6 +37,7 @@ from veille.errors import VeilleError
 __all__ = [
     "GATEWAY_ACCOUNT",
     "SIMULATOR_ACCOUNT",
+    "SERVICE_PREFIX",
     "SIMULATOR_TOPIC",
     "BrokerAdmin",
     "BrokerAdminError",
@@ -50,6 +51,7 @@ GATEWAY_ACCOUNT = "veille-gateway"
 SIMULATOR_ACCOUNT = "veille-simulator"
 SIMULATOR_TOPIC = "veille/v1/+/+/+"  # any device's stream of the contract, nothing deeper
 DEVICE_ROLE_PREFIX = "veille-device-"
+SERVICE_PREFIX = "veille-"  # service accounts and roles; device ids may not start with it
 ANSWER_TIMEOUT_S = 10.0
 COMMANDS_PER_MESSAGE = 200  # one round trip each; the plugin still rewrites its file per change
 NOT_FOUND = ("not found",)
@@ -252,7 +254,8 @@ class BrokerAdmin:
     def set_device_password(self, device_id: str, credential: str) -> None:
         self.run([{"command": "setClientPassword", "username": device_id, "password": credential}])
 
-    def account_names(self) -> list[str]:
+    def device_accounts(self) -> set[str]:
+        """User names of the broker's device accounts (every account not named veille-...)."""
         answer = self.run([{"command": "listClients", "verbose": False, "count": -1}])[0]
         names: list[str] = answer.get("data", {}).get("clients", [])
-        return names
+        return {n for n in names if not n.startswith(SERVICE_PREFIX)}
