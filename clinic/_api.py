@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool: AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] = AsyncConnectionPool(
-            settings.database_url.get_secret_value(), min_size=1, max_size=POOL_MAX,
+            settings.database_url_for("clinic").get_secret_value(), min_size=1, max_size=POOL_MAX,
             timeout=POOL_TIMEOUT_S, open=False, kwargs={"autocommit": True},
         )  # fmt: skip
         await pool.open()

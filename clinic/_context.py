@@ -1,4 +1,5 @@
-"""What every request may need (pool, publisher, throttles, OIDC) and who is calling.
+"""What every request may need (pool, publisher, throttles, OIDC), who is calling, and the
+connection scoped to them (:data:`CareDb`) that every read of patient data goes through.
 
 One :class:`ClinicContext` per app, built by :func:`clinic.create_app` and kept in
 ``app.state``: no module-level state, two apps in one process do not share anything.
@@ -16,6 +17,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
+from store import enter_care_context
 from veille.settings import Settings
 
 from ._auth import LoginThrottle
@@ -25,7 +27,7 @@ from ._publisher import AlertPublisher
 from ._scope import Caller
 from ._sessions import caller_by_username, caller_for_token
 
-__all__ = ["SESSION_COOKIE", "ClinicContext", "CurrentCaller", "Db", "context"]
+__all__ = ["SESSION_COOKIE", "CareDb", "ClinicContext", "CurrentCaller", "Db", "context"]
 
 SESSION_COOKIE = "veille_session"
 ACCOUNT_FAILURES = 5  # per account in THROTTLE_WINDOW_S: password guessing stops here
@@ -105,3 +107,19 @@ async def _caller(
 
 
 CurrentCaller = Annotated[Caller, Depends(_caller)]
+
+
+async def _care_connection(
+    caller: CurrentCaller, conn: Db
+) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
+    """The request's connection inside a transaction scoped to the caller's establishment and
+    care units: row-level security returns their rows only, whatever the SQL asks for. The
+    scope ends with the transaction, before the connection goes back to the pool."""
+    async with conn.transaction():
+        await enter_care_context(
+            conn, tenant=caller.scope.tenant, care_units=caller.scope.care_units
+        )
+        yield conn
+
+
+CareDb = Annotated[psycopg.AsyncConnection[TupleRow], Depends(_care_connection)]

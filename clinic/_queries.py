@@ -46,6 +46,9 @@ _STATES: dict[AlertStateFilter, list[str]] = {
     AlertStateFilter.ACTIVE: ["open", "acknowledged"],
 }
 _ROLLUP_VIEWS = {Resolution.MINUTE: "readings_1m", Resolution.HOUR: "readings_1h"}
+# PostgreSQL applies no row-level security through a rollup: the clinic reads each through a
+# security-barrier view filtered by the transaction's care context (store._access).
+_ROLLUP_READ = {Resolution.MINUTE: "readings_1m_visible", Resolution.HOUR: "readings_1h_visible"}
 _BUCKET_WIDTH = {Resolution.MINUTE: "1 minute", Resolution.HOUR: "1 hour"}
 
 _ALERT_COLUMNS = """alert_id, care_unit, patient_pseudonym, rule, metric, priority, state,
@@ -185,7 +188,7 @@ async def rollup_series(
     after it (the rollup lags: TimescaleDB's policy, or the maintenance refresh)."""
     view = _ROLLUP_VIEWS[resolution]
     materialized = (
-        f"""SELECT bucket, metric, n, no_signal, mean, min, max FROM {view}
+        f"""SELECT bucket, metric, n, no_signal, mean, min, max FROM {_ROLLUP_READ[resolution]}
             WHERE tenant = %(tenant)s AND patient_pseudonym = %(patient)s
               AND care_unit = ANY(%(units)s) AND bucket >= %(since)s AND bucket < %(until)s"""  # noqa: S608
         if await _rollup_populated(conn, view)

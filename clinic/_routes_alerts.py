@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 
 from devices import AlertEventKind, us_to_datetime
 
-from ._context import Context, CurrentCaller, Db
+from ._context import CareDb, Context, CurrentCaller
 from ._errors import NotFound
 from ._models import (
     INVALID_INPUT,
@@ -41,7 +41,7 @@ router = APIRouter(tags=["alerts"], responses={401: _ERRORS[401], **INVALID_INPU
 @router.get("/alerts", summary="Alerts of your care units, most urgent first")
 async def alerts(
     caller: CurrentCaller,
-    conn: Db,
+    conn: CareDb,
     state: AlertStateFilter = AlertStateFilter.OPEN,
     care_unit: Annotated[str | None, Query(max_length=64, description="one of yours")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
@@ -52,7 +52,7 @@ async def alerts(
     return AlertList(alerts=await list_alerts(conn, scope, state, limit))
 
 
-async def _alert(conn: Db, caller: Caller, alert_id: UUID) -> AlertSummary:
+async def _alert(conn: CareDb, caller: Caller, alert_id: UUID) -> AlertSummary:
     alert = await find_alert(conn, caller.scope, str(alert_id))
     if alert is None:
         raise NotFound(f"alert {alert_id}")
@@ -67,7 +67,7 @@ async def _alert(conn: Db, caller: Caller, alert_id: UUID) -> AlertSummary:
 async def alert_detail(
     alert_id: UUID,
     caller: CurrentCaller,
-    conn: Db,
+    conn: CareDb,
     minutes: Annotated[
         int, Query(ge=1, le=120, description="readings from this long before the opening")
     ] = 15,
@@ -95,7 +95,9 @@ async def alert_detail(
     summary="Acknowledge: you are on it, escalation stops",
     responses={404: _ERRORS[404], 409: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
-async def acknowledge(alert_id: UUID, caller: CurrentCaller, conn: Db, ctx: Context) -> AlertAction:
+async def acknowledge(
+    alert_id: UUID, caller: CurrentCaller, conn: CareDb, ctx: Context
+) -> AlertAction:
     """Published on the alerts topic with you as actor; the worker stops escalating and the
     history records who and when within a second or so."""
     alert = await _alert(conn, caller, alert_id)
@@ -116,7 +118,7 @@ async def acknowledge(alert_id: UUID, caller: CurrentCaller, conn: Db, ctx: Cont
     responses={404: _ERRORS[404], 409: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
 async def resolve(
-    alert_id: UUID, body: ResolveRequest, caller: CurrentCaller, conn: Db, ctx: Context
+    alert_id: UUID, body: ResolveRequest, caller: CurrentCaller, conn: CareDb, ctx: Context
 ) -> AlertAction:
     alert = await _alert(conn, caller, alert_id)
     event = await clinician_action(

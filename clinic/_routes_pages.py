@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from streams import NEWS2_SOURCE_METRICS, RiskBand, observations_from_latest, score_news2
 
-from ._context import SESSION_COOKIE, Context, CurrentCaller, Db
+from ._context import SESSION_COOKIE, CareDb, Context, CurrentCaller
 from ._models import INVALID_INPUT, PSEUDONYM_PATTERN, ErrorResponse
 from ._scope import CareScope
 from ._sessions import caller_for_token
@@ -61,7 +61,7 @@ class News2List(BaseModel):
 
 
 async def _latest_vitals(
-    conn: Db, scope: CareScope, patients: list[str], since: datetime
+    conn: CareDb, scope: CareScope, patients: list[str], since: datetime
 ) -> dict[str, dict[str, tuple[datetime, float]]]:
     """Per patient, the newest value of each NEWS2 source metric (one index probe each)."""
     cur = await conn.execute(
@@ -112,7 +112,7 @@ news2_router = APIRouter(tags=["patients"])
 )
 async def news2(
     caller: CurrentCaller,
-    conn: Db,
+    conn: CareDb,
     patient: Annotated[
         list[str], Query(max_length=MAX_PATIENTS, description="pseudonyms, repeated")
     ],

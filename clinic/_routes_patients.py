@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from store import record_override
 from streams import RULES_BY_ID, ThresholdRule
 
-from ._context import Context, CurrentCaller, Db
+from ._context import CareDb, Context, CurrentCaller
 from ._errors import ApiError, NotFound
 from ._fhir_export import fhir_context, patient_bundle
 from ._models import (
@@ -49,7 +49,7 @@ Pseudonym = Annotated[
 RuleId = Annotated[str, Path(max_length=64, description=f"one of: {', '.join(RULES_BY_ID)}")]
 
 
-async def _visible(conn: Db, caller: Caller, patient: str) -> None:
+async def _visible(conn: CareDb, caller: Caller, patient: str) -> None:
     if not await patient_visible(conn, caller.scope, patient):
         raise NotFound(f"patient {patient}")
 
@@ -63,7 +63,7 @@ def _floor(at: datetime, width: timedelta) -> datetime:
 async def vitals(
     pseudonym: Pseudonym,
     caller: CurrentCaller,
-    conn: Db,
+    conn: CareDb,
     hours: Annotated[int, Query(ge=1, le=168, description="how far back")] = 6,
     resolution: Resolution = Resolution.MINUTE,
 ) -> Vitals:
@@ -115,7 +115,7 @@ def _effective(
     return _bounds(rule.limit, rule.clear_at, rule.persistence), "default"
 
 
-async def _view(conn: Db, caller: Caller, pseudonym: str, rule: ThresholdRule) -> ThresholdView:
+async def _view(conn: CareDb, caller: Caller, pseudonym: str, rule: ThresholdRule) -> ThresholdView:
     units = await patient_current_units(conn, caller.scope, pseudonym)
     history = await threshold_versions(
         conn, caller.scope, patient=pseudonym, rule=rule.rule_id, care_units=units
@@ -131,7 +131,7 @@ async def _view(conn: Db, caller: Caller, pseudonym: str, rule: ThresholdRule) -
 
 @router.get("/patients/{pseudonym}/thresholds/{rule_id}", summary="A rule's thresholds")
 async def thresholds(
-    pseudonym: Pseudonym, rule_id: RuleId, caller: CurrentCaller, conn: Db
+    pseudonym: Pseudonym, rule_id: RuleId, caller: CurrentCaller, conn: CareDb
 ) -> ThresholdView:
     """The default, what is in force for this patient and why, and every version."""
     rule = _rule(rule_id)
@@ -160,7 +160,11 @@ _CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
     responses=_CHANGE_ERRORS,
 )
 async def set_thresholds(
-    pseudonym: Pseudonym, rule_id: RuleId, body: ThresholdChange, caller: CurrentCaller, conn: Db
+    pseudonym: Pseudonym,
+    rule_id: RuleId,
+    body: ThresholdChange,
+    caller: CurrentCaller,
+    conn: CareDb,
 ) -> ThresholdView:
     """A new version with you and your reason in the history; the stream workers apply it
     within seconds."""
@@ -188,7 +192,7 @@ async def clear_thresholds(
     pseudonym: Pseudonym,
     rule_id: RuleId,
     caller: CurrentCaller,
-    conn: Db,
+    conn: CareDb,
     reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> ThresholdView:
     _require_prescriber(caller)
@@ -219,7 +223,7 @@ FHIR_JSON = "application/fhir+json"
 async def fhir_bundle(
     pseudonym: Pseudonym,
     caller: CurrentCaller,
-    conn: Db,
+    conn: CareDb,
     ctx: Context,
     hours: Annotated[int, Query(ge=1, le=168, description="how far back")] = 24,
 ) -> Response:

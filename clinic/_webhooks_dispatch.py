@@ -106,7 +106,7 @@ class _Dispatcher:
         self.wake = asyncio.Event()
         self.recent: OrderedDict[tuple[str, str, int], AlertEvent] = OrderedDict()
         self.rng = random.Random()  # noqa: S311 - jitter, not secrecy
-        conninfo = settings.database_url.get_secret_value()
+        conninfo = settings.database_url_for("registry").get_secret_value()
         self.recorder_db = _Connection(conninfo, stop)
         self.sender_db = _Connection(conninfo, stop)
 

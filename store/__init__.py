@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._access import ROLE_NAMES, enter_care_context
 from ._backup import back_up, restore
 from ._backup_digests import schema_digests, table_digests
 from ._backup_manifest import (
@@ -60,6 +61,8 @@ from ._writer import (
 )
 
 __all__ = [
+    "ROLE_NAMES",
+    "enter_care_context",
     "BackupManifest",
     "RestoreReport",
     "TableDigest",

@@ -2,7 +2,8 @@
 
 On TimescaleDB the policies created by the schema run inside the database; here we only
 refresh nothing and return. On plain PostgreSQL: create tomorrow's partitions, drop the ones
-past retention, refresh the one-minute and one-hour rollups.
+past retention, refresh the one-minute and one-hour rollups, each through a function that
+runs as the schema's owner (the sink's role owns nothing; see :mod:`store._access`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from psycopg.rows import TupleRow
 from ._schema import Flavour, SchemaOptions
 
 __all__ = ["MaintenanceReport", "run_maintenance"]
-
-ROLLUPS = ("readings_1m", "readings_1h")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +39,6 @@ async def run_maintenance(
         "SELECT veille_drop_partitions_before(current_date - %s)", (options.retention_days,)
     )
     dropped = (await dropped_cur.fetchone() or (0,))[0]
-    for rollup in ROLLUPS:
-        populated_cur = await conn.execute(
-            "SELECT ispopulated FROM pg_matviews WHERE matviewname = %s", (rollup,)
-        )
-        populated = bool((await populated_cur.fetchone() or (False,))[0])
-        # CONCURRENTLY keeps the rollup readable, but needs a first plain refresh.
-        concurrently = "CONCURRENTLY " if populated else ""
-        await conn.execute(f"REFRESH MATERIALIZED VIEW {concurrently}{rollup}".encode())
+    # Only the owner may refresh a materialized view: this function runs as the owner.
+    await conn.execute("SELECT veille_refresh_rollups()")
     return MaintenanceReport(int(created), int(dropped), rollup_refreshed=True)

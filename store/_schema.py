@@ -5,7 +5,8 @@ continuous aggregates ``readings_1m`` and ``readings_1h``. Plain PostgreSQL: ``r
 range-partitioned by day with BRIN, the rollups are materialized views, and
 :mod:`store._maintenance` does what the TimescaleDB jobs would do. Statements run one by one
 in autocommit mode because continuous aggregates cannot be created inside a transaction; each
-one is idempotent, so a migration interrupted half-way is simply run again.
+one is idempotent, so a migration interrupted half-way is simply run again. The roles'
+privileges and row-level security (:mod:`store._access`) come last, in one transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from enum import StrEnum
 
 import psycopg
 from psycopg.rows import TupleRow
+
+from ._access import access_statements, ensure_roles
 
 __all__ = [
     "Flavour",
@@ -26,7 +29,7 @@ __all__ = [
     "statements_for",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6  # v6: component roles, row-level security
 
 # Run before the idempotent statements when a database is at an older version: what
 # CREATE ... IF NOT EXISTS cannot change in place.
@@ -431,12 +434,16 @@ async def migrate(
     ) as conn:
         recorded = await recorded_schema(conn)
         chosen = flavour or (recorded.flavour if recorded else None) or await detect_flavour(conn)
+        await ensure_roles(conn)
         if recorded is not None:
             for version in range(recorded.version + 1, SCHEMA_VERSION + 1):
                 for statement in UPGRADES.get(version, ()):
                     await conn.execute(statement.encode())
         for statement in statements_for(chosen, options):
             await conn.execute(statement.encode())
+        async with conn.transaction():
+            for statement in access_statements(maintenance_functions=chosen is Flavour.POSTGRES):
+                await conn.execute(statement.encode())
         await conn.execute(
             """INSERT INTO veille_schema (version, flavour) VALUES (%s, %s)
                ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version,

@@ -37,6 +37,9 @@ READING_COLUMNS = (
 _READING_TYPES = (
     "timestamptz", "text", "text", "text", "text", "text", "float8", "text", "int8", "timestamptz",
 )  # fmt: skip
+_STAGING_COLUMNS = ", ".join(
+    f"{name} {kind}" for name, kind in zip(READING_COLUMNS.split(", "), _READING_TYPES, strict=True)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +94,11 @@ class BatchWriter:
         if readings and self.method is WriteMethod.COPY and not self._staging_ready:
             # Outside the batch transaction, so a refused batch cannot roll its creation back.
             # ON COMMIT DELETE ROWS: the staging table is empty at the start of every batch.
+            # Columns spelled out rather than LIKE readings, which takes SELECT on readings: the
+            # sink's role may only insert there.
             await self.conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS readings_staging "
-                "(LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                f"CREATE TEMP TABLE IF NOT EXISTS readings_staging ({_STAGING_COLUMNS}) "
+                "ON COMMIT DELETE ROWS"
             )
             self._staging_ready = True
         async with self.conn.transaction():

@@ -80,7 +80,7 @@ def build_app(settings: Settings) -> faust.App:
     readings_topic = app.topic(topics.readings, key_type=bytes, value_type=bytes)
     dead_letter_topic = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
     alerts_topic = app.topic(topics.alerts, key_type=bytes, value_type=bytes)
-    dsn = settings.database_url.get_secret_value()
+    dsn = settings.database_url_for("worker").get_secret_value()
     if role == "validate":
         limits = ValidationLimits(
             future_tolerance_us=int(settings.future_tolerance_s * 1e6),

@@ -145,7 +145,7 @@ class _Database:
         self, settings: Settings, method: WriteMethod, counters: SinkCounters, stop: asyncio.Event
     ) -> None:
         self._settings = settings
-        self._conninfo = settings.database_url.get_secret_value()
+        self._conninfo = settings.database_url_for("sink").get_secret_value()
         self._method = method
         self._counters = counters
         self._stop = stop

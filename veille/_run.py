@@ -49,7 +49,7 @@ def run_sink_process(settings: Settings) -> int:
 
     async def main(stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(
-            settings.database_url.get_secret_value(), autocommit=True
+            settings.database_url_for("sink").get_secret_value(), autocommit=True
         ) as conn:
             flavour = await recorded_flavour(conn) or Flavour.POSTGRES
         counters = await run_sink(settings, stop, method=WriteMethod.COPY, flavour=flavour)

@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 __all__ = [
     "DEFAULT_STATE_DIR",
+    "DatabaseComponent",
     "ENV_FILE_NAME",
     "FhirSettings",
     "Settings",
@@ -35,6 +36,9 @@ DEFAULT_PARTITIONS = 12  # ARCHITECTURE.md: 12 locally, 48+ in production
 DEFAULT_STATE_DIR = ".veille"  # relative: a checkout keeps its own local stack
 ENV_FILE_NAME = "stack.env"  # written by `veille stack up` into the state directory
 STATE_DIR_VARIABLE = "VEILLE_STATE_DIR"
+
+# The components that connect to the database with a role of their own (docs/SECURITY.md).
+DatabaseComponent = Literal["sink", "worker", "registry", "clinic"]
 
 
 def env_file_path() -> Path:
@@ -186,7 +190,30 @@ class Settings(_VeilleSettings):
     )
     database_url: SecretStr = Field(
         SecretStr("postgresql://veille@127.0.0.1:5432/veille"),
-        description="VEILLE_DATABASE_URL, libpq URL of the TimescaleDB/PostgreSQL database",
+        description="VEILLE_DATABASE_URL, libpq URL of the TimescaleDB/PostgreSQL database as "
+        "the role that owns the schema: `veille migrate`, `veille backup`; any component "
+        "without its own URL below falls back to it",
+    )
+    sink_database_url: SecretStr | None = Field(
+        None,
+        description="VEILLE_SINK_DATABASE_URL, `veille sink` as role veille_sink (inserts "
+        "readings, alerts, dead letters; reads no identity)",
+    )
+    worker_database_url: SecretStr | None = Field(
+        None,
+        description="VEILLE_WORKER_DATABASE_URL, `veille worker` as role veille_worker (reads "
+        "the registry and the thresholds)",
+    )
+    registry_database_url: SecretStr | None = Field(
+        None,
+        description="VEILLE_REGISTRY_DATABASE_URL, the operator's commands (`veille devices`, "
+        "`users`, `thresholds`, `webhooks`, `alerts`, `fhir`, `simulate`) and the webhook "
+        "dispatcher as role veille_registry (every tenant; identities written, never read)",
+    )
+    clinic_database_url: SecretStr | None = Field(
+        None,
+        description="VEILLE_CLINIC_DATABASE_URL, `veille clinic` as role veille_clinic (patient "
+        "data through row-level security, scoped per request to the caller's care units)",
     )
     partitions: int = Field(
         DEFAULT_PARTITIONS, ge=1, description="VEILLE_PARTITIONS, per topic when creating topics"
@@ -296,3 +323,14 @@ class Settings(_VeilleSettings):
     webhooks: WebhookSettings = Field(
         default_factory=WebhookSettings, description="VEILLE_WEBHOOK_*, the webhook dispatcher"
     )
+
+    def database_url_for(self, component: DatabaseComponent) -> SecretStr:
+        """The component's own URL (its own role), else ``VEILLE_DATABASE_URL``: a deployment
+        with one role for everything keeps working, with the privileges it had."""
+        own = {
+            "sink": self.sink_database_url,
+            "worker": self.worker_database_url,
+            "registry": self.registry_database_url,
+            "clinic": self.clinic_database_url,
+        }[component]
+        return own if own is not None else self.database_url

@@ -164,7 +164,7 @@ async def test_backup_restores_into_an_empty_database_with_identical_rows(
     assert manifest.tables["readings"].rows == source_count >= history + 50
     assert len(manifest.tables["readings"].buckets) >= 3  # one per UTC day of history
     assert manifest.tables["alerts"].rows >= 1 and manifest.tables["dead_letters"].rows >= 1
-    assert (manifest.schema_version, manifest.flavour) == (5, "postgresql")
+    assert (manifest.schema_version, manifest.flavour) == (6, "postgresql")
 
     target = await new_database()
     restored = _restore(stack, target, backup)
@@ -175,7 +175,7 @@ async def test_backup_restores_into_an_empty_database_with_identical_rows(
     alerts = "SELECT * FROM alerts ORDER BY alert_id"
     assert await _rows(target, alerts) == await _rows(stack.dsn, alerts)
     schema = "SELECT version, flavour FROM veille_schema"
-    assert await _rows(target, schema) == [(5, "postgresql")]
+    assert await _rows(target, schema) == [(6, "postgresql")]
 
 
 async def test_a_corrupted_backup_is_refused_and_nothing_is_restored(

@@ -28,8 +28,8 @@ def _only(statements: list[str], needle: str) -> str:
     return found[0]
 
 
-def test_schema_version_is_five() -> None:
-    assert SCHEMA_VERSION == 5
+def test_schema_version_is_six() -> None:
+    assert SCHEMA_VERSION == 6  # v5 the clinic's tables, v6 component roles and row-level security
 
 
 @pytest.mark.parametrize("flavour", list(Flavour))

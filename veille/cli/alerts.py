@@ -66,7 +66,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     publisher = AlertPublisher(settings)
     try:
         async with await psycopg.AsyncConnection.connect(
-            settings.database_url.get_secret_value(), autocommit=True
+            settings.database_url_for("registry").get_secret_value(), autocommit=True
         ) as conn:
             if args.action == "list":
                 await _list(conn, args.all)

@@ -85,7 +85,7 @@ def _parse_time(text: str | None) -> datetime:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with await psycopg.AsyncConnection.connect(
-        settings.database_url.get_secret_value(), autocommit=True
+        settings.database_url_for("registry").get_secret_value(), autocommit=True
     ) as conn:
         if args.action == "add":
             credential = await provision_device(

@@ -23,7 +23,7 @@ __all__ = ["register"]
 async def _export(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
     until = datetime.now(UTC)
     async with await psycopg.AsyncConnection.connect(
-        settings.database_url.get_secret_value(), autocommit=True
+        settings.database_url_for("registry").get_secret_value(), autocommit=True
     ) as conn:
         scopes = await patient_scopes(conn, args.patient)
         tenants = sorted({t for t, _ in scopes if args.tenant in (None, t)})

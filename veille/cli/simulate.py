@@ -38,7 +38,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
         async def provision() -> int:
             async with await psycopg.AsyncConnection.connect(
-                settings.database_url.get_secret_value(), autocommit=True
+                settings.database_url_for("registry").get_secret_value(), autocommit=True
             ) as conn:
                 return await upsert_bindings(conn, simulation_bindings(options))
 

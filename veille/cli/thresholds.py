@@ -39,7 +39,7 @@ def _check(args: argparse.Namespace) -> None:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with await psycopg.AsyncConnection.connect(
-        settings.database_url.get_secret_value(), autocommit=True
+        settings.database_url_for("registry").get_secret_value(), autocommit=True
     ) as conn:
         if args.action == "history":
             table = Table(title=f"threshold overrides of {args.tenant}")

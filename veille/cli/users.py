@@ -46,7 +46,7 @@ def _read_password(args: argparse.Namespace) -> str | None:
 
 async def _run(args: argparse.Namespace, settings: Settings, password_hash: str | None) -> int:
     async with await psycopg.AsyncConnection.connect(
-        settings.database_url.get_secret_value(), autocommit=True
+        settings.database_url_for("registry").get_secret_value(), autocommit=True
     ) as conn:
         if args.action == "add":
             await add_clinician(

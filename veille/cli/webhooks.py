@@ -50,7 +50,7 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]])
 
 async def _manage(args: argparse.Namespace, settings: Settings) -> int:
     async with await psycopg.AsyncConnection.connect(
-        settings.database_url.get_secret_value(), autocommit=True
+        settings.database_url_for("registry").get_secret_value(), autocommit=True
     ) as conn:
         if args.action == "add":
             try:

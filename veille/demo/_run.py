@@ -21,6 +21,7 @@ from devices.simulator import Anomaly, Delivery, LiveRun
 from veille.publisher import FleetPublisher, simulator_endpoint
 from veille.settings import Settings
 from veille.stack import (
+    DATABASE_URL_VARIABLES,
     ComponentProcess,
     LocalStack,
     PipelineProcesses,
@@ -86,10 +87,14 @@ async def _demo(o: DemoOptions) -> int:
             "mqtt_ca_file": Path(stack_env["VEILLE_MQTT_CA_FILE"]),
             "kafka_bootstrap": stack_env["VEILLE_KAFKA_BOOTSTRAP"],
             "database_url": SecretStr(stack_env["VEILLE_DATABASE_URL"]),
+            **{
+                f"{component}_database_url": SecretStr(stack_env[variable])
+                for component, variable in DATABASE_URL_VARIABLES.items()
+            },
             "kafka_local_broker": True,
         }
     )
-    dsn = settings.database_url.get_secret_value()
+    dsn = settings.database_url_for("registry").get_secret_value()
     ward = demo_ward(
         patients=o.patients,
         seed=o.seed,
@@ -158,7 +163,7 @@ async def _publish_and_watch(
     stop: asyncio.Event,
     components: list[ComponentProcess],
 ) -> int:
-    dsn = settings.database_url.get_secret_value()
+    dsn = settings.database_url_for("registry").get_secret_value()
     fleet = ward.simulation.fleet
     publisher = await asyncio.to_thread(
         FleetPublisher, simulator_endpoint(settings), f"veille-demo-fleet-{o.seed}"

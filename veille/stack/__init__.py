@@ -12,9 +12,10 @@ from ._components import (
     wait_for_http,
 )
 from ._process import free_port
-from ._stack import LocalStack, ServiceStatus
+from ._stack import DATABASE_URL_VARIABLES, LocalStack, ServiceStatus
 
 __all__ = [
+    "DATABASE_URL_VARIABLES",
     "ComponentProcess",
     "LocalStack",
     "PipelineProcesses",

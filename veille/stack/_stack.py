@@ -2,7 +2,9 @@
 
 Services: Tansu (Kafka protocol), Mosquitto (MQTT), PostgreSQL (TimescaleDB when installed).
 ``up`` reuses healthy services, restarts dead ones (and says so), creates every topic with
-an explicit partition count, runs the migrations and writes ``stack.env``.
+an explicit partition count, creates one database role per component (generated passwords,
+kept in ``stack.json``), runs the migrations as the owner and writes ``stack.env`` with one
+database URL per role.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from ingest import MqttEndpoint
-from store import SchemaInfo, migrate
+from store import ROLE_NAMES, SchemaInfo, migrate
 from veille.errors import StackError
 from veille.security import (
     CERTS_DIR_NAME,
@@ -39,7 +41,7 @@ from ._postgres import APP_DATABASE, APP_USER, PostgresCluster
 from ._process import ProcessHandle, free_port, port_open, stop, wait_until
 from ._tansu import start_tansu
 
-__all__ = ["LocalStack", "ServiceStatus"]
+__all__ = ["DATABASE_URL_VARIABLES", "LocalStack", "ServiceStatus"]
 
 SERVICES = ("kafka", "mqtt", "postgres")
 MQTT_ADMIN_ACCOUNT = "veille-admin"
@@ -50,6 +52,9 @@ MQTT_PASSWORDS = {
     SIMULATOR_ACCOUNT: "mqtt_simulator_password",
 }
 START_TIMEOUT_S = 30.0
+# component -> its database URL in stack.env (veille.settings: <component>_database_url)
+DATABASE_URL_VARIABLES = {c: f"VEILLE_{c.upper()}_DATABASE_URL" for c in ROLE_NAMES}
+DB_ROLE_PASSWORDS = "database_role_passwords"  # in stack.json: role -> generated password
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,16 +139,28 @@ class LocalStack:
         def mqtt_url(account: str) -> str:
             return f"mqtts://{account}:{state[MQTT_PASSWORDS[account]]}@127.0.0.1:{mqtt_port}"
 
+        def database_url(role: str, password: str) -> str:
+            return (
+                f"postgresql://{role}:{password}@127.0.0.1:{services['postgres']['port']}/"
+                f"{APP_DATABASE}"
+            )
+
+        # A state from before per-component roles has none until the next `up` creates them;
+        # meanwhile every component falls back to VEILLE_DATABASE_URL.
+        role_passwords: dict[str, str] = state.get(DB_ROLE_PASSWORDS, {})
+        role_urls = {
+            variable: database_url(ROLE_NAMES[component], role_passwords[ROLE_NAMES[component]])
+            for component, variable in DATABASE_URL_VARIABLES.items()
+            if ROLE_NAMES[component] in role_passwords
+        }
         return {
             "VEILLE_MQTT_URL": mqtt_url(GATEWAY_ACCOUNT),
             "VEILLE_MQTT_ADMIN_URL": mqtt_url(MQTT_ADMIN_ACCOUNT),
             "VEILLE_MQTT_SIMULATOR_URL": mqtt_url(SIMULATOR_ACCOUNT),
             "VEILLE_MQTT_CA_FILE": str(self.certificates.ca_cert),
             "VEILLE_KAFKA_BOOTSTRAP": f"127.0.0.1:{services['kafka']['port']}",
-            "VEILLE_DATABASE_URL": (
-                f"postgresql://{APP_USER}:{state['app_password']}@127.0.0.1:"
-                f"{services['postgres']['port']}/{APP_DATABASE}"
-            ),
+            "VEILLE_DATABASE_URL": database_url(APP_USER, state["app_password"]),
+            **role_urls,
             "VEILLE_KAFKA_LOCAL_BROKER": "true",
             "VEILLE_PARTITIONS": str(self.partitions),
         }
@@ -260,7 +277,11 @@ class LocalStack:
         await asyncio.to_thread(self._ensure_broker_accounts, state)
         port = services["postgres"]["port"]
         admin = f"postgresql://postgres:{state['superuser_password']}@127.0.0.1:{port}/postgres"
-        await _ensure_app_database(admin, state["app_password"])
+        passwords: dict[str, str] = state.setdefault(DB_ROLE_PASSWORDS, {})
+        for role in ROLE_NAMES.values():
+            passwords.setdefault(role, secrets.token_urlsafe(24))
+        self._save(state)
+        await _ensure_app_database(admin, state["app_password"], passwords)
         return await migrate(self.env()["VEILLE_DATABASE_URL"])
 
     def _ensure_broker_accounts(self, state: dict[str, Any]) -> None:
@@ -271,7 +292,11 @@ class LocalStack:
             )
 
 
-async def _ensure_app_database(admin_url: str, app_password: str) -> None:
+async def _ensure_app_database(
+    admin_url: str, app_password: str, role_passwords: dict[str, str]
+) -> None:
+    """The owner role and its database, and one login role per component (its password set
+    again each time, so stack.json stays the truth); the migration grants them their rights."""
     deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
     while True:  # the port opens a moment before the server accepts logins
         try:
@@ -291,6 +316,16 @@ async def _ensure_app_database(admin_url: str, app_password: str) -> None:
                     sql.Identifier(APP_USER), sql.Literal(app_password)
                 )
             )
+        for name, password in role_passwords.items():
+            exists = await (
+                await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+            ).fetchone()
+            statement = (
+                sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}")
+                if exists
+                else sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}")
+            )
+            await conn.execute(statement.format(sql.Identifier(name), sql.Literal(password)))
         db = await (
             await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DATABASE,))
         ).fetchone()

@@ -1,0 +1,263 @@
+"""Who may do what in the database: one PostgreSQL role per component, and row-level security.
+
+The role that runs the migrations owns every object. The others get exactly what their SQL
+needs (docs/SECURITY.md, "Database roles"):
+
+- ``veille_sink`` writes readings, alerts, alert events and dead letters, and runs the
+  plain-PostgreSQL maintenance through ``SECURITY DEFINER`` functions; it reads no identity.
+- ``veille_worker`` reads the registry and the threshold overrides (and LISTENs to them).
+- ``veille_registry`` is the operator's commands (devices, users, thresholds, webhooks,
+  ``veille alerts``, ``veille fhir export``) and the webhook dispatcher: every tenant, but
+  identities only written, never read.
+- ``veille_clinic`` is the clinicians' service: patient data only through row-level security
+  scoped by the establishment and care units it sets per transaction
+  (:func:`enter_care_context`); with none set, it sees no row.
+
+PostgreSQL applies no row-level security through a materialized view or a continuous
+aggregate, so the clinic reads the rollups only through ``readings_1m_visible`` and
+``readings_1h_visible``: security-barrier views filtering by the same context.
+
+Every statement is idempotent; :func:`access_statements` first revokes what the roles hold,
+then grants, so a re-run converges on this file even after a privilege was removed from it.
+Run them in one transaction: no moment is left with a policy dropped but not yet recreated.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+from psycopg.rows import TupleRow
+
+from veille.errors import StoreError
+
+__all__ = [
+    "CARE_UNITS_SETTING",
+    "ROLE_NAMES",
+    "TENANT_SETTING",
+    "access_statements",
+    "enter_care_context",
+    "ensure_roles",
+]
+
+# component (veille.settings.DatabaseComponent) -> the PostgreSQL role its SQL is granted to
+ROLE_NAMES: Final = {
+    "sink": "veille_sink",
+    "worker": "veille_worker",
+    "registry": "veille_registry",
+    "clinic": "veille_clinic",
+}
+SINK, WORKER, REGISTRY, CLINIC = (ROLE_NAMES[c] for c in ("sink", "worker", "registry", "clinic"))
+TENANT_SETTING = "veille.tenant"
+CARE_UNITS_SETTING = "veille.care_units"
+
+# Every table and view a component role could have been granted something on.
+_RELATIONS = (
+    "veille_schema", "devices", "device_bindings", "patient_identities", "readings",
+    "readings_1m", "readings_1h", "readings_1m_visible", "readings_1h_visible", "alerts",
+    "alert_events", "dead_letters", "threshold_overrides", "clinicians", "care_unit_members",
+    "clinician_sessions", "webhook_subscriptions", "webhook_deliveries",
+)  # fmt: skip
+_SEQUENCES = ("clinicians_id_seq", "threshold_overrides_id_seq", "webhook_deliveries_id_seq")
+_MAINTENANCE_FUNCTIONS = (
+    "veille_ensure_partitions(integer, integer)",
+    "veille_drop_partitions_before(date)",
+    "veille_refresh_rollups()",
+)
+_ALL = ", ".join(ROLE_NAMES.values())
+
+# The caller's context: NULL / empty when nothing was set (a pooled connection after the
+# transaction that set it: set_config(..., true) leaves an empty string behind).
+_CONTEXT_FUNCTIONS = [
+    f"""CREATE OR REPLACE FUNCTION veille_context_tenant() RETURNS text
+        LANGUAGE sql STABLE PARALLEL SAFE
+        AS $$ SELECT nullif(current_setting('{TENANT_SETTING}', true), '') $$""",
+    f"""CREATE OR REPLACE FUNCTION veille_context_units() RETURNS text[]
+        LANGUAGE sql STABLE PARALLEL SAFE
+        AS $$ SELECT coalesce(nullif(current_setting('{CARE_UNITS_SETTING}', true), '')::text[],
+                              '{{}}'::text[]) $$""",
+]
+# (SELECT ...) makes each an init-plan: evaluated once per query, not once per row.
+_IN_CONTEXT = (
+    "tenant = (SELECT veille_context_tenant()) "
+    "AND care_unit = ANY ((SELECT veille_context_units())::text[])"
+)
+
+_ROLLUP_VIEWS = [
+    f"""CREATE OR REPLACE VIEW {rollup}_visible WITH (security_barrier) AS
+        SELECT * FROM {rollup} WHERE {_IN_CONTEXT}"""  # noqa: S608 - this module's constants
+    for rollup in ("readings_1m", "readings_1h")
+]
+
+_GRANTS = [
+    f"GRANT SELECT ON veille_schema TO {_ALL}",
+    # sink: appends, and moves alerts along their lifecycle (the writer's UPDATEs)
+    f"GRANT INSERT ON readings, alert_events, dead_letters TO {SINK}",
+    # ON CONFLICT (columns) reads those columns to find the conflicting row: SELECT on them.
+    f"GRANT SELECT (alert_id, kind, at) ON alert_events TO {SINK}",
+    f"GRANT SELECT (dead_letter_id) ON dead_letters TO {SINK}",
+    f"""GRANT SELECT, INSERT, UPDATE (priority, escalation_level, state, acknowledged_at,
+        acknowledged_by, resolved_at, resolved_by, updated_at) ON alerts TO {SINK}""",
+    # worker: the caches of the registry and the thresholds
+    f"GRANT SELECT ON devices, threshold_overrides TO {WORKER}",
+    # registry: the operator's commands and the webhook dispatcher
+    f"GRANT SELECT, INSERT, UPDATE ON devices, device_bindings TO {REGISTRY}",
+    f"GRANT INSERT, SELECT (patient_pseudonym) ON patient_identities TO {REGISTRY}",
+    f"GRANT SELECT, INSERT, UPDATE ON clinicians TO {REGISTRY}",
+    f"GRANT SELECT, INSERT ON care_unit_members TO {REGISTRY}",
+    f"GRANT SELECT, UPDATE (revoked_at) ON clinician_sessions TO {REGISTRY}",
+    f"GRANT SELECT, INSERT ON threshold_overrides TO {REGISTRY}",
+    f"GRANT SELECT ON readings, alerts, alert_events, dead_letters TO {REGISTRY}",
+    f"GRANT SELECT, INSERT, UPDATE ON webhook_subscriptions, webhook_deliveries TO {REGISTRY}",
+    f"""GRANT USAGE ON SEQUENCE clinicians_id_seq, threshold_overrides_id_seq,
+        webhook_deliveries_id_seq TO {REGISTRY}""",
+    # clinic: patient data under row-level security, its sessions, threshold changes
+    f"""GRANT SELECT ON readings, alerts, alert_events, devices, device_bindings,
+        patient_identities, readings_1m_visible, readings_1h_visible TO {CLINIC}""",
+    f"GRANT SELECT ON clinicians, care_unit_members TO {CLINIC}",
+    f"GRANT SELECT, INSERT, UPDATE (revoked_at) ON clinician_sessions TO {CLINIC}",
+    f"GRANT SELECT, INSERT ON threshold_overrides TO {CLINIC}",
+    f"GRANT USAGE ON SEQUENCE threshold_overrides_id_seq TO {CLINIC}",
+]
+
+# (table, policy name, policy text after "ON table"); each dropped then created again.
+_POLICIES: list[tuple[str, str, str]] = [
+    ("readings", "clinic_in_context", f"FOR SELECT TO {CLINIC} USING ({_IN_CONTEXT})"),
+    ("readings", "sink_writes", f"FOR ALL TO {SINK} USING (true) WITH CHECK (true)"),
+    ("readings", "registry_reads", f"FOR SELECT TO {REGISTRY} USING (true)"),
+    ("alerts", "clinic_in_context", f"FOR SELECT TO {CLINIC} USING ({_IN_CONTEXT})"),
+    ("alerts", "sink_writes", f"FOR ALL TO {SINK} USING (true) WITH CHECK (true)"),
+    ("alerts", "registry_reads", f"FOR SELECT TO {REGISTRY} USING (true)"),
+    # An event is visible with its alert: the subquery is itself under alerts' policies.
+    ("alert_events", "clinic_in_context", f"""FOR SELECT TO {CLINIC} USING (EXISTS (
+        SELECT 1 FROM alerts a WHERE a.alert_id = alert_events.alert_id))"""),  # noqa: S608
+    ("alert_events", "sink_writes", f"FOR ALL TO {SINK} USING (true) WITH CHECK (true)"),
+    ("alert_events", "registry_reads", f"FOR SELECT TO {REGISTRY} USING (true)"),
+    ("devices", "clinic_in_context", f"FOR SELECT TO {CLINIC} USING ({_IN_CONTEXT})"),
+    ("devices", "worker_reads", f"FOR SELECT TO {WORKER} USING (true)"),
+    ("devices", "registry_manages", f"FOR ALL TO {REGISTRY} USING (true) WITH CHECK (true)"),
+    ("device_bindings", "clinic_in_context", f"FOR SELECT TO {CLINIC} USING ({_IN_CONTEXT})"),
+    ("device_bindings", "registry_manages",
+     f"FOR ALL TO {REGISTRY} USING (true) WITH CHECK (true)"),
+    # A patient's identity: to the care units the patient was ever bound in.
+    ("patient_identities", "clinic_in_context", f"""FOR SELECT TO {CLINIC} USING (
+        tenant = (SELECT veille_context_tenant()) AND EXISTS (
+            SELECT 1 FROM device_bindings b
+            WHERE b.patient_pseudonym = patient_identities.patient_pseudonym))"""),  # noqa: S608
+    # Rows, not columns: its grants leave the registry the pseudonym column only, which
+    # ON CONFLICT reads (and which makes PostgreSQL check the new row against SELECT policies).
+    ("patient_identities", "registry_records",
+     f"FOR ALL TO {REGISTRY} USING (true) WITH CHECK (true)"),
+]  # fmt: skip
+_RLS_TABLES = tuple(dict.fromkeys(table for table, _, _ in _POLICIES))
+
+# Maintenance on plain PostgreSQL creates and drops partitions and refreshes the rollups,
+# which only the owner may do: the sink calls these functions, which run as their owner with
+# a search_path it cannot shadow (pg_temp last).
+_REFRESH_ROLLUPS_FN = """CREATE OR REPLACE FUNCTION veille_refresh_rollups() RETURNS integer
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        rollup text;
+        populated boolean;
+    BEGIN
+        FOREACH rollup IN ARRAY ARRAY['readings_1m', 'readings_1h'] LOOP
+            SELECT ispopulated INTO populated FROM pg_matviews
+                WHERE matviewname = rollup AND schemaname = current_schema();
+            -- CONCURRENTLY keeps the rollup readable, but needs a first plain refresh.
+            IF populated THEN
+                EXECUTE format('REFRESH MATERIALIZED VIEW CONCURRENTLY %I', rollup);
+            ELSE
+                EXECUTE format('REFRESH MATERIALIZED VIEW %I', rollup);
+            END IF;
+        END LOOP;
+        RETURN 2;
+    END $$"""
+
+
+def _definer(functions: tuple[str, ...]) -> str:
+    alters = "\n".join(
+        f"EXECUTE format('ALTER FUNCTION {f} SECURITY DEFINER SET search_path = %I, pg_temp', "
+        "current_schema());"
+        for f in functions
+    )
+    return f"DO $$ BEGIN\n{alters}\nEND $$"
+
+
+def access_statements(*, maintenance_functions: bool) -> list[str]:
+    """Roles' privileges, policies and the clinic's rollup views, after the schema exists.
+
+    ``maintenance_functions``: plain PostgreSQL, where the sink runs the maintenance.
+    """
+    statements = [
+        *_CONTEXT_FUNCTIONS,
+        *_ROLLUP_VIEWS,
+        f"REVOKE ALL ON {', '.join(_RELATIONS)} FROM {_ALL}",
+        f"REVOKE ALL ON SEQUENCE {', '.join(_SEQUENCES)} FROM {_ALL}",
+        "REVOKE ALL ON readings_1m_visible, readings_1h_visible FROM PUBLIC",
+        *_GRANTS,
+    ]
+    if maintenance_functions:
+        statements += [
+            _REFRESH_ROLLUPS_FN,
+            _definer(_MAINTENANCE_FUNCTIONS),
+            f"REVOKE ALL ON FUNCTION {', '.join(_MAINTENANCE_FUNCTIONS)} FROM PUBLIC, {_ALL}",
+            f"GRANT EXECUTE ON FUNCTION {', '.join(_MAINTENANCE_FUNCTIONS)} TO {SINK}",
+        ]
+    for table in _RLS_TABLES:
+        statements.append(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+    for table, name, text in _POLICIES:
+        statements.append(f"DROP POLICY IF EXISTS {name} ON {table}")
+        statements.append(f"CREATE POLICY {name} ON {table} {text}")
+    return statements
+
+
+async def ensure_roles(conn: psycopg.AsyncConnection[TupleRow]) -> list[str]:
+    """Create the component roles that do not exist yet (NOLOGIN: a group that login roles
+    join), when the migrating role may; returns those created.
+
+    Raises :class:`StoreError` before anything changed when some are missing and the
+    migrating role may not create roles.
+    """
+    cur = await conn.execute(
+        "SELECT r FROM unnest(%s::text[]) r WHERE NOT EXISTS "
+        "(SELECT 1 FROM pg_roles WHERE rolname = r)",
+        (list(ROLE_NAMES.values()),),
+    )
+    missing = [str(row[0]) for row in await cur.fetchall()]
+    if not missing:
+        return []
+    cur = await conn.execute(
+        "SELECT current_user, rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+    )
+    user, may_create = await cur.fetchone() or ("?", False)
+    if not may_create:
+        creates = " ".join(f"CREATE ROLE {r} LOGIN PASSWORD '...';" for r in missing)
+        raise StoreError(
+            f"database roles {', '.join(missing)} do not exist and {user!r} may not create "
+            f"them; as a superuser run {creates} then `veille migrate` again, and give each "
+            "component its own VEILLE_*_DATABASE_URL (docs/SECURITY.md, Database roles)"
+        )
+    for role in missing:
+        await conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+    return missing
+
+
+async def enter_care_context(
+    conn: psycopg.AsyncConnection[TupleRow], *, tenant: str, care_units: tuple[str, ...]
+) -> None:
+    """Scope the current transaction to ``tenant`` and ``care_units`` for row-level security.
+
+    Transaction-local (``set_config(..., true)``): it ends with the transaction, so a pooled
+    connection never carries one caller's context into the next request.
+    """
+    if conn.info.transaction_status is not TransactionStatus.INTRANS:
+        raise StoreError(
+            "the care context must be set inside a transaction (it would otherwise last as "
+            "long as the connection); open one with `async with conn.transaction():` first"
+        )
+    await conn.execute(
+        "SELECT set_config(%s, %s, true), set_config(%s, %s::text[]::text, true)",
+        (TENANT_SETTING, tenant, CARE_UNITS_SETTING, list(care_units)),
+    )

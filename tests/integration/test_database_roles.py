@@ -1,0 +1,311 @@
+"""Component roles and row-level security against the local stack's real PostgreSQL.
+
+Rows of two care units (A and B) of one establishment, and of unit A of another
+establishment, are written as the owner; then hand-written SQL runs as each role.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg.rows import TupleRow
+
+from store import (
+    AlertEventRow,
+    BatchWriter,
+    Flavour,
+    SchemaOptions,
+    WriteMethod,
+    enter_care_context,
+    migrate,
+    record_patient_identity,
+    run_maintenance,
+)
+from tests.integration.conftest import RunningPipeline, RunningStack
+from tests.support.pipeline import scalar
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.slow
+
+Connection = psycopg.AsyncConnection[TupleRow]
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+class Ward:
+    """One establishment's units A and B, and another establishment's unit A, each with one
+    patient, a bound device, readings, an alert with its event and an identity."""
+
+    def __init__(self) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.tenant, self.other_tenant = f"chu-{tag}", f"chu-other-{tag}"
+        self.unit_a, self.unit_b = f"icu-{tag}", f"cardio-{tag}"
+        # (tenant, unit) -> patient
+        self.patients = {
+            (self.tenant, self.unit_a): f"p-a-{tag}",
+            (self.tenant, self.unit_b): f"p-b-{tag}",
+            (self.other_tenant, self.unit_a): f"p-x-{tag}",
+        }
+        self.alerts = {patient: str(uuid.uuid4()) for patient in self.patients.values()}
+
+    @property
+    def patient_a(self) -> str:
+        return self.patients[(self.tenant, self.unit_a)]
+
+    def others(self) -> list[str]:
+        """Patients the context (tenant, unit A) must not see."""
+        return [p for p in self.patients.values() if p != self.patient_a]
+
+    async def seed(self, owner: Connection) -> None:
+        for (tenant, unit), patient in self.patients.items():
+            device = f"dev-{patient}"
+            await owner.execute(
+                """INSERT INTO devices (device_id, tenant, device_type, care_unit,
+                       patient_pseudonym, bound_since) VALUES (%s, %s, 'pulse_oximeter', %s, %s, %s)""",
+                (device, tenant, unit, patient, NOW - timedelta(hours=2)),
+            )
+            await owner.execute(
+                """INSERT INTO device_bindings (device_id, tenant, care_unit, patient_pseudonym,
+                       bound_from) VALUES (%s, %s, %s, %s, %s)""",
+                (device, tenant, unit, patient, NOW - timedelta(hours=2)),
+            )
+            await owner.execute(
+                "INSERT INTO patient_identities (patient_pseudonym, tenant, national_id) "
+                "VALUES (%s, %s, %s)",
+                (patient, tenant, f"NIR-{patient}"),
+            )
+            rows = [
+                (NOW - timedelta(minutes=90 - i), tenant, unit, patient, device, "spo2",
+                 95.0, "%", i, NOW)
+                for i in range(30)
+            ]  # fmt: skip
+            await BatchWriter(owner, WriteMethod.UNNEST).write(rows)
+            await owner.execute(
+                """INSERT INTO alerts (alert_id, tenant, care_unit, patient_pseudonym, rule,
+                       metric, priority, state, opened_at, opening_value, message)
+                   VALUES (%s, %s, %s, %s, 'spo2_low', 'spo2', 'high', 'open', %s, 85, 'low')""",
+                (self.alerts[patient], tenant, unit, patient, NOW - timedelta(minutes=60)),
+            )
+            await owner.execute(
+                "INSERT INTO alert_events (alert_id, kind, at, message) "
+                "VALUES (%s, 'opened', %s, 'low')",
+                (self.alerts[patient], NOW - timedelta(minutes=60)),
+            )
+        await owner.execute("SELECT veille_refresh_rollups()")
+
+
+# Every protected relation, and how to count one patient's rows in it.
+PATIENT_ROWS = {
+    "readings": "SELECT count(*) FROM readings WHERE patient_pseudonym = %(p)s",
+    "readings_1m_visible": "SELECT count(*) FROM readings_1m_visible WHERE patient_pseudonym = %(p)s",
+    "readings_1h_visible": "SELECT count(*) FROM readings_1h_visible WHERE patient_pseudonym = %(p)s",
+    "alerts": "SELECT count(*) FROM alerts WHERE patient_pseudonym = %(p)s",
+    "alert_events": "SELECT count(*) FROM alert_events WHERE alert_id = %(alert)s::uuid",
+    "devices": "SELECT count(*) FROM devices WHERE patient_pseudonym = %(p)s",
+    "device_bindings": "SELECT count(*) FROM device_bindings WHERE patient_pseudonym = %(p)s",
+    "patient_identities": "SELECT count(*) FROM patient_identities WHERE patient_pseudonym = %(p)s",
+}  # fmt: skip
+
+
+@pytest.fixture
+async def ward(running_stack: RunningStack) -> AsyncIterator[Ward]:
+    ward = Ward()
+    async with await psycopg.AsyncConnection.connect(running_stack.dsn, autocommit=True) as owner:
+        await ward.seed(owner)
+    yield ward
+
+
+def _url(stack: RunningStack, component: str) -> str:
+    return stack.env[f"VEILLE_{component.upper()}_DATABASE_URL"]
+
+
+async def _count(conn: Connection, relation: str, ward: Ward, patient: str) -> int:
+    cur = await conn.execute(
+        PATIENT_ROWS[relation].encode(), {"p": patient, "alert": ward.alerts[patient]}
+    )
+    return int((await cur.fetchone() or (0,))[0])
+
+
+async def test_the_stack_gives_each_component_its_own_role(running_stack: RunningStack) -> None:
+    for component in ("sink", "worker", "registry", "clinic"):
+        async with await psycopg.AsyncConnection.connect(_url(running_stack, component)) as conn:
+            user = await (await conn.execute("SELECT current_user")).fetchone()
+            assert user == (f"veille_{component}",)
+
+
+async def test_the_clinic_sees_its_care_unit_only(running_stack: RunningStack, ward: Ward) -> None:
+    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+        async with clinic.transaction():
+            await enter_care_context(clinic, tenant=ward.tenant, care_units=(ward.unit_a,))
+            for relation in PATIENT_ROWS:
+                assert await _count(clinic, relation, ward, ward.patient_a) > 0, relation
+                for other in ward.others():
+                    assert await _count(clinic, relation, ward, other) == 0, (relation, other)
+            # Whatever the SQL asks for, nothing of another unit or establishment comes back.
+            cur = await clinic.execute(
+                "SELECT DISTINCT tenant, care_unit FROM readings UNION "
+                "SELECT DISTINCT tenant, care_unit FROM alerts UNION "
+                "SELECT DISTINCT tenant, care_unit FROM readings_1m_visible UNION "
+                "SELECT DISTINCT tenant, care_unit FROM device_bindings"
+            )
+            assert await cur.fetchall() == [(ward.tenant, ward.unit_a)]
+
+
+async def test_the_same_unit_name_in_another_establishment_is_not_visible(
+    running_stack: RunningStack, ward: Ward
+) -> None:
+    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+        async with clinic.transaction():
+            await enter_care_context(clinic, tenant=ward.other_tenant, care_units=(ward.unit_a,))
+            for relation in PATIENT_ROWS:
+                assert await _count(clinic, relation, ward, ward.patient_a) == 0, relation
+
+
+async def test_without_a_context_the_clinic_sees_nothing(
+    running_stack: RunningStack, ward: Ward
+) -> None:
+    async with await psycopg.AsyncConnection.connect(
+        _url(running_stack, "clinic"), autocommit=True
+    ) as clinic:
+        async with clinic.transaction():
+            await enter_care_context(clinic, tenant=ward.tenant, care_units=(ward.unit_a,))
+        # The context ended with its transaction: the pooled connection carries nothing over.
+        for relation in PATIENT_ROWS:
+            cur = await clinic.execute(f"SELECT count(*) FROM {relation}".encode())
+            assert await cur.fetchone() == (0,), relation
+
+
+async def test_the_clinic_cannot_go_around_the_policies(running_stack: RunningStack) -> None:
+    """No direct read of a rollup (PostgreSQL applies no RLS there) nor of a partition."""
+    for relation in ("readings_1m", "readings_1h", "readings_default", "dead_letters"):
+        async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                await clinic.execute(f"SELECT count(*) FROM {relation}".encode())
+
+
+async def test_the_care_context_needs_a_transaction(running_stack: RunningStack) -> None:
+    from veille.errors import StoreError
+
+    async with await psycopg.AsyncConnection.connect(
+        _url(running_stack, "clinic"), autocommit=True
+    ) as clinic:
+        with pytest.raises(StoreError, match="inside a transaction"):
+            await enter_care_context(clinic, tenant="t", care_units=("u",))
+
+
+@pytest.mark.parametrize("component", ["sink", "worker", "registry"])
+async def test_only_the_clinic_reads_identities(
+    running_stack: RunningStack, component: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(_url(running_stack, component)) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await conn.execute("SELECT national_id FROM patient_identities")
+
+
+async def test_the_sink_writes_everything_and_reads_no_readings(
+    running_stack: RunningStack, ward: Ward
+) -> None:
+    """The writer's COPY path and the maintenance, as the sink's role, for every unit."""
+    async with await psycopg.AsyncConnection.connect(
+        _url(running_stack, "sink"), autocommit=True
+    ) as sink:
+        rows = [
+            (NOW - timedelta(seconds=i), tenant, unit, patient, f"dev-{patient}", "spo2", 97.0,
+             "%", 1000 + i, NOW)
+            for (tenant, unit), patient in ward.patients.items()
+            for i in range(3)
+        ]  # fmt: skip
+        patient = ward.patient_a
+        opened = AlertEventRow(
+            str(uuid.uuid4()), "opened", ward.tenant, ward.unit_a, patient, "spo2_low", "spo2",
+            "high", NOW, 85.0, "low",
+        )  # fmt: skip
+        acknowledged = AlertEventRow(
+            opened.alert_id, "acknowledged", ward.tenant, ward.unit_a, patient, "spo2_low",
+            "spo2", "high", NOW + timedelta(seconds=5), 85.0, "ack", actor="nurse",
+        )  # fmt: skip
+        dead = (f"dl-{uuid.uuid4()}", "validate", "unknown_device", "?", "t", None, NOW, "{}")
+        writer = BatchWriter(sink, WriteMethod.COPY)
+        for _ in range(2):  # the second time, every row is a redelivery
+            result = await writer.write(rows, [opened, acknowledged], [dead])
+        assert (result.readings_inserted, result.alert_events_inserted) == (0, 0)
+        report = await run_maintenance(sink, Flavour.POSTGRES, SchemaOptions())
+        assert report.rollup_refreshed
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await sink.execute("SELECT count(*) FROM readings")
+    stored = await scalar(
+        running_stack.dsn,
+        "SELECT count(*) FROM readings WHERE seq >= 1000 AND patient_pseudonym = ANY(%s)",
+        list(ward.patients.values()),
+    )
+    assert stored == len(rows)
+    state = await scalar(
+        running_stack.dsn, "SELECT state FROM alerts WHERE alert_id = %s", opened.alert_id
+    )
+    assert state == "acknowledged"
+    assert (
+        await scalar(
+            running_stack.dsn,
+            "SELECT count(*) FROM dead_letters WHERE dead_letter_id = %s",
+            dead[0],
+        )
+        == 1
+    )
+
+
+async def test_the_registry_records_identities_it_cannot_read(
+    running_stack: RunningStack, ward: Ward
+) -> None:
+    async with await psycopg.AsyncConnection.connect(
+        _url(running_stack, "registry"), autocommit=True
+    ) as registry:
+        for _ in range(2):  # the second is a no-op, as in `veille devices bind` run again
+            await record_patient_identity(
+                registry, pseudonym=f"p-new-{ward.tenant}", tenant=ward.tenant, national_id="1"
+            )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await registry.execute("SELECT national_id FROM patient_identities")
+
+
+async def test_the_worker_reads_the_whole_registry(running_stack: RunningStack, ward: Ward) -> None:
+    async with await psycopg.AsyncConnection.connect(_url(running_stack, "worker")) as worker:
+        cur = await worker.execute(
+            "SELECT count(*) FROM devices WHERE patient_pseudonym = ANY(%s)",
+            (list(ward.patients.values()),),
+        )
+        assert await cur.fetchone() == (3,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await worker.execute("SELECT count(*) FROM readings")
+
+
+async def test_migrating_again_keeps_roles_and_policies(
+    running_stack: RunningStack, ward: Ward
+) -> None:
+    await migrate(running_stack.dsn)
+    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+        async with clinic.transaction():
+            await enter_care_context(clinic, tenant=ward.tenant, care_units=(ward.unit_a,))
+            assert await _count(clinic, "alerts", ward, ward.patient_a) == 1
+            assert (
+                await _count(clinic, "alerts", ward, ward.patients[(ward.tenant, ward.unit_b)]) == 0
+            )
+
+
+async def test_running_components_connect_as_their_roles(pipeline: RunningPipeline) -> None:
+    """The sink keeps its connection open, the validator LISTENs to the registry."""
+    await eventually(
+        lambda: _connected_users(pipeline.stack.dsn),
+        lambda users: {"veille_sink", "veille_worker"} <= users,
+        what="the sink and the worker connected as their roles",
+    )
+
+
+async def _connected_users(dsn: str) -> set[str]:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        cur = await conn.execute(
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database()"
+        )
+        return {str(row[0]) for row in await cur.fetchall()}

@@ -1,0 +1,87 @@
+"""store._access: the roles' grants and policies as SQL text, and each component's URL."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import SecretStr
+
+from store._access import ROLE_NAMES, access_statements
+from veille.settings import Settings
+
+PROTECTED = (
+    "readings", "alerts", "alert_events", "devices", "device_bindings", "patient_identities",
+)  # fmt: skip
+
+
+def _flat(maintenance: bool = True) -> list[str]:
+    return [" ".join(s.split()) for s in access_statements(maintenance_functions=maintenance)]
+
+
+def _grants_to(role: str) -> list[str]:
+    return [s for s in _flat() if s.startswith("GRANT") and re.search(rf"\b{role}\b", s)]
+
+
+@pytest.mark.parametrize("table", PROTECTED)
+def test_every_protected_table_has_rls_and_a_clinic_policy(table: str) -> None:
+    sql = _flat()
+    assert f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY" in sql
+    clinic = [s for s in sql if s.startswith(f"CREATE POLICY clinic_in_context ON {table} ")]
+    assert len(clinic) == 1 and "TO veille_clinic" in clinic[0]
+
+
+def test_policies_are_dropped_before_created_so_a_rerun_works() -> None:
+    sql = _flat()
+    for i, statement in enumerate(sql):
+        if statement.startswith("CREATE POLICY"):
+            name_on = statement.split()[2:5]  # name ON table
+            assert sql[i - 1] == f"DROP POLICY IF EXISTS {' '.join(name_on)}"
+
+
+def test_grants_are_revoked_first() -> None:
+    sql = _flat()
+    first_grant = next(i for i, s in enumerate(sql) if s.startswith("GRANT"))
+    assert any(s.startswith("REVOKE ALL ON veille_schema") for s in sql[:first_grant])
+
+
+def test_no_role_but_the_clinic_may_read_identities() -> None:
+    """A whole-row SELECT; the registry's ON CONFLICT needs the pseudonym column, no more."""
+    for component, role in ROLE_NAMES.items():
+        on_identities = [
+            s for s in _grants_to(role)
+            if "patient_identities" in s.split(" ON ")[1].split(" TO ")[0].split(", ")
+        ]  # fmt: skip
+        privileges = " ".join(s.split(" ON ")[0] for s in on_identities)
+        assert bool(re.search(r"SELECT(?! \()", privileges)) == (component == "clinic"), role
+        if component == "registry":
+            assert "SELECT (patient_pseudonym)" in privileges
+
+
+def test_the_clinic_reads_rollups_only_through_filtered_views() -> None:
+    clinic = " ".join(_grants_to("veille_clinic"))
+    assert not re.search(r"\breadings_1[mh]\b(?!_visible)", clinic)
+    views = [s for s in _flat() if s.startswith("CREATE OR REPLACE VIEW")]
+    assert len(views) == 2
+    for view in views:
+        assert "WITH (security_barrier)" in view
+        assert "veille_context_tenant()" in view and "veille_context_units()" in view
+
+
+def test_maintenance_functions_run_as_owner_for_the_sink_only() -> None:
+    sql = _flat(maintenance=True)
+    assert any("SECURITY DEFINER SET search_path = %I, pg_temp" in s for s in sql)
+    executes = [s for s in sql if s.startswith("GRANT EXECUTE")]
+    assert len(executes) == 1 and executes[0].endswith("TO veille_sink")
+    assert not any("veille_refresh_rollups" in s for s in _flat(maintenance=False))
+
+
+def test_a_component_without_its_own_url_falls_back_to_the_owners() -> None:
+    settings = Settings(
+        database_url=SecretStr("postgresql://owner@db/veille"),
+        clinic_database_url=SecretStr("postgresql://veille_clinic@db/veille"),
+    )
+    assert (
+        settings.database_url_for("clinic").get_secret_value().startswith("postgresql://veille_c")
+    )
+    assert settings.database_url_for("sink").get_secret_value() == "postgresql://owner@db/veille"
