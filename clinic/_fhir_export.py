@@ -17,6 +17,7 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from devices import metric_named
+from store import enter_care_context
 from streams import NEWS2_SOURCE_METRICS, observations_from_latest, score_news2
 from veille.settings import FhirSettings
 
@@ -117,7 +118,7 @@ async def _readings(
 ) -> list[ReadingRecord]:
     # The newest readings when there are too many: they carry the current NEWS2.
     await cur.execute(
-        """SELECT measured_at, device_id, metric, value, seq FROM readings
+        """SELECT measured_at, device_id, metric, value, seq FROM readings_visible
            WHERE patient_pseudonym = %(p)s AND tenant = %(t)s AND care_unit = ANY(%(u)s)
              AND measured_at >= %(since)s AND measured_at < %(until)s
            ORDER BY measured_at DESC, device_id, metric, seq LIMIT %(limit)s""",
@@ -197,14 +198,20 @@ async def patient_bundle(
     """
     ctx = ctx or FhirContext()
     units = list(care_units)
-    cur = conn.cursor(row_factory=tuple_row)
-    if not units or not await _in_scope(cur, tenant, units, patient):
+    if not units:
         return None
-    scope = {"p": patient, "t": tenant, "u": units, "since": since, "until": until}
-    readings = await _readings(cur, scope, max_readings)
-    device_ids = sorted({r.device_id for r in readings})
-    devices = await _devices(cur, device_ids) if device_ids else []
-    alerts = await _alerts(cur, scope)
+    # The readings come through the clinic's filtered view, so the query runs in the care
+    # context it asks for, whoever calls (the clinic, or `veille fhir export` as the registry).
+    async with conn.transaction():
+        await enter_care_context(conn, tenant=tenant, care_units=tuple(units))
+        cur = conn.cursor(row_factory=tuple_row)
+        if not await _in_scope(cur, tenant, units, patient):
+            return None
+        scope = {"p": patient, "t": tenant, "u": units, "since": since, "until": until}
+        readings = await _readings(cur, scope, max_readings)
+        device_ids = sorted({r.device_id for r in readings})
+        devices = await _devices(cur, device_ids) if device_ids else []
+        alerts = await _alerts(cur, scope)
     # Mapping is CPU work (about 80 microseconds a reading): off the event loop.
     return await asyncio.to_thread(_build, patient, readings, devices, alerts, ctx)
 

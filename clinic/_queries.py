@@ -115,7 +115,7 @@ async def readings_between(
     limit: int,
 ) -> list[ReadingOut]:
     cur = await conn.execute(
-        """SELECT measured_at, metric, value, unit FROM readings
+        """SELECT measured_at, metric, value, unit FROM readings_visible
            WHERE tenant = %(tenant)s AND care_unit = ANY(%(units)s)
              AND patient_pseudonym = %(patient)s AND metric = %(metric)s
              AND measured_at >= %(since)s AND measured_at < %(until)s
@@ -156,7 +156,8 @@ async def latest_readings(
     conn: Connection, scope: CareScope, patient: str, since: datetime
 ) -> list[LatestReading]:
     cur = await conn.execute(
-        """SELECT DISTINCT ON (metric) metric, value, unit, measured_at, care_unit FROM readings
+        """SELECT DISTINCT ON (metric) metric, value, unit, measured_at, care_unit
+           FROM readings_visible
            WHERE tenant = %(tenant)s AND care_unit = ANY(%(units)s)
              AND patient_pseudonym = %(patient)s AND measured_at >= %(since)s
            ORDER BY metric, measured_at DESC, seq DESC""",
@@ -204,7 +205,7 @@ async def rollup_series(
                            AS bucket,
                        r.metric, count(r.value) AS n, count(*) - count(r.value) AS no_signal,
                        avg(r.value) AS mean, min(r.value) AS min, max(r.value) AS max
-                FROM readings r LEFT JOIN watermark w ON w.metric = r.metric
+                FROM readings_visible r LEFT JOIN watermark w ON w.metric = r.metric
                 WHERE r.tenant = %(tenant)s AND r.patient_pseudonym = %(patient)s
                   AND r.care_unit = ANY(%(units)s) AND r.measured_at >= %(since)s
                   AND r.measured_at >= coalesce(w.upto, %(since)s)

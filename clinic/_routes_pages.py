@@ -69,7 +69,7 @@ async def _latest_vitals(
            FROM unnest(%(patients)s::text[]) p(patient)
            CROSS JOIN unnest(%(metrics)s::text[]) m(metric)
            CROSS JOIN LATERAL (
-               SELECT measured_at, value FROM readings
+               SELECT measured_at, value FROM readings_visible
                WHERE patient_pseudonym = p.patient AND metric = m.metric
                  AND tenant = %(tenant)s AND care_unit = ANY(%(units)s)
                  AND value IS NOT NULL AND measured_at >= %(since)s

@@ -14,8 +14,12 @@ needs (docs/SECURITY.md, "Database roles"):
   (:func:`enter_care_context`); with none set, it sees no row.
 
 PostgreSQL applies no row-level security through a materialized view or a continuous
-aggregate, so the clinic reads the rollups only through ``readings_1m_visible`` and
-``readings_1h_visible``: security-barrier views filtering by the same context.
+aggregate, and TimescaleDB refuses row-level security on a compressed hypertable
+(timescale/timescaledb#6827) and would not carry a policy to the chunks, which inherit the
+hypertable's grants (#7830). So the clinic reads readings and rollups only through
+``readings_visible``, ``readings_1m_visible`` and ``readings_1h_visible``: security-barrier
+views, run with the owner's rights, filtering by the same context; it holds no privilege on
+``readings`` itself, and ``readings`` has no policy on either flavour.
 
 Every statement is idempotent; :func:`access_statements` first revokes what the roles hold,
 then grants, so a re-run converges on this file even after a privilege was removed from it.
@@ -56,7 +60,8 @@ CARE_UNITS_SETTING = "veille.care_units"
 # Every table and view a component role could have been granted something on.
 _RELATIONS = (
     "veille_schema", "devices", "device_bindings", "patient_identities", "readings",
-    "readings_1m", "readings_1h", "readings_1m_visible", "readings_1h_visible", "alerts",
+    "readings_1m", "readings_1h", "readings_visible", "readings_1m_visible",
+    "readings_1h_visible", "alerts",
     "alert_events", "dead_letters", "threshold_overrides", "clinicians", "care_unit_members",
     "clinician_sessions", "webhook_subscriptions", "webhook_deliveries",
 )  # fmt: skip
@@ -85,10 +90,11 @@ _IN_CONTEXT = (
     "AND care_unit = ANY ((SELECT veille_context_units())::text[])"
 )
 
-_ROLLUP_VIEWS = [
-    f"""CREATE OR REPLACE VIEW {rollup}_visible WITH (security_barrier) AS
-        SELECT * FROM {rollup} WHERE {_IN_CONTEXT}"""  # noqa: S608 - this module's constants
-    for rollup in ("readings_1m", "readings_1h")
+_VISIBLE = ("readings_visible", "readings_1m_visible", "readings_1h_visible")
+_VISIBLE_VIEWS = [
+    f"""CREATE OR REPLACE VIEW {source}_visible WITH (security_barrier) AS
+        SELECT * FROM {source} WHERE {_IN_CONTEXT}"""  # noqa: S608 - this module's constants
+    for source in ("readings", "readings_1m", "readings_1h")
 ]
 
 _GRANTS = [
@@ -110,12 +116,14 @@ _GRANTS = [
     f"GRANT SELECT, UPDATE (revoked_at) ON clinician_sessions TO {REGISTRY}",
     f"GRANT SELECT, INSERT ON threshold_overrides TO {REGISTRY}",
     f"GRANT SELECT ON readings, alerts, alert_events, dead_letters TO {REGISTRY}",
+    # `veille fhir export`: the patient's readings in the scope it set, as the clinic reads
+    f"GRANT SELECT ON readings_visible TO {REGISTRY}",
     f"GRANT SELECT, INSERT, UPDATE ON webhook_subscriptions, webhook_deliveries TO {REGISTRY}",
     f"""GRANT USAGE ON SEQUENCE clinicians_id_seq, threshold_overrides_id_seq,
         webhook_deliveries_id_seq TO {REGISTRY}""",
     # clinic: patient data under row-level security, its sessions, threshold changes
-    f"""GRANT SELECT ON readings, alerts, alert_events, devices, device_bindings,
-        patient_identities, readings_1m_visible, readings_1h_visible TO {CLINIC}""",
+    f"""GRANT SELECT ON alerts, alert_events, devices, device_bindings, patient_identities,
+        readings_visible, readings_1m_visible, readings_1h_visible TO {CLINIC}""",
     f"GRANT SELECT ON clinicians, care_unit_members TO {CLINIC}",
     f"GRANT SELECT, INSERT, UPDATE (revoked_at) ON clinician_sessions TO {CLINIC}",
     f"GRANT SELECT, INSERT ON threshold_overrides TO {CLINIC}",
@@ -124,9 +132,6 @@ _GRANTS = [
 
 # (table, policy name, policy text after "ON table"); each dropped then created again.
 _POLICIES: list[tuple[str, str, str]] = [
-    ("readings", "clinic_in_context", f"FOR SELECT TO {CLINIC} USING ({_IN_CONTEXT})"),
-    ("readings", "sink_writes", f"FOR ALL TO {SINK} USING (true) WITH CHECK (true)"),
-    ("readings", "registry_reads", f"FOR SELECT TO {REGISTRY} USING (true)"),
     ("alerts", "clinic_in_context", f"FOR SELECT TO {CLINIC} USING ({_IN_CONTEXT})"),
     ("alerts", "sink_writes", f"FOR ALL TO {SINK} USING (true) WITH CHECK (true)"),
     ("alerts", "registry_reads", f"FOR SELECT TO {REGISTRY} USING (true)"),
@@ -192,10 +197,10 @@ def access_statements(*, maintenance_functions: bool) -> list[str]:
     """
     statements = [
         *_CONTEXT_FUNCTIONS,
-        *_ROLLUP_VIEWS,
+        *_VISIBLE_VIEWS,
         f"REVOKE ALL ON {', '.join(_RELATIONS)} FROM {_ALL}",
         f"REVOKE ALL ON SEQUENCE {', '.join(_SEQUENCES)} FROM {_ALL}",
-        "REVOKE ALL ON readings_1m_visible, readings_1h_visible FROM PUBLIC",
+        f"REVOKE ALL ON {', '.join(_VISIBLE)} FROM PUBLIC",
         *_GRANTS,
     ]
     if maintenance_functions:

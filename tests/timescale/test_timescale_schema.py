@@ -15,7 +15,15 @@ import psycopg
 import pytest
 from psycopg.rows import TupleRow
 
-from store import BatchWriter, Flavour, SchemaOptions, WriteMethod, migrate, run_maintenance
+from store import (
+    BatchWriter,
+    Flavour,
+    SchemaOptions,
+    WriteMethod,
+    enter_care_context,
+    migrate,
+    run_maintenance,
+)
 from tests.support.pglite_timescale import PGliteTimescale
 
 pytestmark = pytest.mark.timescale
@@ -189,15 +197,57 @@ async def test_clinic_trend_reads_the_continuous_aggregates_and_the_fresh_tail(
     await writer.write(fresh)
 
     for resolution in Resolution:
-        series = await rollup_series(
-            conn, CareScope("chu-ts", ("icu",)), patient="p-trend", resolution=resolution,
-            since=NOW - timedelta(hours=4), until=NOW + timedelta(hours=1),
-        )  # fmt: skip
+        async with conn.transaction():  # as the clinic does: the care context, then the query
+            await enter_care_context(conn, tenant="chu-ts", care_units=("icu",))
+            series = await rollup_series(
+                conn, CareScope("chu-ts", ("icu",)), patient="p-trend", resolution=resolution,
+                since=NOW - timedelta(hours=4), until=NOW + timedelta(hours=1),
+            )  # fmt: skip
         points = series[0].points
         assert sum(p.n for p in points) == 300, resolution
         assert min(p.min or 0 for p in points) == 91.0
-        outside = await rollup_series(
-            conn, CareScope("chu-ts", ("ward-9",)), patient="p-trend", resolution=resolution,
-            since=NOW - timedelta(hours=4), until=NOW + timedelta(hours=1),
-        )  # fmt: skip
+        async with conn.transaction():
+            await enter_care_context(conn, tenant="chu-ts", care_units=("ward-9",))
+            outside = await rollup_series(
+                conn, CareScope("chu-ts", ("ward-9",)), patient="p-trend", resolution=resolution,
+                since=NOW - timedelta(hours=4), until=NOW + timedelta(hours=1),
+            )  # fmt: skip
         assert outside == []
+
+
+async def test_the_clinic_role_reads_compressed_readings_only_through_its_view(
+    conn: psycopg.AsyncConnection[TupleRow],
+) -> None:
+    """TimescaleDB refuses row-level security on a compressed hypertable (#6827): the clinic
+    has no privilege on ``readings`` (nor so on its chunks) and reads the security-barrier
+    view, whose filter holds on compressed chunks too."""
+    writer = BatchWriter(conn, WriteMethod.UNNEST)
+    mine = [(r[0], "chu-ts", "icu", "p-view", "ts-icu", *r[5:]) for r in _rows("x", [20, 1], 30)]
+    other = [(r[0], "chu-ts", "ward-9", "p-other", "ts-ward", *r[5:]) for r in _rows("x", [20], 30)]
+    await writer.write(mine + other)
+    await conn.execute(
+        "SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('readings') c"
+    )
+    chunks = await _all(
+        conn, "SELECT (SELECT count(*) FROM show_chunks('readings')), count(*) FILTER "
+        "(WHERE is_compressed) FROM timescaledb_information.chunks WHERE hypertable_name = 'readings'"
+    )  # fmt: skip
+    assert chunks[0][0] == chunks[0][1] >= 2  # every chunk is compressed
+    chunk = (await _all(conn, "SELECT c::text FROM show_chunks('readings') c LIMIT 1"))[0][0]
+    async with conn.transaction():
+        await conn.execute("SET LOCAL ROLE veille_clinic")
+        await enter_care_context(conn, tenant="chu-ts", care_units=("icu",))
+        units = await _all(conn, "SELECT DISTINCT tenant, care_unit FROM readings_visible")
+        mine_seen = await _all(
+            conn, "SELECT count(*) FROM readings_visible WHERE patient_pseudonym = 'p-view'"
+        )
+        other_seen = await _all(
+            conn, "SELECT count(*) FROM readings_visible WHERE patient_pseudonym = 'p-other'"
+        )
+    assert units == [("chu-ts", "icu")]
+    assert (mine_seen, other_seen) == ([(60,)], [(0,)])
+    for relation in ("readings", chunk):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            async with conn.transaction():
+                await conn.execute("SET LOCAL ROLE veille_clinic")
+                await conn.execute(f"SELECT count(*) FROM {relation}".encode())
