@@ -42,16 +42,14 @@ AUDIT_WRITABLE_COLUMNS = (
 # The functions that run as their owner (store._access makes them SECURITY DEFINER).
 AUDIT_FUNCTIONS = ("veille_audit_chain()",)
 
+# The canonical form's fields, in order (store._audit_chain); at in microseconds since 1970.
+_CANONICAL_FIELDS = (
+    "NEW.id::text", "(extract(epoch FROM NEW.at) * 1000000)::bigint::text", "NEW.db_user",
+    "NEW.actor", "NEW.actor_role", "NEW.action", "NEW.patient_pseudonym", "NEW.tenant",
+    "NEW.care_unit", "NEW.source", "NEW.detail::text",
+)  # fmt: skip
 _CANONICAL_SQL = " || ".join(
-    ["'veille-audit-v1'"]
-    + [
-        f"veille_audit_field({expr})"
-        for expr in (
-            "NEW.id::text", "(extract(epoch FROM NEW.at) * 1000000)::bigint::text",
-            "NEW.db_user", "NEW.actor", "NEW.actor_role", "NEW.action", "NEW.patient_pseudonym",
-            "NEW.tenant", "NEW.care_unit", "NEW.source", "NEW.detail::text",
-        )  # fmt: skip
-    ]
+    ["'veille-audit-v1'"] + [f"veille_audit_field({expr})" for expr in _CANONICAL_FIELDS]
 )
 
 AUDIT_SCHEMA = [
@@ -60,7 +58,7 @@ AUDIT_SCHEMA = [
         last_id bigint NOT NULL,
         last_hash bytea NOT NULL)""",
     f"""INSERT INTO audit_chain_head (last_id, last_hash)
-        VALUES (0, '\\x{GENESIS_HASH.hex()}'::bytea) ON CONFLICT (id) DO NOTHING""",
+        VALUES (0, '\\x{GENESIS_HASH.hex()}'::bytea) ON CONFLICT (id) DO NOTHING""",  # noqa: S608
     """CREATE TABLE IF NOT EXISTS audit_events (
         id bigint PRIMARY KEY,
         at timestamptz NOT NULL,
@@ -101,7 +99,7 @@ AUDIT_SCHEMA = [
         NEW.row_hash := sha256(head.last_hash || convert_to({_CANONICAL_SQL}, 'UTF8'));
         UPDATE audit_chain_head SET last_id = NEW.id, last_hash = NEW.row_hash WHERE id;
         RETURN NEW;
-    END $$""",
+    END $$""",  # noqa: S608 - this module's constants
     """CREATE OR REPLACE FUNCTION veille_audit_refuse() RETURNS trigger
     LANGUAGE plpgsql AS $$
     BEGIN
