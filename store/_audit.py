@@ -187,15 +187,18 @@ async def list_audit(
 VERIFY_BATCH = 5000  # rows per round trip of the server-side cursor
 
 
-async def verify_audit_chain(conn: Connection) -> ChainReport:
+async def verify_audit_chain(
+    conn: Connection, *, anchors: Mapping[int, bytes] | None = None
+) -> ChainReport:
     """Recompute every hash in id order, in one snapshot with the chain head (rows written
-    meanwhile are simply not looked at). Needs SELECT on both tables: the owner's."""
+    meanwhile are simply not looked at), and check ``anchors`` (row id -> hash recorded by an
+    earlier verification). Needs SELECT on both tables: the owner's."""
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cur = await conn.execute("SELECT last_id, last_hash FROM audit_chain_head")
         head = await cur.fetchone()
         head_id, head_hash = (int(head[0]), bytes(head[1])) if head else (-1, b"")
-        verifier = ChainVerifier()
+        verifier = ChainVerifier(anchors)
         async with conn.cursor(name="veille_audit_verify") as rows:
             rows.itersize = VERIFY_BATCH
             await rows.execute(

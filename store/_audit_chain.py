@@ -21,6 +21,7 @@ the end is noticed too.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -95,11 +96,17 @@ class ChainReport:
 
 class ChainVerifier:
     """Feed rows in id order with :meth:`feed`, then :meth:`finish` with the chain head; the
-    first break found is kept (later rows are not looked at)."""
+    first break found is kept (later rows are not looked at).
 
-    __slots__ = ("_count", "_failure", "_last_hash", "_last_id")
+    ``anchors``: row id -> the hash an earlier verification printed for it. Someone able to
+    rewrite a row and every hash after it makes a chain that holds; it no longer reaches a
+    hash kept outside the database.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_anchors", "_count", "_failure", "_last_hash", "_last_id")
+
+    def __init__(self, anchors: Mapping[int, bytes] | None = None) -> None:
+        self._anchors = dict(anchors or {})
         self._count = 0
         self._last_id = 0
         self._last_hash = GENESIS_HASH
@@ -124,6 +131,10 @@ class ChainVerifier:
             self._fail(row.id, f"its content does not match its row_hash (stored "
                        f"{row.row_hash.hex()[:16]}..., computed {computed.hex()[:16]}...): "
                        "the row was altered after it was written")  # fmt: skip
+        elif (anchor := self._anchors.get(row.id)) is not None and anchor != row.row_hash:
+            self._fail(row.id, f"its hash {row.row_hash.hex()[:16]}... is not the "
+                       f"{anchor.hex()[:16]}... recorded earlier: the trail was rewritten from "
+                       "this row on, or before it")  # fmt: skip
         if self._failure is None:
             self._count += 1
             self._last_id = row.id
@@ -137,6 +148,11 @@ class ChainVerifier:
         if self._failure is not None:
             bad_id, reason = self._failure
             return ChainReport(self._count, self._last_id, self._last_hash, bad_id, reason)
+        beyond = sorted(i for i in self._anchors if i > self._last_id)
+        if beyond:
+            reason = (f"row {beyond[0]}, whose hash was recorded earlier, is not in the "
+                      f"table (it ends at {self._last_id}): rows were removed")  # fmt: skip
+            return ChainReport(self._count, self._last_id, self._last_hash, beyond[0], reason)
         if (head_id, head_hash) != (self._last_id, self._last_hash):
             reason = (f"the chain head says the last row is {head_id} "
                       f"({head_hash.hex()[:16]}...) but the table ends at {self._last_id} "

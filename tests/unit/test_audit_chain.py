@@ -53,9 +53,10 @@ def test_the_canonical_form_is_length_prefixed_fields_with_null_as_dash() -> Non
 
 def test_the_hash_is_sha256_of_the_previous_hash_then_the_canonical_form() -> None:
     row = _unhashed(1)
-    assert audit_row_hash(GENESIS_HASH, row) == hashlib.sha256(
-        bytes(32) + canonical_audit_row(row)
-    ).digest()
+    assert (
+        audit_row_hash(GENESIS_HASH, row)
+        == hashlib.sha256(bytes(32) + canonical_audit_row(row)).digest()
+    )
 
 
 def test_no_value_can_move_a_field_boundary() -> None:
@@ -110,3 +111,30 @@ def test_the_at_field_counts_microseconds() -> None:
     rows = chain(2)
     rows[0] = dataclasses.replace(rows[0], at=rows[0].at + timedelta(microseconds=1))
     assert verify(rows).bad_id == 1
+
+
+def test_an_anchor_recorded_earlier_catches_a_consistently_rewritten_chain() -> None:
+    original = chain(4)
+    rewritten, prev = [], GENESIS_HASH
+    for row in original:  # someone rewrites row 2 and recomputes every hash after it
+        changed = dataclasses.replace(row, prev_hash=prev)
+        if row.id == 2:
+            changed = dataclasses.replace(changed, actor="nobody")
+        changed = dataclasses.replace(changed, row_hash=audit_row_hash(prev, changed))
+        rewritten.append(changed)
+        prev = changed.row_hash
+    assert verify(rewritten).holds  # a chain alone cannot tell
+    verifier = ChainVerifier({3: original[2].row_hash})
+    for row in rewritten:
+        verifier.feed(row)
+    report = verifier.finish(4, rewritten[-1].row_hash)
+    assert report.bad_id == 3 and "recorded earlier" in (report.reason or "")
+
+
+def test_an_anchor_beyond_the_table_means_rows_were_removed() -> None:
+    rows = chain(3)
+    verifier = ChainVerifier({5: bytes(32)})
+    for row in rows:
+        verifier.feed(row)
+    report = verifier.finish(3, rows[-1].row_hash)
+    assert report.bad_id == 5 and not report.holds
