@@ -121,8 +121,11 @@ class ChainVerifier:
             return
         expected_id = self._last_id + 1
         if row.id != expected_id:
-            self._fail(row.id, f"expected id {expected_id} after {self._last_id}: rows "
-                       f"{expected_id}..{row.id - 1} are missing (deleted?)")  # fmt: skip
+            missing = (
+                f"{expected_id}" if row.id == expected_id + 1 else f"{expected_id}..{row.id - 1}"
+            )
+            self._fail(expected_id, f"row {missing} is missing (the row after {self._last_id} "
+                       f"is {row.id}): deleted")  # fmt: skip
         elif row.prev_hash != self._last_hash:
             self._fail(row.id, f"its prev_hash {row.prev_hash.hex()[:16]}... is not the "
                        f"previous row's hash {self._last_hash.hex()[:16]}... (a row before "

@@ -98,7 +98,7 @@ def test_a_deleted_row_is_a_gap() -> None:
     rows = chain(5)
     del rows[1]
     report = verify(rows)
-    assert report.bad_id == 3 and "missing" in (report.reason or "")
+    assert report.bad_id == 2 and "missing" in (report.reason or "")
 
 
 def test_rows_removed_from_the_end_disagree_with_the_head() -> None:

@@ -69,7 +69,7 @@ async def _list(args: argparse.Namespace, settings: Settings) -> int:
         raise _denied(exc) from exc
     table = Table(title=f"audit trail, newest first ({len(rows)} rows)")
     for column in _COLUMNS:
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "detail", overflow="fold")
     for r in rows:
         table.add_row(
             str(r.id), r.at.astimezone(UTC).isoformat(timespec="seconds"), r.actor,
