@@ -16,7 +16,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -25,16 +24,14 @@ import pytest
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
-from clinic import hash_password
-from store import AuditEntry, ClinicianRole, add_clinician, record_audit
+from store import AuditEntry, record_audit
 from tests.integration.conftest import RunningStack
 from tests.support.clinic import running_clinic
+from tests.support.patients import PASSWORD, add_nurse, seed_patient
 
 pytestmark = pytest.mark.slow
 
 Connection = psycopg.AsyncConnection[TupleRow]
-PASSWORD = "correct horse battery staple"
-NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def _url(stack: RunningStack, component: str) -> str:
@@ -240,46 +237,6 @@ def clinic_url(
 ) -> Iterator[str]:
     with running_clinic(running_stack.env, tmp_path_factory.mktemp("clinic-audit")) as url:
         yield url
-
-
-async def seed_patient(dsn: str, tenant: str, unit: str, patient: str) -> str:
-    """A bound device with half an hour of SpO2 and an open alert; returns the alert id."""
-    device, alert = f"dev-{patient}", str(uuid.uuid4())
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as owner:
-        await owner.execute(
-            """INSERT INTO devices (device_id, tenant, device_type, care_unit, patient_pseudonym,
-                   bound_since) VALUES (%s, %s, 'pulse_oximeter', %s, %s, %s)""",
-            (device, tenant, unit, patient, NOW - timedelta(hours=2)),
-        )
-        await owner.execute(
-            """INSERT INTO device_bindings (device_id, tenant, care_unit, patient_pseudonym,
-                   bound_from) VALUES (%s, %s, %s, %s, %s)""",
-            (device, tenant, unit, patient, NOW - timedelta(hours=2)),
-        )
-        for i in range(30):
-            await owner.execute(
-                """INSERT INTO readings (measured_at, tenant, care_unit, patient_pseudonym,
-                       device_id, metric, value, unit, seq, received_at)
-                   VALUES (%s, %s, %s, %s, %s, 'spo2', 95, '%%', %s, %s)""",
-                (NOW - timedelta(minutes=30 - i), tenant, unit, patient, device, i, NOW),
-            )
-        await owner.execute(
-            """INSERT INTO alerts (alert_id, tenant, care_unit, patient_pseudonym, rule, metric,
-                   priority, state, opened_at, opening_value, message)
-               VALUES (%s, %s, %s, %s, 'spo2_low', 'spo2', 'high', 'open', %s, 85, 'low')""",
-            (alert, tenant, unit, patient, NOW - timedelta(minutes=10)),
-        )
-        await owner.execute("SELECT veille_refresh_rollups()")
-    return alert
-
-
-async def add_nurse(dsn: str, tenant: str, unit: str) -> str:
-    username = f"nurse-{uuid.uuid4().hex[:8]}"
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        await add_clinician(conn, tenant=tenant, username=username, display_name="Nurse",
-                            role=ClinicianRole.NURSE, password_hash=hash_password(PASSWORD),
-                            care_units=[unit])  # fmt: skip
-    return username
 
 
 async def test_the_clinic_writes_one_row_per_read_of_a_patient(
