@@ -29,6 +29,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from devices import AlertEvent, us_to_datetime
 from veille.settings import Settings
 
+from ._audit import AuditTrail, client_address
 from ._context import SESSION_COOKIE, Context
 from ._context import _caller as resolve_caller  # the API's own authentication, unchanged
 from ._errors import ApiError
@@ -205,12 +206,18 @@ router = APIRouter(tags=["alerts"])
         401: {"model": ErrorResponse, "description": "not signed in"},
     },
 )
-async def alert_stream(signed_in: SignedIn, feed: Feed, ctx: Context) -> EventSourceResponse:
+async def alert_stream(
+    signed_in: SignedIn, feed: Feed, ctx: Context, request: Request
+) -> EventSourceResponse:
     """Events ``alert`` (opened, escalated, acknowledged, resolved: the alert's id, patient,
     priority, time, value, actor) for your care units as the pipeline and clinicians produce
     them, and ``feed`` (``{"live": bool}``) when the server starts or stops following them.
     The stream ends when your session does; load ``GET /alerts`` on (re)connection."""
     caller, bearer, cookie = signed_in
+    async with ctx.pool.connection() as conn:  # one row per stream opened, not per event
+        await AuditTrail(conn, caller, client_address(request)).record(
+            "alerts.stream", care_units=list(caller.scope.care_units)
+        )
 
     async def still_signed_in() -> bool:
         try:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 
 from devices import AlertEventKind, us_to_datetime
 
+from ._audit import Audited
 from ._context import CareDb, Context, CurrentCaller
 from ._errors import NotFound
 from ._models import (
@@ -42,6 +43,7 @@ router = APIRouter(tags=["alerts"], responses={401: _ERRORS[401], **INVALID_INPU
 async def alerts(
     caller: CurrentCaller,
     conn: CareDb,
+    audit: Audited,
     state: AlertStateFilter = AlertStateFilter.OPEN,
     care_unit: Annotated[str | None, Query(max_length=64, description="one of yours")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
@@ -49,7 +51,12 @@ async def alerts(
     """Sorted by priority (high, medium, low), then by age (the longest waiting first). A care
     unit you are not a member of lists nothing."""
     scope = caller.scope.narrowed(care_unit)
-    return AlertList(alerts=await list_alerts(conn, scope, state, limit))
+    found = await list_alerts(conn, scope, state, limit)
+    await audit.record(
+        "alerts.list", care_unit=care_unit, state=state.value, count=len(found),
+        patients=sorted({a.patient for a in found}),
+    )  # fmt: skip
+    return AlertList(alerts=found)
 
 
 async def _alert(conn: CareDb, caller: Caller, alert_id: UUID) -> AlertSummary:
@@ -68,6 +75,7 @@ async def alert_detail(
     alert_id: UUID,
     caller: CurrentCaller,
     conn: CareDb,
+    audit: Audited,
     minutes: Annotated[
         int, Query(ge=1, le=120, description="readings from this long before the opening")
     ] = 15,
@@ -84,6 +92,10 @@ async def alert_detail(
         conn, caller.scope, patient=alert.patient, metric=alert.metric, since=since,
         until=until, limit=READINGS_AROUND_MAX,
     )  # fmt: skip
+    await audit.record(
+        "alert.view", patient=alert.patient, care_unit=alert.care_unit,
+        alert_id=str(alert_id), minutes=minutes,
+    )  # fmt: skip
     return AlertDetail(
         alert=alert, history=history, readings_from=since, readings_to=until, readings=readings
     )
@@ -96,7 +108,7 @@ async def alert_detail(
     responses={404: _ERRORS[404], 409: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
 async def acknowledge(
-    alert_id: UUID, caller: CurrentCaller, conn: CareDb, ctx: Context
+    alert_id: UUID, caller: CurrentCaller, conn: CareDb, ctx: Context, audit: Audited
 ) -> AlertAction:
     """Published on the alerts topic with you as actor; the worker stops escalating and the
     history records who and when within a second or so."""
@@ -104,6 +116,10 @@ async def acknowledge(
     event = await clinician_action(
         ctx.publisher, alert, AlertEventKind.ACKNOWLEDGED,
         tenant=caller.scope.tenant, actor=caller.username,
+    )  # fmt: skip
+    await audit.record(
+        "alert.acknowledge", patient=alert.patient, care_unit=alert.care_unit,
+        alert_id=str(alert_id),
     )  # fmt: skip
     return AlertAction(
         alert_id=alert_id, kind="acknowledged", actor=caller.username,
@@ -118,12 +134,21 @@ async def acknowledge(
     responses={404: _ERRORS[404], 409: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
 async def resolve(
-    alert_id: UUID, body: ResolveRequest, caller: CurrentCaller, conn: CareDb, ctx: Context
+    alert_id: UUID,
+    body: ResolveRequest,
+    caller: CurrentCaller,
+    conn: CareDb,
+    ctx: Context,
+    audit: Audited,
 ) -> AlertAction:
     alert = await _alert(conn, caller, alert_id)
     event = await clinician_action(
         ctx.publisher, alert, AlertEventKind.RESOLVED,
         tenant=caller.scope.tenant, actor=caller.username, note=body.note,
+    )  # fmt: skip
+    await audit.record(
+        "alert.resolve", patient=alert.patient, care_unit=alert.care_unit,
+        alert_id=str(alert_id),
     )  # fmt: skip
     return AlertAction(
         alert_id=alert_id, kind="resolved", actor=caller.username, at=us_to_datetime(event.at_us)

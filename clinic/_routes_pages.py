@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from streams import NEWS2_SOURCE_METRICS, RiskBand, observations_from_latest, score_news2
 
+from ._audit import Audited
 from ._context import SESSION_COOKIE, CareDb, Context, CurrentCaller
 from ._models import INVALID_INPUT, PSEUDONYM_PATTERN, ErrorResponse
 from ._scope import CareScope
@@ -113,6 +114,7 @@ news2_router = APIRouter(tags=["patients"])
 async def news2(
     caller: CurrentCaller,
     conn: CareDb,
+    audit: Audited,
     patient: Annotated[
         list[str], Query(max_length=MAX_PATIENTS, description="pseudonyms, repeated")
     ],
@@ -123,6 +125,7 @@ async def news2(
     patients = [p for p in dict.fromkeys(patient) if p]
     since = datetime.now(UTC) - NEWS2_LOOKBACK
     latest = await _latest_vitals(conn, caller.scope, patients, since)
+    await audit.record("patients.news2", patients=sorted(patients))
     return News2List(scores=[patient_news2(p, latest[p]) for p in patients])
 
 

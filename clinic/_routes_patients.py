@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from store import record_override
 from streams import RULES_BY_ID, ThresholdRule
 
+from ._audit import Audited
 from ._context import CareDb, Context, CurrentCaller
 from ._errors import ApiError, NotFound
 from ._fhir_export import fhir_context, patient_bundle
@@ -64,6 +65,7 @@ async def vitals(
     pseudonym: Pseudonym,
     caller: CurrentCaller,
     conn: CareDb,
+    audit: Audited,
     hours: Annotated[int, Query(ge=1, le=168, description="how far back")] = 6,
     resolution: Resolution = Resolution.MINUTE,
 ) -> Vitals:
@@ -73,7 +75,7 @@ async def vitals(
     width = _BUCKET[resolution]
     until = _floor(datetime.now(UTC), width) + width
     since = _floor(until - timedelta(hours=hours), width)
-    return Vitals(
+    vitals = Vitals(
         patient=pseudonym, resolution=resolution, since=since, until=until,
         latest=await latest_readings(conn, caller.scope, pseudonym, since),
         series=await rollup_series(
@@ -81,6 +83,10 @@ async def vitals(
             until=until,
         ),
     )  # fmt: skip
+    await audit.record(
+        "patient.vitals", patient=pseudonym, hours=hours, resolution=resolution.value
+    )
+    return vitals
 
 
 def _rule(rule_id: str) -> ThresholdRule:
@@ -131,12 +137,14 @@ async def _view(conn: CareDb, caller: Caller, pseudonym: str, rule: ThresholdRul
 
 @router.get("/patients/{pseudonym}/thresholds/{rule_id}", summary="A rule's thresholds")
 async def thresholds(
-    pseudonym: Pseudonym, rule_id: RuleId, caller: CurrentCaller, conn: CareDb
+    pseudonym: Pseudonym, rule_id: RuleId, caller: CurrentCaller, conn: CareDb, audit: Audited
 ) -> ThresholdView:
     """The default, what is in force for this patient and why, and every version."""
     rule = _rule(rule_id)
     await _visible(conn, caller, pseudonym)
-    return await _view(conn, caller, pseudonym, rule)
+    view = await _view(conn, caller, pseudonym, rule)
+    await audit.record("patient.thresholds", patient=pseudonym, rule=rule.rule_id)
+    return view
 
 
 def _require_prescriber(caller: Caller) -> None:
@@ -165,6 +173,7 @@ async def set_thresholds(
     body: ThresholdChange,
     caller: CurrentCaller,
     conn: CareDb,
+    audit: Audited,
 ) -> ThresholdView:
     """A new version with you and your reason in the history; the stream workers apply it
     within seconds."""
@@ -180,7 +189,9 @@ async def set_thresholds(
         limit=body.limit, clear_at=body.clear_at, persistence=body.persistence,
         changed_by=caller.username, reason=body.reason,
     )  # fmt: skip
-    return await _view(conn, caller, pseudonym, rule)
+    view = await _view(conn, caller, pseudonym, rule)
+    await audit.record("patient.thresholds.set", patient=pseudonym, rule=rule.rule_id)
+    return view
 
 
 @router.delete(
@@ -193,6 +204,7 @@ async def clear_thresholds(
     rule_id: RuleId,
     caller: CurrentCaller,
     conn: CareDb,
+    audit: Audited,
     reason: Annotated[str | None, Query(max_length=500)] = None,
 ) -> ThresholdView:
     _require_prescriber(caller)
@@ -208,7 +220,9 @@ async def clear_thresholds(
         conn, tenant=caller.scope.tenant, rule=rule.rule_id, patient=pseudonym,
         changed_by=caller.username, reason=reason,
     )  # fmt: skip
-    return await _view(conn, caller, pseudonym, rule)
+    view = await _view(conn, caller, pseudonym, rule)
+    await audit.record("patient.thresholds.clear", patient=pseudonym, rule=rule.rule_id)
+    return view
 
 
 FHIR_JSON = "application/fhir+json"
@@ -225,6 +239,7 @@ async def fhir_bundle(
     caller: CurrentCaller,
     conn: CareDb,
     ctx: Context,
+    audit: Audited,
     hours: Annotated[int, Query(ge=1, le=168, description="how far back")] = 24,
 ) -> Response:
     """Observations (vital-signs profile, blood-pressure panels), the latest NEWS2 and a Flag
@@ -237,4 +252,5 @@ async def fhir_bundle(
     )  # fmt: skip
     if bundle is None:
         raise NotFound(f"patient {pseudonym}")
+    await audit.record("fhir.export", patient=pseudonym, hours=hours)
     return Response(orjson.dumps(bundle), media_type=FHIR_JSON)

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from ._access import ROLE_NAMES, enter_care_context
+from ._audit import AuditEntry, list_audit, record_audit, verify_audit_chain
+from ._audit_chain import (
+    AuditRow,
+    ChainReport,
+    ChainVerifier,
+    audit_row_hash,
+    canonical_audit_row,
+)
 from ._backup import back_up, restore
 from ._backup_digests import schema_digests, table_digests
 from ._backup_manifest import (
@@ -63,6 +71,15 @@ from ._writer import (
 __all__ = [
     "ROLE_NAMES",
     "enter_care_context",
+    "AuditEntry",
+    "AuditRow",
+    "ChainReport",
+    "ChainVerifier",
+    "audit_row_hash",
+    "canonical_audit_row",
+    "list_audit",
+    "record_audit",
+    "verify_audit_chain",
     "BackupManifest",
     "RestoreReport",
     "TableDigest",

@@ -12,6 +12,8 @@ needs (docs/SECURITY.md, "Database roles"):
 - ``veille_clinic`` is the clinicians' service: patient data only through row-level security
   scoped by the establishment and care units it sets per transaction
   (:func:`enter_care_context`); with none set, it sees no row.
+- the audit trail (:mod:`store._audit`): the clinic and the registry may INSERT its
+  descriptive columns, nothing more; only the owner reads it (``veille audit``).
 
 PostgreSQL applies no row-level security through a materialized view or a continuous
 aggregate, and TimescaleDB refuses row-level security on a compressed hypertable
@@ -36,6 +38,8 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
 from veille.errors import StoreError
+
+from ._audit import AUDIT_FUNCTIONS, AUDIT_WRITABLE_COLUMNS
 
 __all__ = [
     "CARE_UNITS_SETTING",
@@ -63,7 +67,8 @@ _RELATIONS = (
     "readings_1m", "readings_1h", "readings_visible", "readings_1m_visible",
     "readings_1h_visible", "alerts",
     "alert_events", "dead_letters", "threshold_overrides", "clinicians", "care_unit_members",
-    "clinician_sessions", "webhook_subscriptions", "webhook_deliveries",
+    "clinician_sessions", "webhook_subscriptions", "webhook_deliveries", "audit_events",
+    "audit_chain_head",
 )  # fmt: skip
 _SEQUENCES = ("clinicians_id_seq", "threshold_overrides_id_seq", "webhook_deliveries_id_seq")
 _MAINTENANCE_FUNCTIONS = (
@@ -128,6 +133,9 @@ _GRANTS = [
     f"GRANT SELECT, INSERT, UPDATE (revoked_at) ON clinician_sessions TO {CLINIC}",
     f"GRANT SELECT, INSERT ON threshold_overrides TO {CLINIC}",
     f"GRANT USAGE ON SEQUENCE threshold_overrides_id_seq TO {CLINIC}",
+    # The audit trail: the clinic and the operator's commands append, nobody but the owner
+    # reads (`veille audit`), nobody changes; the trigger fills in id, time and hashes.
+    f"GRANT INSERT ({', '.join(AUDIT_WRITABLE_COLUMNS)}) ON audit_events TO {CLINIC}, {REGISTRY}",
 ]
 
 # (table, policy name, policy text after "ON table"); each dropped then created again.
@@ -202,6 +210,8 @@ def access_statements(*, maintenance_functions: bool) -> list[str]:
         f"REVOKE ALL ON SEQUENCE {', '.join(_SEQUENCES)} FROM {_ALL}",
         f"REVOKE ALL ON {', '.join(_VISIBLE)} FROM PUBLIC",
         *_GRANTS,
+        # The audit chain's trigger reads and moves audit_chain_head, which no writer may.
+        _definer(AUDIT_FUNCTIONS),
     ]
     if maintenance_functions:
         statements += [

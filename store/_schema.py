@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from ._access import access_statements, ensure_roles
+from ._audit import AUDIT_SCHEMA
 
 __all__ = [
     "Flavour",
@@ -29,7 +30,7 @@ __all__ = [
     "statements_for",
 ]
 
-SCHEMA_VERSION = 6  # v6: component roles, row-level security
+SCHEMA_VERSION = 7  # v7: the audit trail (audit_events, audit_chain_head; store._audit)
 
 # Run before the idempotent statements when a database is at an older version: what
 # CREATE ... IF NOT EXISTS cannot change in place.
@@ -282,6 +283,7 @@ _COMMON_TAIL = [
         FOR EACH ROW EXECUTE FUNCTION veille_thresholds_notify()""",
     *_CLINIC,
     *_WEBHOOKS,
+    *AUDIT_SCHEMA,
 ]
 
 # n counts values; no_signal counts readings where the sensor measured nothing (value NULL).

@@ -91,3 +91,18 @@ def test_a_component_without_its_own_url_falls_back_to_the_owners() -> None:
         settings.database_url_for("clinic").get_secret_value().startswith("postgresql://veille_c")
     )
     assert settings.database_url_for("sink").get_secret_value() == "postgresql://owner@db/veille"
+
+
+def test_the_audit_trail_is_appended_by_the_clinic_and_registry_and_read_by_nobody() -> None:
+    for component, role in ROLE_NAMES.items():
+        on_audit = [s for s in _grants_to(role) if " ON audit_events " in s
+                    or " ON audit_chain_head" in s]  # fmt: skip
+        if component in ("clinic", "registry"):
+            assert len(on_audit) == 1, role
+            privileges = on_audit[0].split(" ON ")[0]
+            assert privileges.startswith("GRANT INSERT (") and "SELECT" not in privileges
+            for column in ("id", "at", "db_user", "prev_hash", "row_hash"):
+                assert not re.search(rf"[(,] ?{column}\b", privileges), column
+        else:
+            assert on_audit == [], role
+    assert any("ALTER FUNCTION veille_audit_chain() SECURITY DEFINER" in s for s in _flat(False))

@@ -19,6 +19,7 @@ from veille.settings import Settings
 
 from . import (
     alerts,
+    audit,
     backup,
     certs,
     clinic,
@@ -45,7 +46,7 @@ __all__ = ["build_parser", "main"]
 # In the order `veille --help` lists them (backup registers `backup` and `restore`).
 COMMANDS = (
     stack, gateway, worker, sink, migrate, devices, alerts, thresholds, fhir, webhooks,
-    users, clinic, backup, certs, doctor, replay, evaluate, news2, simulate, demo,
+    users, clinic, audit, backup, certs, doctor, replay, evaluate, news2, simulate, demo,
 )  # fmt: skip
 
 

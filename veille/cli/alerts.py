@@ -18,10 +18,12 @@ from rich.table import Table
 
 from clinic import AlertPublisher, alert_for_operator, clinician_action
 from devices import AlertEvent, AlertEventKind
+from store import record_audit
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
 from ._command import Subparsers, add_action, add_actions, add_command, run_async
+from ._operator import operator_entry
 
 __all__ = ["register"]
 
@@ -37,10 +39,14 @@ async def _list(conn: psycopg.AsyncConnection[TupleRow], every: bool) -> None:
                     opened_at""",
         {"all": every},
     )
+    rows = await cur.fetchall()
+    await record_audit(conn, operator_entry(
+        "alerts.list", all=every, count=len(rows), patients=sorted({str(r[5]) for r in rows}),
+    ))  # fmt: skip
     table = Table(title="alerts" if every else "open and acknowledged alerts")
     for column in _COLUMNS:
         table.add_column(column)
-    for row in await cur.fetchall():
+    for row in rows:
         table.add_row(*(str(v) for v in row))
     Console(width=200).print(table)
 
@@ -59,7 +65,13 @@ async def _act_on_alert(
     if found is None:
         raise ConfigurationError(f"no alert {alert_id!r}; `veille alerts list` shows the open ones")
     tenant, alert = found
-    return await clinician_action(publisher, alert, kind, tenant=tenant, actor=actor, note=note)
+    event = await clinician_action(publisher, alert, kind, tenant=tenant, actor=actor, note=note)
+    action = "alert.acknowledge" if kind is AlertEventKind.ACKNOWLEDGED else "alert.resolve"
+    await record_audit(conn, operator_entry(
+        action, patient=alert.patient, tenant=tenant, care_unit=alert.care_unit,
+        alert_id=alert_id, by=actor,
+    ))  # fmt: skip
+    return event
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -12,10 +12,12 @@ import orjson
 import psycopg
 
 from clinic import fhir_context, patient_bundle, patient_scopes
+from store import record_audit
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
 from ._command import Subparsers, add_action, add_actions, add_command
+from ._operator import operator_entry
 
 __all__ = ["register"]
 
@@ -43,8 +45,12 @@ async def _export(args: argparse.Namespace, settings: Settings) -> dict[str, obj
             since=until - timedelta(hours=args.hours), until=until,
             ctx=fhir_context(settings.fhir),
         )  # fmt: skip
-    if bundle is None:
-        raise ConfigurationError(f"patient {args.patient!r} is not in care units {units}")
+        if bundle is None:
+            raise ConfigurationError(f"patient {args.patient!r} is not in care units {units}")
+        await record_audit(conn, operator_entry(
+            "fhir.export", patient=args.patient, tenant=tenants[0], care_units=list(units),
+            hours=args.hours,
+        ))  # fmt: skip
     return bundle
 
 
