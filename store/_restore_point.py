@@ -71,8 +71,8 @@ async def database_digests(conninfo: str) -> DatabaseDigests:
 async def mark_restore_point(conninfo: str, name: str) -> tuple[str, DatabaseDigests]:
     """Create restore point ``name``; returns its LSN and the digests of the database there.
 
-    Needs the owner role (it locks the tables) with EXECUTE on ``pg_create_restore_point``
-    (superuser-only by default; the stack grants it)."""
+    Needs a superuser: ``pg_create_restore_point`` is theirs (a GRANT of it would travel
+    in every ``pg_dump`` and fail at import), and they lock and read every table."""
     async with await _connect(conninfo) as locker, await _connect(conninfo) as reader:
         tables = await (await locker.execute(USER_TABLES.encode())).fetchall()
         await locker.set_autocommit(False)
@@ -103,8 +103,8 @@ async def mark_restore_point(conninfo: str, name: str) -> tuple[str, DatabaseDig
                 ).fetchone()
             except psycopg.errors.InsufficientPrivilege as exc:
                 raise StoreError(
-                    "the database role cannot create a restore point; as a superuser run "
-                    "`GRANT EXECUTE ON FUNCTION pg_create_restore_point(text) TO <owner role>`"
+                    "this role cannot create a restore point; set VEILLE_BACKUP_DATABASE_URL "
+                    "to the application database as a superuser"
                 ) from exc
             assert row is not None
             lsn, snapshot = str(row[0]), str(row[1])

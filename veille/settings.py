@@ -229,6 +229,12 @@ class Settings(_VeilleSettings):
         description="VEILLE_BACKUP_CIPHER_PASS, the repository's encryption key, from a "
         "secret store (never in the repository or beside it); overrides repo1-cipher-pass",
     )
+    backup_database_url: SecretStr | None = Field(
+        None,
+        description="VEILLE_BACKUP_DATABASE_URL, the application database as a superuser (it "
+        "creates the restore point after each `veille backup` and reads every table there); "
+        "default VEILLE_DATABASE_URL",
+    )
     backup_records_dir: Path | None = Field(
         None,
         description="VEILLE_BACKUP_RECORDS_DIR, where `veille backup` keeps each backup's "

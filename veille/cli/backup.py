@@ -41,7 +41,7 @@ def _backup(args: argparse.Namespace, settings: Settings) -> int:
     if action == "import":
         return _import(args, settings)
     repo = PgBackRest.from_settings(settings)
-    owner_url = settings.database_url.get_secret_value()
+    owner_url = (settings.backup_database_url or settings.database_url).get_secret_value()
     if action == "list":
         backups = asyncio.run(list_backups(repo))
         for summary in backups:

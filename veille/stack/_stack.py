@@ -20,7 +20,6 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from ingest import MqttEndpoint
 from store import ROLE_NAMES, SchemaInfo, migrate
@@ -175,8 +174,13 @@ class LocalStack:
         if BACKUP_CIPHER_PASS not in state:  # a state from before WAL archiving
             return {}
         files = PostgresCluster.for_state_dir(self.state_dir).backup_files
+        port = state["services"]["postgres"]["port"]
+        superuser = f"postgresql://postgres:{state['superuser_password']}@127.0.0.1:{port}/"
         return {
             "VEILLE_BACKUP_CONFIG": str(files.config),
+            # Creating a restore point is a superuser's right; a GRANT of it in the database
+            # would be dumped by `veille backup export` and refused at import.
+            "VEILLE_BACKUP_DATABASE_URL": superuser + APP_DATABASE,
             "VEILLE_BACKUP_CIPHER_PASS": state[BACKUP_CIPHER_PASS],
         }
 
@@ -364,12 +368,3 @@ async def _ensure_app_database(
                     sql.Identifier(APP_DATABASE), sql.Identifier(APP_USER)
                 )
             )
-    # `veille backup` marks the point its digests describe (docs/BACKUP.md); a function's
-    # privileges belong to each database, so the grant is made in the application's.
-    app_admin = make_conninfo(admin_url, dbname=APP_DATABASE)
-    async with await psycopg.AsyncConnection.connect(app_admin, autocommit=True) as conn:
-        await conn.execute(
-            sql.SQL("GRANT EXECUTE ON FUNCTION pg_create_restore_point(text) TO {}").format(
-                sql.Identifier(APP_USER)
-            )
-        )
