@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bootstrap what `make demo` and `make test` need on a fresh machine:
-# Debian packages (Mosquitto, PostgreSQL 15, Node.js for the TimescaleDB test build, Chromium
-# for the browser test)
+# Debian packages (Mosquitto, PostgreSQL 15, pgBackRest for backups and WAL archiving, Node.js
+# for the TimescaleDB test build, Chromium for the browser test)
 # and a .venv with Veille and its dev extras. Re-running is cheap: each step is skipped when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [[ -x /usr/sbin/mosquitto ]] || need_pkgs+=(mosquitto mosquitto-clients)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql-15)
+# The local stack archives its WAL with pgBackRest (docs/BACKUP.md).
+command -v pgbackrest >/dev/null 2>&1 || need_pkgs+=(pgbackrest)
 # The clinic page's browser test (tests/browser) drives Debian's Chromium headless.
 command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium chromium-driver)
 if [[ "${VEILLE_SKIP_NODE:-0}" != 1 ]]; then

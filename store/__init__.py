@@ -44,6 +44,7 @@ from ._registry import (
     rotate_device_credential,
     upsert_bindings,
 )
+from ._restore_point import DatabaseDigests, database_digests, mark_restore_point
 from ._schema import (
     Flavour,
     SchemaInfo,
@@ -91,6 +92,9 @@ __all__ = [
     "restore",
     "schema_digests",
     "table_digests",
+    "DatabaseDigests",
+    "database_digests",
+    "mark_restore_point",
     "ClinicianRole",
     "ClinicianRow",
     "add_clinician",

@@ -7,12 +7,14 @@
     +-- StackError                the local stack could not start, or a service died
     |   +-- MissingDependencyError a system program (mosquitto, initdb, node) is absent
     +-- StoreError                the database refused a write or a migration
+    +-- BackupError               pgBackRest refused or failed, or a restored copy differs
     +-- IncompatibleLibraryError  an installed library is not the version Veille patches
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BackupError",
     "ConfigurationError",
     "IncompatibleLibraryError",
     "MissingDependencyError",
@@ -40,6 +42,11 @@ class MissingDependencyError(StackError):
 
 class StoreError(VeilleError):
     """The database refused a migration or a write."""
+
+
+class BackupError(VeilleError):
+    """A backup, restore or verification failed or was refused (wrong key, damaged
+    repository, a restored copy that differs); the message says which and what to do."""
 
 
 class IncompatibleLibraryError(VeilleError):

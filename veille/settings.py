@@ -215,6 +215,31 @@ class Settings(_VeilleSettings):
         description="VEILLE_CLINIC_DATABASE_URL, `veille clinic` as role veille_clinic (patient "
         "data through row-level security, scoped per request to the caller's care units)",
     )
+    backup_config: Path | None = Field(
+        None,
+        description="VEILLE_BACKUP_CONFIG, pgBackRest's configuration file (repository, "
+        "cipher type, pg1-path): `veille backup`, `veille restore`; the local stack writes "
+        "its own and sets it in stack.env",
+    )
+    backup_stanza: str = Field(
+        "veille", description="VEILLE_BACKUP_STANZA, the pgBackRest stanza of the database"
+    )
+    backup_cipher_pass: SecretStr | None = Field(
+        None,
+        description="VEILLE_BACKUP_CIPHER_PASS, the repository's encryption key, from a "
+        "secret store (never in the repository or beside it); overrides repo1-cipher-pass",
+    )
+    backup_database_url: SecretStr | None = Field(
+        None,
+        description="VEILLE_BACKUP_DATABASE_URL, the application database as a superuser (it "
+        "creates the restore point after each `veille backup` and reads every table there); "
+        "default VEILLE_DATABASE_URL",
+    )
+    backup_records_dir: Path | None = Field(
+        None,
+        description="VEILLE_BACKUP_RECORDS_DIR, where `veille backup` keeps each backup's "
+        "restore point and digests for `veille backup verify` (default STATE_DIR/backups)",
+    )
     partitions: int = Field(
         DEFAULT_PARTITIONS, ge=1, description="VEILLE_PARTITIONS, per topic when creating topics"
     )

@@ -129,16 +129,16 @@ def _veille(stack: RunningStack, *args: str) -> str:
 
 
 def _restore(stack: RunningStack, target: str, backup: Path, *extra: str) -> str:
-    """``veille restore`` with the target's password in PGPASSWORD, as the docs advise."""
+    """``veille backup import`` with the target's password in PGPASSWORD, as the docs advise."""
     into, password = _without_password(target)
     env = {**stack.env, "PGPASSWORD": password}
-    return run_veille(env, "restore", str(backup), "--into", into, *extra, timeout=300)
+    return run_veille(env, "backup", "import", str(backup), "--into", into, *extra, timeout=300)
 
 
 def _restore_fails(stack: RunningStack, target: str, backup: Path, *extra: str) -> str:
     into, password = _without_password(target)
     run = subprocess.run(
-        [sys.executable, "-m", "veille", "restore", str(backup), "--into", into, *extra],
+        [sys.executable, "-m", "veille", "backup", "import", str(backup), "--into", into, *extra],
         capture_output=True, text=True, timeout=300, check=False,
         env={**os.environ, **stack.env, "PGPASSWORD": password},
     )  # fmt: skip
@@ -154,7 +154,7 @@ async def test_backup_restores_into_an_empty_database_with_identical_rows(
     await _through_the_pipeline(pipeline)
     backup = tmp_path / "veille.dump"
 
-    out = _veille(stack, "backup", "--out", str(backup))
+    out = _veille(stack, "backup", "export", "--out", str(backup))
 
     assert f"wrote {backup}" in out
     for path in (backup, manifest_path(backup)):
@@ -183,7 +183,7 @@ async def test_a_corrupted_backup_is_refused_and_nothing_is_restored(
 ) -> None:
     await _history(running_stack.dsn, days=1)
     backup = tmp_path / "veille.dump"
-    _veille(running_stack, "backup", "--out", str(backup))
+    _veille(running_stack, "backup", "export", "--out", str(backup))
     damaged = tmp_path / "damaged.dump"
     data = bytearray(backup.read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit, in the middle of the table data
@@ -219,7 +219,7 @@ async def test_a_restore_that_differs_from_its_manifest_fails_and_says_where(
 ) -> None:
     await _history(running_stack.dsn, days=1)
     backup = tmp_path / "veille.dump"
-    _veille(running_stack, "backup", "--out", str(backup))
+    _veille(running_stack, "backup", "export", "--out", str(backup))
     manifest = BackupManifest.from_json(manifest_path(backup).read_text())
     readings = manifest.tables["readings"]
     day, (rows, digest) = next(iter(readings.buckets.items()))
@@ -242,7 +242,7 @@ async def test_restore_into_a_non_empty_database_needs_yes(
 ) -> None:
     await _history(running_stack.dsn, days=1)
     backup = tmp_path / "veille.dump"
-    _veille(running_stack, "backup", "--out", str(backup))
+    _veille(running_stack, "backup", "export", "--out", str(backup))
     target = await new_database()
     _restore(running_stack, target, backup)
     async with await psycopg.AsyncConnection.connect(target, autocommit=True) as conn:
@@ -292,7 +292,7 @@ async def test_backup_taken_while_the_sink_writes_matches_its_own_manifest(
         before = written
         env = {**os.environ, **running_stack.env}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "veille", "backup", "--out", str(backup), env=env,
+            sys.executable, "-m", "veille", "backup", "export", "--out", str(backup), env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         try:

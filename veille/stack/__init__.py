@@ -11,13 +11,16 @@ from ._components import (
     wait_for_file,
     wait_for_http,
 )
-from ._process import free_port
+from ._postgres import PostgresCluster
+from ._process import ProcessHandle, free_port
 from ._stack import DATABASE_URL_VARIABLES, LocalStack, ServiceStatus
 
 __all__ = [
     "DATABASE_URL_VARIABLES",
     "ComponentProcess",
     "LocalStack",
+    "PostgresCluster",
+    "ProcessHandle",
     "PipelineProcesses",
     "ServiceStatus",
     "clinic_component",

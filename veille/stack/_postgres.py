@@ -13,13 +13,16 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from veille.errors import MissingDependencyError, StackError
 
-from ._process import ProcessHandle, spawn
+from ._pgbackrest import StackBackupFiles
+from ._process import ProcessHandle, spawn, stop
 
 __all__ = ["PostgresCluster", "find_pg_bindir"]
 
@@ -122,8 +125,21 @@ class PostgresCluster:
             pwfile.unlink(missing_ok=True)
         return password
 
-    def start(self, port: int) -> ProcessHandle:
+    @property
+    def backup_files(self) -> StackBackupFiles:
+        """pgBackRest's configuration and repository, beside the data directory."""
+        return StackBackupFiles(self.base_dir / "pgbackrest")
+
+    def start(
+        self,
+        port: int,
+        *,
+        settings: Mapping[str, str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> ProcessHandle:
+        """``postgres`` on ``port``; ``settings`` are extra ``-c`` options (WAL archiving)."""
         bindir = find_pg_bindir()
+        extra = [arg for key, value in (settings or {}).items() for arg in ("-c", f"{key}={value}")]
         return spawn(
             [
                 str(bindir / "postgres"),
@@ -134,10 +150,17 @@ class PostgresCluster:
                 "-c", "max_connections=100",
                 "-c", "shared_buffers=256MB",
                 "-c", "log_min_messages=warning",
+                *extra,
             ],
             log_path=self.state_dir / "postgres.log",
+            env=env,
             user=self.user,
         )  # fmt: skip
+
+    @staticmethod
+    def stop(handle: ProcessHandle) -> bool:
+        """Fast shutdown (SIGINT: SIGTERM would wait for clients to leave), by PID."""
+        return stop(handle, sig=signal.SIGINT)
 
     def purge(self) -> None:
         shutil.rmtree(self.base_dir, ignore_errors=True)

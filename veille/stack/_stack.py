@@ -37,6 +37,7 @@ from veille.settings import TopicNames
 
 from ._kafka_admin import create_topics
 from ._mosquitto import DYNSEC_FILE, init_dynamic_security, start_mosquitto
+from ._pgbackrest import cipher_environment
 from ._postgres import APP_DATABASE, APP_USER, PostgresCluster
 from ._process import ProcessHandle, free_port, port_open, stop, wait_until
 from ._tansu import start_tansu
@@ -55,6 +56,9 @@ START_TIMEOUT_S = 30.0
 # component -> its database URL in stack.env (veille.settings: <component>_database_url)
 DATABASE_URL_VARIABLES = {c: f"VEILLE_{c.upper()}_DATABASE_URL" for c in ROLE_NAMES}
 DB_ROLE_PASSWORDS = "database_role_passwords"  # in stack.json: role -> generated password
+# pgBackRest's repository key, in stack.json only: not in its configuration file, not in
+# the repository (production: VEILLE_BACKUP_CIPHER_PASS from a secret store).
+BACKUP_CIPHER_PASS = "backup_cipher_pass"  # noqa: S105 - a stack.json field
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +165,23 @@ class LocalStack:
             "VEILLE_KAFKA_BOOTSTRAP": f"127.0.0.1:{services['kafka']['port']}",
             "VEILLE_DATABASE_URL": database_url(APP_USER, state["app_password"]),
             **role_urls,
+            **self._backup_env(state),
             "VEILLE_KAFKA_LOCAL_BROKER": "true",
             "VEILLE_PARTITIONS": str(self.partitions),
+        }
+
+    def _backup_env(self, state: dict[str, Any]) -> dict[str, str]:
+        if BACKUP_CIPHER_PASS not in state:  # a state from before WAL archiving
+            return {}
+        files = PostgresCluster.for_state_dir(self.state_dir).backup_files
+        port = state["services"]["postgres"]["port"]
+        superuser = f"postgresql://postgres:{state['superuser_password']}@127.0.0.1:{port}/"
+        return {
+            "VEILLE_BACKUP_CONFIG": str(files.config),
+            # Creating a restore point is a superuser's right; a GRANT of it in the database
+            # would be dumped by `veille backup export` and refused at import.
+            "VEILLE_BACKUP_DATABASE_URL": superuser + APP_DATABASE,
+            "VEILLE_BACKUP_CIPHER_PASS": state[BACKUP_CIPHER_PASS],
         }
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -244,7 +263,15 @@ class LocalStack:
         if not cluster.initialised():
             state["superuser_password"] = cluster.init()
             state["app_password"] = secrets.token_urlsafe(24)
-        return cluster.start(port)
+        cipher_pass = state.setdefault(BACKUP_CIPHER_PASS, secrets.token_urlsafe(48))
+        files = cluster.backup_files
+        files.write(
+            data_dir=cluster.data_dir, port=port, socket_dir=cluster.socket_dir,
+            user=cluster.user, password=state["superuser_password"],
+        )  # fmt: skip
+        return cluster.start(
+            port, settings=files.archive_settings(), env=cipher_environment(cipher_pass)
+        )
 
     def _start_mosquitto(self, port: int, state: dict[str, Any]) -> ProcessHandle:
         ensure_certificates(self.certificates)
@@ -282,6 +309,12 @@ class LocalStack:
             passwords.setdefault(role, secrets.token_urlsafe(24))
         self._save(state)
         await _ensure_app_database(admin, state["app_password"], passwords)
+        if BACKUP_CIPHER_PASS in state:
+            cluster = PostgresCluster.for_state_dir(self.state_dir)
+            await asyncio.to_thread(
+                cluster.backup_files.create_stanza,
+                user=cluster.user, cipher_pass=state[BACKUP_CIPHER_PASS],
+            )  # fmt: skip
         return await migrate(self.env()["VEILLE_DATABASE_URL"])
 
     def _ensure_broker_accounts(self, state: dict[str, Any]) -> None:
