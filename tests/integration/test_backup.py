@@ -25,7 +25,14 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from store import BackupManifest, BatchWriter, ReadingRow, TableDigest, manifest_path
+from store import (
+    SCHEMA_VERSION,
+    BackupManifest,
+    BatchWriter,
+    ReadingRow,
+    TableDigest,
+    manifest_path,
+)
 from tests.integration.conftest import RunningPipeline, RunningStack
 from tests.support.devices import (
     TENANT,
@@ -164,7 +171,7 @@ async def test_backup_restores_into_an_empty_database_with_identical_rows(
     assert manifest.tables["readings"].rows == source_count >= history + 50
     assert len(manifest.tables["readings"].buckets) >= 3  # one per UTC day of history
     assert manifest.tables["alerts"].rows >= 1 and manifest.tables["dead_letters"].rows >= 1
-    assert (manifest.schema_version, manifest.flavour) == (6, "postgresql")
+    assert (manifest.schema_version, manifest.flavour) == (SCHEMA_VERSION, "postgresql")
 
     target = await new_database()
     restored = _restore(stack, target, backup)
