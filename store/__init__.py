@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._access import ROLE_NAMES, enter_care_context
+from ._access import ROLE_NAMES, SHARED_WITH_FUNCTION, enter_care_context
 from ._backup import back_up, restore
 from ._backup_digests import schema_digests, table_digests
 from ._backup_manifest import (
@@ -23,7 +23,9 @@ from ._clinicians import (
     list_clinicians,
 )
 from ._credentials import hash_credential, new_credential, verify_credential
+from ._grants import CareGrant, add_grant, list_grants, revoke_grant
 from ._maintenance import MaintenanceReport, run_maintenance
+from ._patients import PatientAdmission, admit_patient, discharge_patient
 from ._registry import (
     DeviceRow,
     StoredRegistry,
@@ -62,7 +64,15 @@ from ._writer import (
 
 __all__ = [
     "ROLE_NAMES",
+    "SHARED_WITH_FUNCTION",
     "enter_care_context",
+    "CareGrant",
+    "PatientAdmission",
+    "add_grant",
+    "admit_patient",
+    "discharge_patient",
+    "list_grants",
+    "revoke_grant",
     "BackupManifest",
     "RestoreReport",
     "TableDigest",

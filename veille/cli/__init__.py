@@ -28,8 +28,10 @@ from . import (
     evaluate,
     fhir,
     gateway,
+    grants,
     migrate,
     news2,
+    patients,
     replay,
     simulate,
     sink,
@@ -45,7 +47,7 @@ __all__ = ["build_parser", "main"]
 # In the order `veille --help` lists them (backup registers `backup` and `restore`).
 COMMANDS = (
     stack, gateway, worker, sink, migrate, devices, alerts, thresholds, fhir, webhooks,
-    users, clinic, backup, certs, doctor, replay, evaluate, news2, simulate, demo,
+    patients, grants, users, clinic, backup, certs, doctor, replay, evaluate, news2, simulate, demo,
 )  # fmt: skip
 
 
