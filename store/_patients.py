@@ -56,21 +56,23 @@ async def admit_patient(conn: Connection, admission: PatientAdmission, *, at: da
     (``veille grants add``).
     """
     a = admission.checked(today=at.date())
-    # The national identifier is set when given, never read: the statement differs instead.
-    national = ", national_id = EXCLUDED.national_id" if a.national_id is not None else ""
+    # Values, not EXCLUDED.*: reading EXCLUDED takes SELECT on the columns, which this role
+    # has not. The national identifier is set when given, never read: the text differs.
+    national = ", national_id = %(national_id)s" if a.national_id is not None else ""
     async with conn.transaction():
         cur = await conn.execute(
             f"""INSERT INTO patient_identities (patient_pseudonym, tenant, national_id,
                     family_name, given_names, birth_date, care_unit, bed, admitted_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                VALUES (%(pseudonym)s, %(tenant)s, %(national_id)s, %(family)s, %(given)s,
+                        %(born)s, %(unit)s, %(bed)s, %(at)s)
                 ON CONFLICT (patient_pseudonym) DO UPDATE SET
-                    family_name = EXCLUDED.family_name, given_names = EXCLUDED.given_names,
-                    birth_date = EXCLUDED.birth_date, care_unit = EXCLUDED.care_unit,
-                    bed = EXCLUDED.bed, admitted_at = EXCLUDED.admitted_at,
+                    family_name = %(family)s, given_names = %(given)s, birth_date = %(born)s,
+                    care_unit = %(unit)s, bed = %(bed)s, admitted_at = %(at)s,
                     discharged_at = NULL{national}
-                WHERE patient_identities.tenant = EXCLUDED.tenant""",  # noqa: S608 - fixed text
-            (a.pseudonym, a.tenant, a.national_id, a.family_name.strip(), a.given_names.strip(),
-             a.birth_date, a.care_unit, a.bed, at),
+                WHERE patient_identities.tenant = %(tenant)s""",  # noqa: S608 - fixed text
+            {"pseudonym": a.pseudonym, "tenant": a.tenant, "national_id": a.national_id,
+             "family": a.family_name.strip(), "given": a.given_names.strip(),
+             "born": a.birth_date, "unit": a.care_unit, "bed": a.bed, "at": at},
         )  # fmt: skip
         if cur.rowcount == 0:
             raise StoreError(

@@ -28,8 +28,10 @@ def _only(statements: list[str], needle: str) -> str:
     return found[0]
 
 
-def test_schema_version_is_six() -> None:
-    assert SCHEMA_VERSION == 6  # v5 the clinic's tables, v6 component roles and row-level security
+def test_schema_version_is_seven() -> None:
+    # v5 the clinic's tables, v6 component roles and row-level security, v7 GHT sharing
+    # grants and the patients' display identity
+    assert SCHEMA_VERSION == 7
 
 
 @pytest.mark.parametrize("flavour", list(Flavour))
