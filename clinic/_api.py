@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from veille.settings import Settings
 
-from . import _live, _routes_alerts, _routes_patients, _routes_session
+from . import _live, _routes_alerts, _routes_identity, _routes_patients, _routes_session
 from ._context import ClinicContext, Db
 from ._errors import install_error_handlers
 from ._live import AlertFeed
@@ -90,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
         _routes_alerts.router,
         news2_router,
         _routes_patients.router,
+        _routes_identity.router,
         _health_router(),
     ):
         app.include_router(router, prefix=API_PREFIX)

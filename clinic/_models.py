@@ -3,7 +3,7 @@ value, so a malformed request is refused (422) before any SQL runs."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -24,11 +24,13 @@ __all__ = [
     "ErrorResponse",
     "INVALID_INPUT",
     "Health",
+    "IdentityList",
     "LatestReading",
     "LoginRequest",
     "Me",
     "MetricSeries",
     "PSEUDONYM_PATTERN",
+    "PatientIdentity",
     "ReadingOut",
     "ResolveRequest",
     "Resolution",
@@ -239,6 +241,31 @@ class ThresholdView(BaseModel):
     effective: ThresholdBounds
     source: Literal["default", "care_unit", "patient"]
     history: list[ThresholdVersion] = Field(description="this patient's and their units' versions")
+
+
+# -- identity -------------------------------------------------------------------------------
+
+
+class PatientIdentity(BaseModel):
+    """Who the patient is, for their care team only; never sent anywhere else."""
+
+    patient: str = Field(description="the pseudonym, which every other resource uses")
+    family_name: str
+    given_names: str
+    birth_date: date
+    care_unit: str | None = Field(description="where the patient is admitted")
+    bed: str | None = Field(description="bed or room; null once discharged")
+    discharged_at: datetime | None
+    shared_until: datetime | None = Field(
+        description="set when your unit sees the patient through a GHT grant: until then"
+    )
+    display: str = Field(description="FAMILY Given, born YYYY-MM-DD, bed X")
+
+
+class IdentityList(BaseModel):
+    identities: list[PatientIdentity] = Field(
+        description="those of the asked patients your care units may see; others are left out"
+    )
 
 
 class Health(BaseModel):

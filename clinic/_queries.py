@@ -1,7 +1,13 @@
 """The clinic's reads, every one filtered by the caller's :class:`CareScope` in SQL.
 
+A row is in scope when it is of one of the caller's care units, or of a patient shared with
+one of them by an active GHT grant (:func:`in_care`): the rule row-level security applies
+too (``store._access``), written again here so that a clinic run with the owner's role (no
+row-level security) shows the same. Writing (acknowledging an alert, changing a threshold)
+is for the patient's own care units only (``shared=False``).
+
 All values travel as parameters; the only text composed here is the choice between two
-fixed rollup views.
+fixed rollup views and a table alias.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import TupleRow
+
+from store import SHARED_WITH_FUNCTION
 
 from ._models import (
     AlertEventOut,
@@ -26,6 +34,8 @@ from ._models import (
 from ._scope import CareScope
 
 __all__ = [
+    "in_care",
+    "shared_with_scope",
     "alert_history",
     "find_alert",
     "latest_readings",
@@ -57,6 +67,24 @@ _ALERT_COLUMNS = """alert_id, care_unit, patient_pseudonym, rule, metric, priori
 _ALERT_FIELDS = tuple(AlertSummary.model_fields)
 
 
+def shared_with_scope(alias: str = "") -> str:
+    """SQL: the row (of ``alias``) is of a patient an active GHT grant shares with one of the
+    scope's care units (parameters ``tenant`` and ``units``)."""
+    a = f"{alias}." if alias else ""
+    return (
+        f"({a}tenant, {a}patient_pseudonym) IN (SELECT s.tenant, s.patient_pseudonym FROM "  # noqa: S608
+        f"{SHARED_WITH_FUNCTION}(%(tenant)s, %(units)s::text[]) s)"
+    )
+
+
+def in_care(alias: str = "", *, shared: bool = True) -> str:
+    """SQL: the row (of ``alias``) is of the scope's care units (parameters ``tenant`` and
+    ``units``), or, with ``shared``, of a patient shared with one of them."""
+    a = f"{alias}." if alias else ""
+    own = f"({a}tenant = %(tenant)s AND {a}care_unit = ANY(%(units)s))"
+    return f"({own} OR {shared_with_scope(alias)})" if shared else own
+
+
 def _scope(scope: CareScope) -> dict[str, Any]:
     return {"tenant": scope.tenant, "units": list(scope.care_units)}
 
@@ -71,7 +99,7 @@ async def list_alerts(
     """Highest priority first, then the longest waiting."""
     cur = await conn.execute(
         f"""SELECT {_ALERT_COLUMNS} FROM alerts
-            WHERE tenant = %(tenant)s AND care_unit = ANY(%(units)s) AND state = ANY(%(states)s)
+            WHERE {in_care()} AND state = ANY(%(states)s)
             ORDER BY CASE priority WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END,
                      opened_at, alert_id
             LIMIT %(limit)s""",  # noqa: S608
@@ -80,11 +108,12 @@ async def list_alerts(
     return [_alert(row) for row in await cur.fetchall()]
 
 
-async def find_alert(conn: Connection, scope: CareScope, alert_id: str) -> AlertSummary | None:
+async def find_alert(
+    conn: Connection, scope: CareScope, alert_id: str, *, shared: bool = True
+) -> AlertSummary | None:
     cur = await conn.execute(
         f"""SELECT {_ALERT_COLUMNS} FROM alerts
-            WHERE alert_id = %(alert_id)s::uuid AND tenant = %(tenant)s
-              AND care_unit = ANY(%(units)s)""",  # noqa: S608
+            WHERE alert_id = %(alert_id)s::uuid AND {in_care(shared=shared)}""",  # noqa: S608
         {**_scope(scope), "alert_id": alert_id},
     )
     row = await cur.fetchone()
@@ -93,11 +122,10 @@ async def find_alert(conn: Connection, scope: CareScope, alert_id: str) -> Alert
 
 async def alert_history(conn: Connection, scope: CareScope, alert_id: str) -> list[AlertEventOut]:
     cur = await conn.execute(
-        """SELECT e.kind, e.at, e.priority, e.level, e.actor, e.value, e.message, e.recorded_at
+        f"""SELECT e.kind, e.at, e.priority, e.level, e.actor, e.value, e.message, e.recorded_at
            FROM alert_events e JOIN alerts a USING (alert_id)
-           WHERE e.alert_id = %(alert_id)s::uuid AND a.tenant = %(tenant)s
-             AND a.care_unit = ANY(%(units)s)
-           ORDER BY e.at, e.recorded_at""",
+           WHERE e.alert_id = %(alert_id)s::uuid AND {in_care("a")}
+           ORDER BY e.at, e.recorded_at""",  # noqa: S608
         {**_scope(scope), "alert_id": alert_id},
     )
     fields = tuple(AlertEventOut.model_fields)
@@ -115,11 +143,11 @@ async def readings_between(
     limit: int,
 ) -> list[ReadingOut]:
     cur = await conn.execute(
-        """SELECT measured_at, metric, value, unit FROM readings_visible
-           WHERE tenant = %(tenant)s AND care_unit = ANY(%(units)s)
+        f"""SELECT measured_at, metric, value, unit FROM readings_visible
+           WHERE {in_care()}
              AND patient_pseudonym = %(patient)s AND metric = %(metric)s
              AND measured_at >= %(since)s AND measured_at < %(until)s
-           ORDER BY measured_at, seq LIMIT %(limit)s""",
+           ORDER BY measured_at, seq LIMIT %(limit)s""",  # noqa: S608
         {**_scope(scope), "patient": patient, "metric": metric, "since": since,
          "until": until, "limit": limit},
     )  # fmt: skip
@@ -127,16 +155,22 @@ async def readings_between(
     return [ReadingOut(measured_at=t, metric=m, value=v, unit=u) for t, m, v, u in rows]
 
 
-async def patient_visible(conn: Connection, scope: CareScope, patient: str) -> bool:
-    """Bound to a device in one of the caller's units, now or before, or alerted there."""
+async def patient_visible(
+    conn: Connection, scope: CareScope, patient: str, *, shared: bool = True
+) -> bool:
+    """Bound to a device in one of the caller's units, now or before, or alerted there; or,
+    with ``shared``, shared with one of them by an active grant."""
     cur = await conn.execute(
-        """SELECT EXISTS (SELECT 1 FROM device_bindings
+        f"""SELECT EXISTS (SELECT 1 FROM device_bindings
                           WHERE tenant = %(tenant)s AND patient_pseudonym = %(patient)s
                             AND care_unit = ANY(%(units)s))
                OR EXISTS (SELECT 1 FROM alerts
                           WHERE tenant = %(tenant)s AND patient_pseudonym = %(patient)s
-                            AND care_unit = ANY(%(units)s))""",
-        {**_scope(scope), "patient": patient},
+                            AND care_unit = ANY(%(units)s))
+               OR (%(shared)s AND EXISTS (
+                   SELECT 1 FROM {SHARED_WITH_FUNCTION}(%(tenant)s, %(units)s::text[]) s
+                   WHERE s.patient_pseudonym = %(patient)s))""",  # noqa: S608
+        {**_scope(scope), "patient": patient, "shared": shared},
     )
     return bool((await cur.fetchone() or (False,))[0])
 
@@ -156,11 +190,11 @@ async def latest_readings(
     conn: Connection, scope: CareScope, patient: str, since: datetime
 ) -> list[LatestReading]:
     cur = await conn.execute(
-        """SELECT DISTINCT ON (metric) metric, value, unit, measured_at, care_unit
+        f"""SELECT DISTINCT ON (metric) metric, value, unit, measured_at, care_unit
            FROM readings_visible
-           WHERE tenant = %(tenant)s AND care_unit = ANY(%(units)s)
+           WHERE {in_care()}
              AND patient_pseudonym = %(patient)s AND measured_at >= %(since)s
-           ORDER BY metric, measured_at DESC, seq DESC""",
+           ORDER BY metric, measured_at DESC, seq DESC""",  # noqa: S608
         {**_scope(scope), "patient": patient, "since": since},
     )
     fields = tuple(LatestReading.model_fields)
@@ -190,8 +224,8 @@ async def rollup_series(
     view = _ROLLUP_VIEWS[resolution]
     materialized = (
         f"""SELECT bucket, metric, n, no_signal, mean, min, max FROM {_ROLLUP_READ[resolution]}
-            WHERE tenant = %(tenant)s AND patient_pseudonym = %(patient)s
-              AND care_unit = ANY(%(units)s) AND bucket >= %(since)s AND bucket < %(until)s"""  # noqa: S608
+            WHERE patient_pseudonym = %(patient)s AND {in_care()}
+              AND bucket >= %(since)s AND bucket < %(until)s"""  # noqa: S608
         if await _rollup_populated(conn, view)
         else """SELECT NULL::timestamptz AS bucket, NULL::text AS metric, 0::bigint AS n,
                 0::bigint AS no_signal, NULL::float8 AS mean, NULL::float8 AS min,
@@ -206,8 +240,8 @@ async def rollup_series(
                        r.metric, count(r.value) AS n, count(*) - count(r.value) AS no_signal,
                        avg(r.value) AS mean, min(r.value) AS min, max(r.value) AS max
                 FROM readings_visible r LEFT JOIN watermark w ON w.metric = r.metric
-                WHERE r.tenant = %(tenant)s AND r.patient_pseudonym = %(patient)s
-                  AND r.care_unit = ANY(%(units)s) AND r.measured_at >= %(since)s
+                WHERE r.patient_pseudonym = %(patient)s
+                  AND {in_care("r")} AND r.measured_at >= %(since)s
                   AND r.measured_at >= coalesce(w.upto, %(since)s)
                   AND r.measured_at < %(until)s
                 GROUP BY 1, 2),

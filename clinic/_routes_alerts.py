@@ -13,7 +13,7 @@ from devices import AlertEventKind, us_to_datetime
 
 from ._audit import Audited
 from ._context import CareDb, Context, CurrentCaller
-from ._errors import NotFound
+from ._errors import ApiError, NotFound
 from ._models import (
     INVALID_INPUT,
     AlertAction,
@@ -35,6 +35,7 @@ READINGS_AROUND_MAX = 5000  # one metric at 1 Hz over two hours, with room
 _ERRORS = {
     401: {"model": ErrorResponse, "description": "not signed in"},
     404: {"model": ErrorResponse, "description": "no such alert in your care units"},
+    403: {"model": ErrorResponse, "description": "a shared patient's: read only"},
 }
 router = APIRouter(tags=["alerts"], responses={401: _ERRORS[401], **INVALID_INPUT})
 
@@ -63,6 +64,18 @@ async def _alert(conn: CareDb, caller: Caller, alert_id: UUID) -> AlertSummary:
     alert = await find_alert(conn, caller.scope, str(alert_id))
     if alert is None:
         raise NotFound(f"alert {alert_id}")
+    return alert
+
+
+async def _own_alert(conn: CareDb, caller: Caller, alert_id: UUID) -> AlertSummary:
+    """An alert the caller may act on: of their own care units, not only shared with them."""
+    alert = await _alert(conn, caller, alert_id)
+    if await find_alert(conn, caller.scope, str(alert_id), shared=False) is None:
+        raise ApiError(
+            403, "shared_patient",
+            f"alert {alert_id} is of a patient shared with your unit for reading; their own "
+            f"care unit ({alert.care_unit}) acknowledges and resolves it",
+        )  # fmt: skip
     return alert
 
 
@@ -105,14 +118,19 @@ async def alert_detail(
     "/alerts/{alert_id}/acknowledge",
     status_code=202,
     summary="Acknowledge: you are on it, escalation stops",
-    responses={404: _ERRORS[404], 409: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    responses={
+        404: _ERRORS[404],
+        403: _ERRORS[403],
+        409: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
 )
 async def acknowledge(
     alert_id: UUID, caller: CurrentCaller, conn: CareDb, ctx: Context, audit: Audited
 ) -> AlertAction:
     """Published on the alerts topic with you as actor; the worker stops escalating and the
     history records who and when within a second or so."""
-    alert = await _alert(conn, caller, alert_id)
+    alert = await _own_alert(conn, caller, alert_id)
     event = await clinician_action(
         ctx.publisher, alert, AlertEventKind.ACKNOWLEDGED,
         tenant=caller.scope.tenant, actor=caller.username,
@@ -131,7 +149,12 @@ async def acknowledge(
     "/alerts/{alert_id}/resolve",
     status_code=202,
     summary="Resolve with a note: the episode is closed",
-    responses={404: _ERRORS[404], 409: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    responses={
+        404: _ERRORS[404],
+        403: _ERRORS[403],
+        409: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
 )
 async def resolve(
     alert_id: UUID,
@@ -141,7 +164,7 @@ async def resolve(
     ctx: Context,
     audit: Audited,
 ) -> AlertAction:
-    alert = await _alert(conn, caller, alert_id)
+    alert = await _own_alert(conn, caller, alert_id)
     event = await clinician_action(
         ctx.publisher, alert, AlertEventKind.RESOLVED,
         tenant=caller.scope.tenant, actor=caller.username, note=body.note,

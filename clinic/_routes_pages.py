@@ -23,6 +23,7 @@ from streams import NEWS2_SOURCE_METRICS, RiskBand, observations_from_latest, sc
 from ._audit import Audited
 from ._context import SESSION_COOKIE, CareDb, Context, CurrentCaller
 from ._models import INVALID_INPUT, PSEUDONYM_PATTERN, ErrorResponse
+from ._queries import in_care
 from ._scope import CareScope
 from ._sessions import caller_for_token
 
@@ -66,15 +67,14 @@ async def _latest_vitals(
 ) -> dict[str, dict[str, tuple[datetime, float]]]:
     """Per patient, the newest value of each NEWS2 source metric (one index probe each)."""
     cur = await conn.execute(
-        """SELECT p.patient, m.metric, r.measured_at, r.value
+        f"""SELECT p.patient, m.metric, r.measured_at, r.value
            FROM unnest(%(patients)s::text[]) p(patient)
            CROSS JOIN unnest(%(metrics)s::text[]) m(metric)
            CROSS JOIN LATERAL (
                SELECT measured_at, value FROM readings_visible
-               WHERE patient_pseudonym = p.patient AND metric = m.metric
-                 AND tenant = %(tenant)s AND care_unit = ANY(%(units)s)
+               WHERE patient_pseudonym = p.patient AND metric = m.metric AND {in_care()}
                  AND value IS NOT NULL AND measured_at >= %(since)s
-               ORDER BY measured_at DESC LIMIT 1) r""",
+               ORDER BY measured_at DESC LIMIT 1) r""",  # noqa: S608
         {"patients": patients, "metrics": _NEWS2_METRICS, "tenant": scope.tenant,
          "units": list(scope.care_units), "since": since},
     )  # fmt: skip

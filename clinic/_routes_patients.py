@@ -50,8 +50,10 @@ Pseudonym = Annotated[
 RuleId = Annotated[str, Path(max_length=64, description=f"one of: {', '.join(RULES_BY_ID)}")]
 
 
-async def _visible(conn: CareDb, caller: Caller, patient: str) -> None:
-    if not await patient_visible(conn, caller.scope, patient):
+async def _visible(conn: CareDb, caller: Caller, patient: str, *, shared: bool = True) -> None:
+    """404 unless the patient is of the caller's units (or, with ``shared``, shared with one
+    of them by a grant: read-only, and thresholds are their own unit's)."""
+    if not await patient_visible(conn, caller.scope, patient, shared=shared):
         raise NotFound(f"patient {patient}")
 
 
@@ -141,7 +143,7 @@ async def thresholds(
 ) -> ThresholdView:
     """The default, what is in force for this patient and why, and every version."""
     rule = _rule(rule_id)
-    await _visible(conn, caller, pseudonym)
+    await _visible(conn, caller, pseudonym, shared=False)
     view = await _view(conn, caller, pseudonym, rule)
     await audit.record("patient.thresholds", patient=pseudonym, rule=rule.rule_id)
     return view
@@ -179,7 +181,7 @@ async def set_thresholds(
     within seconds."""
     _require_prescriber(caller)
     rule = _rule(rule_id)
-    await _visible(conn, caller, pseudonym)
+    await _visible(conn, caller, pseudonym, shared=False)
     try:
         rule.overridden(limit=body.limit, clear_at=body.clear_at, persistence=body.persistence)
     except ValueError as exc:
@@ -209,7 +211,7 @@ async def clear_thresholds(
 ) -> ThresholdView:
     _require_prescriber(caller)
     rule = _rule(rule_id)
-    await _visible(conn, caller, pseudonym)
+    await _visible(conn, caller, pseudonym, shared=False)
     current = await _view(conn, caller, pseudonym, rule)
     mine = [v for v in current.history if v.scope == "patient"]
     if not mine or not mine[-1].active:

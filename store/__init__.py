@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._access import ROLE_NAMES, enter_care_context
+from ._access import ROLE_NAMES, SHARED_WITH_FUNCTION, enter_care_context
 from ._audit import AuditEntry, list_audit, record_audit, verify_audit_chain
 from ._audit_chain import (
     AuditRow,
@@ -31,7 +31,9 @@ from ._clinicians import (
     list_clinicians,
 )
 from ._credentials import hash_credential, new_credential, verify_credential
+from ._grants import CareGrant, add_grant, list_grants, revoke_grant
 from ._maintenance import MaintenanceReport, run_maintenance
+from ._patients import PatientAdmission, admit_patient, discharge_patient
 from ._registry import (
     DeviceRow,
     StoredRegistry,
@@ -71,15 +73,23 @@ from ._writer import (
 
 __all__ = [
     "ROLE_NAMES",
+    "SHARED_WITH_FUNCTION",
     "enter_care_context",
     "AuditEntry",
     "AuditRow",
+    "CareGrant",
     "ChainReport",
     "ChainVerifier",
+    "PatientAdmission",
+    "add_grant",
+    "admit_patient",
     "audit_row_hash",
     "canonical_audit_row",
+    "discharge_patient",
     "list_audit",
+    "list_grants",
     "record_audit",
+    "revoke_grant",
     "verify_audit_chain",
     "BackupManifest",
     "RestoreReport",

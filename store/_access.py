@@ -23,6 +23,14 @@ hypertable's grants (#7830). So the clinic reads readings and rollups only throu
 views, run with the owner's rights, filtering by the same context; it holds no privilege on
 ``readings`` itself, and ``readings`` has no policy on either flavour.
 
+GHT sharing: a patient's readings, rollups, alerts, alert events and identity are also
+visible to a (tenant, care unit) holding an active grant for them in ``care_grants`` (not
+revoked, ``now() < expires_at``): the policies compare with ``now()``, so a grant ends by
+itself at its expiry, with no job to run. :func:`veille_shared_with` is the one definition
+the policies, the rollup views and the clinic's queries share; it reads ``care_grants`` as
+the caller, under that table's own policy (grants *to* the caller's context), which reads no
+other table: no policy recursion, no ``SECURITY DEFINER``.
+
 Every statement is idempotent; :func:`access_statements` first revokes what the roles hold,
 then grants, so a re-run converges on this file even after a privilege was removed from it.
 Run them in one transaction: no moment is left with a policy dropped but not yet recreated.
@@ -44,6 +52,7 @@ from ._audit import AUDIT_FUNCTIONS, AUDIT_WRITABLE_COLUMNS
 __all__ = [
     "CARE_UNITS_SETTING",
     "ROLE_NAMES",
+    "SHARED_WITH_FUNCTION",
     "TENANT_SETTING",
     "access_statements",
     "enter_care_context",
@@ -68,7 +77,7 @@ _RELATIONS = (
     "readings_1h_visible", "alerts",
     "alert_events", "dead_letters", "threshold_overrides", "clinicians", "care_unit_members",
     "clinician_sessions", "webhook_subscriptions", "webhook_deliveries", "audit_events",
-    "audit_chain_head",
+    "audit_chain_head", "care_grants",
 )  # fmt: skip
 _SEQUENCES = ("clinicians_id_seq", "threshold_overrides_id_seq", "webhook_deliveries_id_seq")
 _MAINTENANCE_FUNCTIONS = (
@@ -89,16 +98,32 @@ _CONTEXT_FUNCTIONS = [
         AS $$ SELECT coalesce(nullif(current_setting('{CARE_UNITS_SETTING}', true), '')::text[],
                               '{{}}'::text[]) $$""",
 ]
+# The patients shared with (tenant, care units) by an active grant, as (from tenant,
+# pseudonym). Runs as the caller: the clinic sees only the grants to its own context.
+SHARED_WITH_FUNCTION = "veille_shared_with"
+_SHARING_FUNCTIONS = [
+    f"""CREATE OR REPLACE FUNCTION {SHARED_WITH_FUNCTION}(to_tenant text, to_units text[])
+        RETURNS TABLE (tenant text, patient_pseudonym text)
+        LANGUAGE sql STABLE PARALLEL SAFE
+        AS $$ SELECT g.from_tenant, g.patient_pseudonym FROM care_grants g
+              WHERE g.to_tenant = $1 AND g.to_care_unit = ANY ($2)
+                AND g.revoked_at IS NULL AND now() < g.expires_at $$""",  # noqa: S608
+]
 # (SELECT ...) makes each an init-plan: evaluated once per query, not once per row.
-_IN_CONTEXT = (
-    "tenant = (SELECT veille_context_tenant()) "
-    "AND care_unit = ANY ((SELECT veille_context_units())::text[])"
+_CONTEXT_TENANT = "(SELECT veille_context_tenant())"
+_CONTEXT_UNITS = "(SELECT veille_context_units())::text[]"
+_IN_CONTEXT = f"tenant = {_CONTEXT_TENANT} AND care_unit = ANY ({_CONTEXT_UNITS})"
+# An uncorrelated IN: one hashed sub-plan per query.
+_SHARED_IN_CONTEXT = (
+    f"(tenant, patient_pseudonym) IN (SELECT s.tenant, s.patient_pseudonym FROM "  # noqa: S608
+    f"{SHARED_WITH_FUNCTION}({_CONTEXT_TENANT}, {_CONTEXT_UNITS}) s)"
 )
+_VISIBLE = f"({_IN_CONTEXT}) OR {_SHARED_IN_CONTEXT}"
 
-_VISIBLE = ("readings_visible", "readings_1m_visible", "readings_1h_visible")
+_VISIBLE_VIEW_NAMES = ("readings_visible", "readings_1m_visible", "readings_1h_visible")
 _VISIBLE_VIEWS = [
     f"""CREATE OR REPLACE VIEW {source}_visible WITH (security_barrier) AS
-        SELECT * FROM {source} WHERE {_IN_CONTEXT}"""  # noqa: S608 - this module's constants
+        SELECT * FROM {source} WHERE {_VISIBLE}"""  # noqa: S608 - this module's constants
     for source in ("readings", "readings_1m", "readings_1h")
 ]
 
@@ -115,7 +140,12 @@ _GRANTS = [
     f"GRANT SELECT ON devices, threshold_overrides TO {WORKER}",
     # registry: the operator's commands and the webhook dispatcher
     f"GRANT SELECT, INSERT, UPDATE ON devices, device_bindings TO {REGISTRY}",
-    f"GRANT INSERT, SELECT (patient_pseudonym) ON patient_identities TO {REGISTRY}",
+    # Identities written (`veille patients admit`), never read back: the pseudonym and the
+    # establishment only (ON CONFLICT, and which establishment a grant shares from).
+    f"GRANT INSERT, SELECT (patient_pseudonym, tenant) ON patient_identities TO {REGISTRY}",
+    f"""GRANT UPDATE (family_name, given_names, birth_date, care_unit, bed, national_id,
+        admitted_at, discharged_at) ON patient_identities TO {REGISTRY}""",
+    f"GRANT SELECT, INSERT, UPDATE (revoked_at, revoked_by) ON care_grants TO {REGISTRY}",
     f"GRANT SELECT, INSERT, UPDATE ON clinicians TO {REGISTRY}",
     f"GRANT SELECT, INSERT ON care_unit_members TO {REGISTRY}",
     f"GRANT SELECT, UPDATE (revoked_at) ON clinician_sessions TO {REGISTRY}",
@@ -127,8 +157,11 @@ _GRANTS = [
     f"""GRANT USAGE ON SEQUENCE clinicians_id_seq, threshold_overrides_id_seq,
         webhook_deliveries_id_seq TO {REGISTRY}""",
     # clinic: patient data under row-level security, its sessions, threshold changes
-    f"""GRANT SELECT ON alerts, alert_events, devices, device_bindings, patient_identities,
-        readings_visible, readings_1m_visible, readings_1h_visible TO {CLINIC}""",
+    f"""GRANT SELECT ON alerts, alert_events, devices, device_bindings, readings_visible,
+        readings_1m_visible, readings_1h_visible, care_grants TO {CLINIC}""",
+    # The care team's view of a patient; the national identifier stays unread.
+    f"""GRANT SELECT (patient_pseudonym, tenant, family_name, given_names, birth_date,
+        care_unit, bed, admitted_at, discharged_at) ON patient_identities TO {CLINIC}""",
     f"GRANT SELECT ON clinicians, care_unit_members TO {CLINIC}",
     f"GRANT SELECT, INSERT, UPDATE (revoked_at) ON clinician_sessions TO {CLINIC}",
     f"GRANT SELECT, INSERT ON threshold_overrides TO {CLINIC}",
@@ -140,7 +173,7 @@ _GRANTS = [
 
 # (table, policy name, policy text after "ON table"); each dropped then created again.
 _POLICIES: list[tuple[str, str, str]] = [
-    ("alerts", "clinic_in_context", f"FOR SELECT TO {CLINIC} USING ({_IN_CONTEXT})"),
+    ("alerts", "clinic_in_context", f"FOR SELECT TO {CLINIC} USING ({_VISIBLE})"),
     ("alerts", "sink_writes", f"FOR ALL TO {SINK} USING (true) WITH CHECK (true)"),
     ("alerts", "registry_reads", f"FOR SELECT TO {REGISTRY} USING (true)"),
     # An event is visible with its alert: the subquery is itself under alerts' policies.
@@ -154,15 +187,21 @@ _POLICIES: list[tuple[str, str, str]] = [
     ("device_bindings", "clinic_in_context", f"FOR SELECT TO {CLINIC} USING ({_IN_CONTEXT})"),
     ("device_bindings", "registry_manages",
      f"FOR ALL TO {REGISTRY} USING (true) WITH CHECK (true)"),
-    # A patient's identity: to the care units the patient was ever bound in.
+    # A patient's identity: to the care unit they are admitted in, those they were ever bound
+    # in (device_bindings is itself under its policy), and the units they are shared with.
     ("patient_identities", "clinic_in_context", f"""FOR SELECT TO {CLINIC} USING (
-        tenant = (SELECT veille_context_tenant()) AND EXISTS (
+        (tenant = {_CONTEXT_TENANT} AND (care_unit = ANY ({_CONTEXT_UNITS}) OR EXISTS (
             SELECT 1 FROM device_bindings b
-            WHERE b.patient_pseudonym = patient_identities.patient_pseudonym))"""),  # noqa: S608
+            WHERE b.patient_pseudonym = patient_identities.patient_pseudonym)))
+        OR {_SHARED_IN_CONTEXT})"""),  # noqa: S608
     # Rows, not columns: its grants leave the registry the pseudonym column only, which
     # ON CONFLICT reads (and which makes PostgreSQL check the new row against SELECT policies).
     ("patient_identities", "registry_records",
      f"FOR ALL TO {REGISTRY} USING (true) WITH CHECK (true)"),
+    # The clinic sees the grants to its own context (who shared what with it, until when).
+    ("care_grants", "clinic_in_context", f"""FOR SELECT TO {CLINIC} USING (
+        to_tenant = {_CONTEXT_TENANT} AND to_care_unit = ANY ({_CONTEXT_UNITS}))"""),
+    ("care_grants", "registry_manages", f"FOR ALL TO {REGISTRY} USING (true) WITH CHECK (true)"),
 ]  # fmt: skip
 _RLS_TABLES = tuple(dict.fromkeys(table for table, _, _ in _POLICIES))
 
@@ -205,10 +244,11 @@ def access_statements(*, maintenance_functions: bool) -> list[str]:
     """
     statements = [
         *_CONTEXT_FUNCTIONS,
+        *_SHARING_FUNCTIONS,
         *_VISIBLE_VIEWS,
         f"REVOKE ALL ON {', '.join(_RELATIONS)} FROM {_ALL}",
         f"REVOKE ALL ON SEQUENCE {', '.join(_SEQUENCES)} FROM {_ALL}",
-        f"REVOKE ALL ON {', '.join(_VISIBLE)} FROM PUBLIC",
+        f"REVOKE ALL ON {', '.join(_VISIBLE_VIEW_NAMES)} FROM PUBLIC",
         *_GRANTS,
         # The audit chain's trigger reads and moves audit_chain_head, which no writer may.
         _definer(AUDIT_FUNCTIONS),

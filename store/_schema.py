@@ -30,7 +30,8 @@ __all__ = [
     "statements_for",
 ]
 
-SCHEMA_VERSION = 7  # v7: the audit trail (audit_events, audit_chain_head; store._audit)
+# v7: the audit trail (store._audit); GHT sharing grants (care_grants); patients' display identity
+SCHEMA_VERSION = 7
 
 # Run before the idempotent statements when a database is at an older version: what
 # CREATE ... IF NOT EXISTS cannot change in place.
@@ -58,6 +59,18 @@ UPGRADES: dict[int, tuple[str, ...]] = {
         "ALTER TABLE alert_events ADD COLUMN IF NOT EXISTS priority text",
         "ALTER TABLE alert_events DROP CONSTRAINT IF EXISTS alert_events_pkey",
         "ALTER TABLE alert_events ADD PRIMARY KEY (alert_id, kind, at)",
+    ),
+    7: (
+        # The care team's view of a patient: names, birth date, bed; a patient admitted by
+        # pseudonym has no national identifier on record.
+        "ALTER TABLE patient_identities ALTER COLUMN national_id DROP NOT NULL",
+        "ALTER TABLE patient_identities ADD COLUMN IF NOT EXISTS family_name text",
+        "ALTER TABLE patient_identities ADD COLUMN IF NOT EXISTS given_names text",
+        "ALTER TABLE patient_identities ADD COLUMN IF NOT EXISTS birth_date date",
+        "ALTER TABLE patient_identities ADD COLUMN IF NOT EXISTS care_unit text",
+        "ALTER TABLE patient_identities ADD COLUMN IF NOT EXISTS bed text",
+        "ALTER TABLE patient_identities ADD COLUMN IF NOT EXISTS admitted_at timestamptz",
+        "ALTER TABLE patient_identities ADD COLUMN IF NOT EXISTS discharged_at timestamptz",
     ),
 }
 
@@ -109,13 +122,21 @@ _COMMON_HEAD = [
         bound_until timestamptz,
         recorded_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (device_id, bound_from))""",
-    # The only place a national health identifier is kept; no other table or topic has it.
-    # Access is for the identity service role only (granted by ops, see README security).
+    # The only place a national health identifier, a name, a birth date or a bed is kept; no
+    # other table, topic, log or webhook has them. The clinic reads the display columns under
+    # row-level security (the patient's care team); nobody reads national_id (store._access).
     """CREATE TABLE IF NOT EXISTS patient_identities (
         patient_pseudonym text PRIMARY KEY,
         tenant text NOT NULL,
-        national_id text NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now())""",
+        national_id text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        family_name text,
+        given_names text,
+        birth_date date,
+        care_unit text,
+        bed text,
+        admitted_at timestamptz,
+        discharged_at timestamptz)""",
     "REVOKE ALL ON patient_identities FROM PUBLIC",
     # Validators cache the registry and reload it when told (LISTEN veille_registry).
     """CREATE OR REPLACE FUNCTION veille_registry_notify() RETURNS trigger
@@ -208,6 +229,30 @@ _WEBHOOKS = [
         ON webhook_deliveries (next_attempt_at) WHERE status = 'pending'""",
 ]
 
+# v7, GHT sharing: one patient of an establishment shown to a care unit of another, by name
+# of who granted it, why and until when. Never deleted: a grant is its own record; it ends at
+# expires_at (the policies compare with now(): no job) or when revoked.
+_SHARING = [
+    """CREATE TABLE IF NOT EXISTS care_grants (
+        grant_id uuid PRIMARY KEY,
+        patient_pseudonym text NOT NULL,
+        from_tenant text NOT NULL,
+        to_tenant text NOT NULL,
+        to_care_unit text NOT NULL,
+        granted_by text NOT NULL CHECK (btrim(granted_by) <> ''),
+        reason text NOT NULL CHECK (btrim(reason) <> ''),
+        granted_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL,
+        revoked_at timestamptz,
+        revoked_by text,
+        CHECK (expires_at > granted_at),
+        CHECK ((revoked_at IS NULL) = (revoked_by IS NULL)))""",
+    # What every policy asks: the grants to a (tenant, care unit) not revoked, by expiry.
+    """CREATE INDEX IF NOT EXISTS care_grants_to ON care_grants
+        (to_tenant, to_care_unit, expires_at) WHERE revoked_at IS NULL""",
+    """CREATE INDEX IF NOT EXISTS care_grants_patient ON care_grants (patient_pseudonym)""",
+]
+
 _COMMON_TAIL = [
     """CREATE TABLE IF NOT EXISTS alerts (
         alert_id uuid PRIMARY KEY,
@@ -284,6 +329,7 @@ _COMMON_TAIL = [
     *_CLINIC,
     *_WEBHOOKS,
     *AUDIT_SCHEMA,
+    *_SHARING,
 ]
 
 # n counts values; no_signal counts readings where the sensor measured nothing (value NULL).

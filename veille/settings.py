@@ -339,6 +339,13 @@ class Settings(_VeilleSettings):
     clinic_oidc_tenant: str | None = Field(
         None, description="VEILLE_CLINIC_OIDC_TENANT, the establishment the issuer's users are in"
     )
+    grant_max_days: float = Field(
+        30.0,
+        gt=0,
+        le=365,
+        description="VEILLE_GRANT_MAX_DAYS, the longest a GHT sharing grant may last "
+        "(`veille grants add`); a longer care is granted again",
+    )
     topics: TopicNames = Field(
         default_factory=TopicNames, description="VEILLE_TOPIC_*, the Kafka topic names"
     )

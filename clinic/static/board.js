@@ -14,6 +14,7 @@
   const touched = new Map(); // alert_id -> {at, gone}: changed by a live event
   const pending = new Set(); // alert ids with an action on its way
   let scores = new Map(); // patient -> NEWS2
+  let names = new Map(); // patient -> identity (the API's PatientIdentity)
   let units = [];
   let streamOpen = false;
   let feedLive = false;
@@ -58,7 +59,8 @@
       Veille.el(
         "div", { class: "what" },
         Veille.el("a", { class: "patient", href: `/patients/${encodeURIComponent(alert.patient)}`,
-                         text: alert.patient, title: alert.patient }),
+                         text: names.get(alert.patient)?.display ?? alert.patient,
+                         title: alert.patient }),
         Veille.news2Badge(scores.get(alert.patient)),
         Veille.el("p", { class: "message", text: alert.message }),
         Veille.el("p", { class: "meta" },
@@ -122,6 +124,12 @@
       scheduleRender();
     } catch (e) {
       if (e.status !== 401) Veille.notice(`NEWS2 unavailable: ${e.message}`, true);
+    }
+    try {
+      names = await Veille.identities(patients);
+      scheduleRender();
+    } catch (e) {
+      if (e.status !== 401) Veille.notice(`Patient names unavailable: ${e.message}`, true);
     }
   }
 

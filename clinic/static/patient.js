@@ -114,9 +114,22 @@
       Object.assign(Veille.news2Badge(scores.get(pseudonym)), { id: "news2" }));
   }
 
+  async function loadIdentity() {
+    let who = null;
+    try {
+      who = await Veille.api("GET", `/patients/${encodeURIComponent(pseudonym)}/identity`);
+    } catch (e) {
+      if (e.status !== 404) throw e; // not admitted, or not to be named here: the pseudonym
+    }
+    const shared = who?.shared_until ? ` · shared with your unit until ${Veille.clock(new Date(who.shared_until))}` : "";
+    document.getElementById("patient-name").textContent = who ? who.display : pseudonym;
+    document.getElementById("patient-id").textContent = who ? `${pseudonym}${shared}` : "";
+    document.title = `Veille: ${who ? `${who.family_name.toUpperCase()} ${who.given_names}` : pseudonym}`;
+  }
+
   async function load() {
     try {
-      await Promise.all([loadVitals(), loadAlerts()]);
+      await Promise.all([loadVitals(), loadAlerts(), loadIdentity()]);
       Veille.notice("");
     } catch (e) {
       if (e.status === 404) Veille.notice(`${pseudonym} is not a patient of your care units.`, true);

@@ -111,6 +111,14 @@ const Veille = (() => {
     return new Map(data.scores.map((s) => [s.patient, s]));
   }
 
+  // Who the patients are (their care team only: the API leaves out the others).
+  async function identities(patients) {
+    if (!patients.length) return new Map();
+    const query = patients.map((p) => `patient=${encodeURIComponent(p)}`).join("&");
+    const data = await api("GET", `/identities?${query}`);
+    return new Map(data.identities.map((i) => [i.patient, i]));
+  }
+
   function notice(text, isError) {
     const box = document.getElementById("notice");
     if (!box) return;
@@ -132,5 +140,5 @@ const Veille = (() => {
   }
 
   return { ApiError, api, el, svg, elapsed, clock, metricLabel, value, news2Badge, news2,
-           notice, wireSignOut };
+           identities, notice, wireSignOut };
 })();

@@ -9,7 +9,7 @@ import asyncio
 import dataclasses
 import os
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -23,7 +23,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from clinic import hash_password
 from devices import DeviceBinding, device_topic, now_us
-from store import ClinicianRole, add_clinician, upsert_bindings
+from store import ClinicianRole, PatientAdmission, add_clinician, admit_patient, upsert_bindings
 from tests.integration.conftest import RunningPipeline
 from tests.support.devices import (
     TENANT,
@@ -86,6 +86,12 @@ async def _setup(pipeline: RunningPipeline, unit: str) -> tuple[str, list]:
             f"app-{unit}", TENANT, unit, monitors[0].patient, now_us() - 3_600_000_000
         )
         await upsert_bindings(conn, [(binding, "observation_app")])
+        # The first patient is admitted: the board names them; the second shows the pseudonym.
+        admission = PatientAdmission(
+            pseudonym=monitors[0].patient, tenant=TENANT, care_unit=unit, family_name="Durand",
+            given_names="Paul", birth_date=date(1941, 7, 2), bed="7A",
+        )  # fmt: skip
+        await admit_patient(conn, admission, at=datetime.now(UTC))
     return username, monitors
 
 
@@ -132,6 +138,10 @@ def test_alert_appears_live_then_is_acknowledged_and_resolved(
         for m, values in ((first, [84.0] * 6), (second, [87.0] * 6))
     ] + _news2_messages(first, start))  # fmt: skip
     wait.until(lambda d: _row(d, first.patient) and _row(d, second.patient))
+    wait.until(
+        lambda d: "DURAND Paul, born 1941-07-02, bed 7A" in (_row(d, first.patient) or d).text
+    )
+    assert second.patient in (_row(browser, second.patient) or browser).text
     # RR 22 (2), SpO2 84 (3), air (0), SBP 128 (0), HR 115 (2), alert (0), 38.2 Cel (1).
     wait.until(lambda d: "NEWS2 8 · high" in (_row(d, first.patient) or d).text)
     wait.until(lambda d: any(p in (_row(d, first.patient) or d).text for p in ("HIGH", "MEDIUM")))

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
-from psycopg.rows import TupleRow
 
 from store import (
     AlertEventRow,
@@ -28,86 +27,9 @@ from store import (
 from tests.integration.conftest import RunningPipeline, RunningStack
 from tests.support.pipeline import scalar
 from tests.support.waiting import eventually
+from tests.support.ward import NOW, PATIENT_ROWS, Ward, count_rows
 
 pytestmark = pytest.mark.slow
-
-Connection = psycopg.AsyncConnection[TupleRow]
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-class Ward:
-    """One establishment's units A and B, and another establishment's unit A, each with one
-    patient, a bound device, readings, an alert with its event and an identity."""
-
-    def __init__(self) -> None:
-        tag = uuid.uuid4().hex[:8]
-        self.tenant, self.other_tenant = f"chu-{tag}", f"chu-other-{tag}"
-        self.unit_a, self.unit_b = f"icu-{tag}", f"cardio-{tag}"
-        # (tenant, unit) -> patient
-        self.patients = {
-            (self.tenant, self.unit_a): f"p-a-{tag}",
-            (self.tenant, self.unit_b): f"p-b-{tag}",
-            (self.other_tenant, self.unit_a): f"p-x-{tag}",
-        }
-        self.alerts = {patient: str(uuid.uuid4()) for patient in self.patients.values()}
-
-    @property
-    def patient_a(self) -> str:
-        return self.patients[(self.tenant, self.unit_a)]
-
-    def others(self) -> list[str]:
-        """Patients the context (tenant, unit A) must not see."""
-        return [p for p in self.patients.values() if p != self.patient_a]
-
-    async def seed(self, owner: Connection) -> None:
-        for (tenant, unit), patient in self.patients.items():
-            device = f"dev-{patient}"
-            await owner.execute(
-                """INSERT INTO devices (device_id, tenant, device_type, care_unit,
-                       patient_pseudonym, bound_since) VALUES (%s, %s, 'pulse_oximeter', %s, %s, %s)""",
-                (device, tenant, unit, patient, NOW - timedelta(hours=2)),
-            )
-            await owner.execute(
-                """INSERT INTO device_bindings (device_id, tenant, care_unit, patient_pseudonym,
-                       bound_from) VALUES (%s, %s, %s, %s, %s)""",
-                (device, tenant, unit, patient, NOW - timedelta(hours=2)),
-            )
-            await owner.execute(
-                "INSERT INTO patient_identities (patient_pseudonym, tenant, national_id) "
-                "VALUES (%s, %s, %s)",
-                (patient, tenant, f"NIR-{patient}"),
-            )
-            rows = [
-                (NOW - timedelta(minutes=90 - i), tenant, unit, patient, device, "spo2",
-                 95.0, "%", i, NOW)
-                for i in range(30)
-            ]  # fmt: skip
-            await BatchWriter(owner, WriteMethod.UNNEST).write(rows)
-            await owner.execute(
-                """INSERT INTO alerts (alert_id, tenant, care_unit, patient_pseudonym, rule,
-                       metric, priority, state, opened_at, opening_value, message)
-                   VALUES (%s, %s, %s, %s, 'spo2_low', 'spo2', 'high', 'open', %s, 85, 'low')""",
-                (self.alerts[patient], tenant, unit, patient, NOW - timedelta(minutes=60)),
-            )
-            await owner.execute(
-                "INSERT INTO alert_events (alert_id, kind, at, message) "
-                "VALUES (%s, 'opened', %s, 'low')",
-                (self.alerts[patient], NOW - timedelta(minutes=60)),
-            )
-        await owner.execute("SELECT veille_refresh_rollups()")
-
-
-# Every protected relation, and how to count one patient's rows in it.
-PATIENT_ROWS = {
-    "readings_visible": "SELECT count(*) FROM readings_visible WHERE patient_pseudonym = %(p)s",
-    "readings_1m_visible": "SELECT count(*) FROM readings_1m_visible WHERE patient_pseudonym = %(p)s",
-    "readings_1h_visible": "SELECT count(*) FROM readings_1h_visible WHERE patient_pseudonym = %(p)s",
-    "alerts": "SELECT count(*) FROM alerts WHERE patient_pseudonym = %(p)s",
-    "alert_events": "SELECT count(*) FROM alert_events WHERE alert_id = %(alert)s::uuid",
-    "devices": "SELECT count(*) FROM devices WHERE patient_pseudonym = %(p)s",
-    "device_bindings": "SELECT count(*) FROM device_bindings WHERE patient_pseudonym = %(p)s",
-    "patient_identities": "SELECT count(*) FROM patient_identities WHERE patient_pseudonym = %(p)s",
-}  # fmt: skip
 
 
 @pytest.fixture
@@ -122,11 +44,7 @@ def _url(stack: RunningStack, component: str) -> str:
     return stack.env[f"VEILLE_{component.upper()}_DATABASE_URL"]
 
 
-async def _count(conn: Connection, relation: str, ward: Ward, patient: str) -> int:
-    cur = await conn.execute(
-        PATIENT_ROWS[relation].encode(), {"p": patient, "alert": ward.alerts[patient]}
-    )
-    return int((await cur.fetchone() or (0,))[0])
+_count = count_rows
 
 
 async def test_the_stack_gives_each_component_its_own_role(running_stack: RunningStack) -> None:
@@ -198,13 +116,63 @@ async def test_the_care_context_needs_a_transaction(running_stack: RunningStack)
             await enter_care_context(clinic, tenant="t", care_units=("u",))
 
 
+IDENTITY_COLUMNS = ("national_id", "family_name", "given_names", "birth_date", "bed")
+
+
 @pytest.mark.parametrize("component", ["sink", "worker", "registry"])
+@pytest.mark.parametrize("column", IDENTITY_COLUMNS)
 async def test_only_the_clinic_reads_identities(
-    running_stack: RunningStack, component: str
+    running_stack: RunningStack, component: str, column: str
 ) -> None:
+    """The sink and the worker (Kafka, dead letters, metrics) and the registry (webhooks,
+    operator commands) cannot read a name: none can put one anywhere."""
     async with await psycopg.AsyncConnection.connect(_url(running_stack, component)) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            await conn.execute("SELECT national_id FROM patient_identities")
+            await conn.execute(f"SELECT {column} FROM patient_identities".encode())
+
+
+async def test_the_clinic_reads_names_of_its_unit_never_national_ids(
+    running_stack: RunningStack, ward: Ward
+) -> None:
+    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+        async with clinic.transaction():
+            await enter_care_context(clinic, tenant=ward.tenant, care_units=(ward.unit_a,))
+            cur = await clinic.execute(
+                "SELECT patient_pseudonym, family_name, bed FROM patient_identities "
+                "WHERE patient_pseudonym = ANY(%s)",
+                (list(ward.patients.values()),),
+            )
+            assert await cur.fetchall() == [
+                (ward.patient_a, Ward.family_name(ward.patient_a), "12B")
+            ]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await clinic.execute("SELECT national_id FROM patient_identities")
+
+
+async def test_the_clinic_sees_no_grant_to_another_unit(
+    running_stack: RunningStack, ward: Ward
+) -> None:
+    """care_grants, the new table: a grant to unit B is not unit A's to read."""
+    async with await psycopg.AsyncConnection.connect(running_stack.dsn, autocommit=True) as owner:
+        await owner.execute(
+            """INSERT INTO care_grants (grant_id, patient_pseudonym, from_tenant, to_tenant,
+                   to_care_unit, granted_by, reason, expires_at)
+               VALUES (gen_random_uuid(), %s, %s, %s, %s, 'op', 'test', now() + interval '1h')""",
+            (ward.patients[(ward.other_tenant, ward.unit_a)], ward.other_tenant, ward.tenant,
+             ward.unit_b),
+        )  # fmt: skip
+    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+        for unit, expected in ((ward.unit_a, 0), (ward.unit_b, 1)):
+            async with clinic.transaction():
+                await enter_care_context(clinic, tenant=ward.tenant, care_units=(unit,))
+                cur = await clinic.execute(
+                    "SELECT count(*) FROM care_grants WHERE to_tenant = %s", (ward.tenant,)
+                )
+                assert await cur.fetchone() == (expected,), unit
+        for component in ("sink", "worker"):
+            async with await psycopg.AsyncConnection.connect(_url(running_stack, component)) as c:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    await c.execute("SELECT count(*) FROM care_grants")
 
 
 async def test_the_sink_writes_everything_and_reads_no_readings(

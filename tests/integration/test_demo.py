@@ -80,6 +80,14 @@ async def _demo_alerts_through_the_api(
         r = await client.post("/api/v1/session",
                               json={"tenant": tenant, "username": username, "password": password})  # fmt: skip
         assert r.status_code == 201, r.text
+        # The demo admitted its patients: the nurse's board shows made-up names and beds.
+        got = await client.get("/api/v1/identities", params={"patient": sorted(patients)})
+        assert got.status_code == 200, got.text
+        shown = {i["patient"]: i["display"] for i in got.json()["identities"]}
+        assert set(shown) == patients, shown
+        assert all(
+            re.fullmatch(r"[A-Z-]+ .+, born \d{4}-\d\d-\d\d, bed .+", d) for d in shown.values()
+        )
 
         async def alert_ids() -> set[str]:
             ids: set[str] = set()

@@ -45,17 +45,42 @@ def test_grants_are_revoked_first() -> None:
     assert any(s.startswith("REVOKE ALL ON veille_schema") for s in sql[:first_grant])
 
 
-def test_no_role_but_the_clinic_may_read_identities() -> None:
-    """A whole-row SELECT; the registry's ON CONFLICT needs the pseudonym column, no more."""
-    for component, role in ROLE_NAMES.items():
-        on_identities = [
-            s for s in _grants_to(role)
-            if "patient_identities" in s.split(" ON ")[1].split(" TO ")[0].split(", ")
-        ]  # fmt: skip
-        privileges = " ".join(s.split(" ON ")[0] for s in on_identities)
-        assert bool(re.search(r"SELECT(?! \()", privileges)) == (component == "clinic"), role
-        if component == "registry":
-            assert "SELECT (patient_pseudonym)" in privileges
+IDENTIFYING = {"national_id", "family_name", "given_names", "birth_date", "bed"}
+
+
+def _identity_columns_readable(role: str) -> set[str]:
+    """The columns of patient_identities ``role`` may SELECT ("*" for a whole-row grant)."""
+    readable: set[str] = set()
+    for statement in _grants_to(role):
+        privileges, _, rest = statement.partition(" ON ")
+        if "patient_identities" not in rest.split(" TO ")[0].split(", "):
+            continue
+        for match in re.finditer(r"SELECT(?: \(([^)]*)\))?", privileges):
+            readable |= {c.strip() for c in match[1].split(",")} if match[1] else {"*"}
+    return readable
+
+
+def test_only_the_clinic_reads_names_and_nobody_national_ids() -> None:
+    """Column grants: the registry's ON CONFLICT needs the pseudonym and the establishment,
+    the clinic the display identity; no role reads the whole row or the national id."""
+    readable = {
+        component: _identity_columns_readable(role) for component, role in ROLE_NAMES.items()
+    }
+    assert readable["sink"] == readable["worker"] == set()
+    assert readable["registry"] == {"patient_pseudonym", "tenant"}
+    assert IDENTIFYING - {"national_id"} <= readable["clinic"]
+    assert "national_id" not in readable["clinic"] and "*" not in readable["clinic"]
+
+
+def test_grants_and_identities_are_under_row_level_security() -> None:
+    sql = _flat()
+    assert "ALTER TABLE care_grants ENABLE ROW LEVEL SECURITY" in sql
+    shared = [s for s in sql if s.startswith("CREATE POLICY clinic_in_context ON ")
+              and "veille_shared_with(" in s]  # fmt: skip
+    tables = {s.split()[4] for s in shared}
+    assert tables == {"readings", "alerts", "patient_identities"}  # alert_events via alerts
+    views = [s for s in sql if s.startswith("CREATE OR REPLACE VIEW")]
+    assert all("veille_shared_with(" in v for v in views)
 
 
 def test_the_clinic_reads_readings_and_rollups_only_through_filtered_views() -> None:

@@ -28,6 +28,8 @@ def test_the_routes_of_the_issue_are_there() -> None:
         ("delete", "/patients/{pseudonym}/thresholds/{rule_id}"), ("get", "/health"),
         # The live page's additions (issue 5, part 2): event stream, NEWS2, FHIR export.
         ("get", "/alerts/stream"), ("get", "/news2"), ("get", "/patients/{pseudonym}/fhir"),
+        # Issue 13, part 4: the care team's view of who the patient is.
+        ("get", "/patients/{pseudonym}/identity"), ("get", "/identities"),
     }  # fmt: skip
     served = {(m, p.removeprefix(API_PREFIX)) for p, ops in SCHEMA["paths"].items() for m in ops}
     assert served == expected

@@ -29,7 +29,8 @@ def _only(statements: list[str], needle: str) -> str:
 
 
 def test_schema_version_is_seven() -> None:
-    # v5 the clinic's tables, v6 component roles and row-level security, v7 the audit trail
+    # v5 the clinic's tables, v6 component roles and row-level security, v7 the audit trail,
+    # GHT sharing grants and the patients' display identity
     assert SCHEMA_VERSION == 7
 
 

@@ -29,8 +29,10 @@ from . import (
     evaluate,
     fhir,
     gateway,
+    grants,
     migrate,
     news2,
+    patients,
     replay,
     simulate,
     sink,
@@ -46,7 +48,8 @@ __all__ = ["build_parser", "main"]
 # In the order `veille --help` lists them (backup registers `backup` and `restore`).
 COMMANDS = (
     stack, gateway, worker, sink, migrate, devices, alerts, thresholds, fhir, webhooks,
-    users, clinic, audit, backup, certs, doctor, replay, evaluate, news2, simulate, demo,
+    patients, grants, users, clinic, audit, backup, certs, doctor, replay, evaluate, news2,
+    simulate, demo,
 )  # fmt: skip
 
 

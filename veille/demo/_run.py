@@ -36,7 +36,13 @@ from ._board import BOARD_EVERY_S, WardNews2, watch_board
 from ._door import door_checks
 from ._lag import KafkaLag, refresh_lag, watch_lag
 from ._panel import DemoWindow, Snapshot, panel, print_totals, show, take_snapshot
-from ._provision import DEMO_PASSWORD, DEMO_USER, provision_demo_login, provision_devices
+from ._provision import (
+    DEMO_PASSWORD,
+    DEMO_USER,
+    provision_demo_login,
+    provision_devices,
+    provision_identities,
+)
 from ._ward import demo_ward
 
 __all__ = ["DemoOptions", "run_demo"]
@@ -109,6 +115,7 @@ async def _demo(o: DemoOptions) -> int:
         f"nurse observation app (NEWS2 rounds); {len(fleet.events)} clinical events ahead, "
         f"{ward.simulation.config.minutes:g} simulated minutes in {ward.real_duration_s:g} s"
     )
+    await provision_identities(dsn, fleet)
     tenant, units = await provision_demo_login(dsn, fleet)
     for line in await asyncio.to_thread(door_checks, simulator_endpoint(settings)):
         console.print(f"  {line}")
