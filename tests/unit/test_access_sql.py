@@ -78,8 +78,9 @@ def test_grants_and_identities_are_under_row_level_security() -> None:
     shared = [s for s in sql if s.startswith("CREATE POLICY clinic_in_context ON ")
               and "veille_shared_with(" in s]  # fmt: skip
     tables = {s.split()[4] for s in shared}
-    assert tables == {"readings", "alerts", "patient_identities"}  # alert_events via alerts
+    assert tables == {"alerts", "patient_identities"}  # alert_events via alerts
     views = [s for s in sql if s.startswith("CREATE OR REPLACE VIEW")]
+    assert len(views) == 3  # readings and both rollups
     assert all("veille_shared_with(" in v for v in views)
 
 
