@@ -14,13 +14,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from ._audit import Audited, AuditTrail
 from ._context import CareDb, CurrentCaller
 from ._errors import NotFound
 from ._models import INVALID_INPUT, PSEUDONYM_PATTERN, ErrorResponse, IdentityList, PatientIdentity
 from ._queries import in_care, shared_with_scope
 from ._scope import Caller, CareScope
 
-__all__ = ["display_name", "record_reveal", "router", "visible_identities"]
+__all__ = ["display_name", "log_reveal", "record_reveal", "router", "visible_identities"]
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +78,27 @@ async def visible_identities(
     ]
 
 
-def record_reveal(caller: Caller, identities: list[PatientIdentity]) -> None:
-    """Who was shown whose identity: pseudonyms and the clinician, never the names.
-
-    A log line for now; the audit trail records each reveal from here.
-    """
+def log_reveal(caller: Caller, identities: list[PatientIdentity]) -> None:
+    """Who was shown whose identity, in the log: pseudonyms and the clinician, never the
+    names."""
     if identities:
         log.info(
             "identity shown to clinician %s of %s: patients %s",
             caller.username, caller.scope.tenant, ",".join(i.patient for i in identities),
         )  # fmt: skip
+
+
+async def record_reveal(audit: AuditTrail, identities: list[PatientIdentity]) -> None:
+    """Every answer that shows an identity: one audit row (``patient.identity`` naming the
+    patient, or ``patients.identity`` with the pseudonyms shown in ``detail.patients``, as the
+    board asks for many at once), and a log line. Nothing shown, nothing recorded."""
+    if not identities:
+        return
+    log_reveal(audit.caller, identities)
+    if len(identities) == 1:
+        await audit.record("patient.identity", patient=identities[0].patient)
+    else:
+        await audit.record("patients.identity", patients=[i.patient for i in identities])
 
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -101,6 +113,7 @@ async def identity(
     pseudonym: Annotated[str, Path(pattern=PSEUDONYM_PATTERN)],
     caller: CurrentCaller,
     conn: CareDb,
+    audit: Audited,
     response: Response,
 ) -> PatientIdentity:
     """The patient's display identity if they are admitted in, or were bound in, one of your
@@ -108,7 +121,7 @@ async def identity(
     found = await visible_identities(conn, caller.scope, [pseudonym])
     if not found:
         raise NotFound(f"identity of patient {pseudonym}")
-    record_reveal(caller, found)
+    await record_reveal(audit, found)
     response.headers.update(_NO_STORE)
     return found[0]
 
@@ -117,6 +130,7 @@ async def identity(
 async def identities(
     caller: CurrentCaller,
     conn: CareDb,
+    audit: Audited,
     response: Response,
     patient: Annotated[
         list[str], Query(max_length=MAX_PATIENTS, description="pseudonyms, repeated")
@@ -126,6 +140,6 @@ async def identities(
     admitted. Every answer is recorded."""
     asked = [p for p in dict.fromkeys(patient) if p]
     found = await visible_identities(conn, caller.scope, asked)
-    record_reveal(caller, found)
+    await record_reveal(audit, found)
     response.headers.update(_NO_STORE)
     return IdentityList(identities=found)

@@ -203,6 +203,17 @@ async def test_the_grants_command_adds_lists_and_revokes(
     code, out, err = await _veille(running_stack, "grants", "revoke", grant_id, "--by", "dr.w")
     assert code == 0, err
     assert set((await _seen_by_other(running_stack, ward)).values()) == {0}
+    # Both in the audit trail, naming the patient, the receiving unit and who did it.
+    async with await psycopg.AsyncConnection.connect(running_stack.dsn, autocommit=True) as owner:
+        cur = await owner.execute(
+            """SELECT action, patient_pseudonym, tenant, detail->>'to_care_unit', detail->>'by'
+               FROM audit_events WHERE detail->>'grant' = %s ORDER BY id""",
+            (grant_id,),
+        )
+        assert await cur.fetchall() == [
+            ("grant.add", ward.patient_a, ward.tenant, ward.unit_a, "dr.wilson"),
+            ("grant.revoke", ward.patient_a, ward.tenant, ward.unit_a, "dr.w"),
+        ]
     code, _, err = await _veille(
         running_stack, "grants", "add", "--patient", ward.patient_a, "--to-tenant",
         ward.other_tenant, "--to-unit", ward.unit_a, "--reason", "x", "--for", "40d",

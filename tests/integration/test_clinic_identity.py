@@ -70,8 +70,18 @@ def _display(ward: Ward, patient: str) -> str:
     return f"{Ward.family_name(patient).upper()} Jeanne, born 1950-03-14, bed 12B"
 
 
+async def _identity_audit(dsn: str, actor: str) -> list[tuple[object, ...]]:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as owner:
+        cur = await owner.execute(
+            """SELECT action, patient_pseudonym, detail->'patients' FROM audit_events
+               WHERE actor = %s AND action LIKE '%%identity' ORDER BY id""",
+            (actor,),
+        )
+        return list(await cur.fetchall())
+
+
 async def test_the_care_team_sees_the_name_others_do_not(
-    clinic_url: str, ward: Ward, clinic_dir: Path
+    clinic_url: str, running_stack: RunningStack, ward: Ward, clinic_dir: Path
 ) -> None:
     async with _signed_in(clinic_url, ward, ward.tenant) as nurse:
         r = await nurse.get("/identities", params={"patient": list(ward.patients.values())})
@@ -83,6 +93,12 @@ async def test_the_care_team_sees_the_name_others_do_not(
         assert r.status_code == 200 and r.json()["shared_until"] is None
         for other in ward.others():
             assert (await nurse.get(f"/patients/{other}/identity")).status_code == 404
+    # Each answer that showed a name is in the audit trail; the 404s showed none.
+    # (The board's list showed one patient: a row naming that patient, as the page's.)
+    assert await _identity_audit(running_stack.dsn, _nurse(ward, ward.tenant)) == [
+        ("patient.identity", ward.patient_a, None),
+        ("patient.identity", ward.patient_a, None),
+    ]
     # The name went to the HTTP answer only: the clinic's log has the pseudonyms at most.
     log = "".join(p.read_text(errors="replace") for p in clinic_dir.rglob("*.log"))
     assert ward.patient_a in log  # the access log of the requests above

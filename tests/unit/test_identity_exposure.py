@@ -10,7 +10,7 @@ import pytest
 
 from clinic import Caller, CareScope
 from clinic._models import PatientIdentity
-from clinic._routes_identity import display_name, record_reveal
+from clinic._routes_identity import display_name, log_reveal
 from clinic._webhooks import event_payload
 from devices import AlertEvent, AlertEventKind, Priority
 from store import ClinicianRole
@@ -53,7 +53,7 @@ def test_a_reveal_logs_the_clinician_and_the_pseudonym_never_the_name(
 ) -> None:
     caller = Caller(7, "nurse.a", "Nurse A", ClinicianRole.NURSE, CareScope("chu-a", ("icu",)))
     with caplog.at_level(logging.INFO, logger="clinic._routes_identity"):
-        record_reveal(caller, [_identity()])
+        log_reveal(caller, [_identity()])
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and PATIENT in lines[0] and "nurse.a" in lines[0]
     assert _secrets(lines[0]) == []

@@ -18,11 +18,12 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from store import CareGrant, add_grant, list_grants, revoke_grant
+from store import AuditEntry, CareGrant, add_grant, list_grants, record_audit, revoke_grant
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
 from ._command import Subparsers, add_action, add_actions, add_command, run_async
+from ._operator import operator_entry
 
 __all__ = ["parse_duration", "parse_until", "register"]
 
@@ -68,6 +69,15 @@ def _print(grant: CareGrant, verb: str) -> None:
           f"{grant.expires_at.isoformat()}, by {grant.granted_by}: {grant.reason}")  # fmt: skip
 
 
+def _audit_entry(action: str, grant: CareGrant) -> AuditEntry:
+    return operator_entry(
+        action, patient=grant.patient, tenant=grant.from_tenant, grant=grant.grant_id,
+        to_tenant=grant.to_tenant, to_care_unit=grant.to_care_unit,
+        by=grant.revoked_by if action == "grant.revoke" else grant.granted_by,
+        until=grant.expires_at.isoformat(),
+    )  # fmt: skip
+
+
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     now = datetime.now(UTC)
     async with await psycopg.AsyncConnection.connect(
@@ -77,14 +87,19 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             if (args.until is None) == (args.duration is None):
                 raise ConfigurationError("give exactly one of --until TIME or --for DURATION")
             expires = parse_until(args.until) if args.until else now + parse_duration(args.duration)
-            grant = await add_grant(
-                conn, patient=args.patient, to_tenant=args.to_tenant, to_care_unit=args.to_unit,
-                granted_by=_who(args), reason=args.reason, expires_at=expires, now=now,
-                max_duration=timedelta(days=settings.grant_max_days),
-            )  # fmt: skip
+            async with conn.transaction():  # the grant and its audit row, or neither
+                grant = await add_grant(
+                    conn, patient=args.patient, to_tenant=args.to_tenant,
+                    to_care_unit=args.to_unit, granted_by=_who(args), reason=args.reason,
+                    expires_at=expires, now=now,
+                    max_duration=timedelta(days=settings.grant_max_days),
+                )  # fmt: skip
+                await record_audit(conn, _audit_entry("grant.add", grant))
             _print(grant, "added")
         elif args.action == "revoke":
-            grant = await revoke_grant(conn, args.grant_id, revoked_by=_who(args))
+            async with conn.transaction():
+                grant = await revoke_grant(conn, args.grant_id, revoked_by=_who(args))
+                await record_audit(conn, _audit_entry("grant.revoke", grant))
             _print(grant, f"revoked by {grant.revoked_by}, was")
         else:
             grants = await list_grants(conn, active_only=args.active, patient=args.patient)
