@@ -26,13 +26,13 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from store import (
-    SCHEMA_VERSION,
     BackupManifest,
     BatchWriter,
     ReadingRow,
     TableDigest,
     manifest_path,
 )
+from store._schema import SCHEMA_VERSION
 from tests.integration.conftest import RunningPipeline, RunningStack
 from tests.support.devices import (
     TENANT,
@@ -182,7 +182,7 @@ async def test_backup_restores_into_an_empty_database_with_identical_rows(
     alerts = "SELECT * FROM alerts ORDER BY alert_id"
     assert await _rows(target, alerts) == await _rows(stack.dsn, alerts)
     schema = "SELECT version, flavour FROM veille_schema"
-    assert await _rows(target, schema) == [(6, "postgresql")]
+    assert await _rows(target, schema) == [(SCHEMA_VERSION, "postgresql")]
 
 
 async def test_a_corrupted_backup_is_refused_and_nothing_is_restored(
