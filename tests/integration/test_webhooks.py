@@ -5,13 +5,10 @@ and restarted dispatcher, and the same event on Kafka twice, deliver nothing twi
 from __future__ import annotations
 
 import dataclasses
-import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import orjson
@@ -25,71 +22,16 @@ from tests.integration.conftest import RunningPipeline
 from tests.support.devices import TENANT, batch_payload, new_device, provision, spo2_series
 from tests.support.pipeline import publish_all, run_veille, scalar
 from tests.support.waiting import eventually
-from veille.stack import ComponentProcess, component_env
+from tests.support.webhooks import Receiver, running_receiver, start_dispatcher, subscribe
+from veille.stack import ComponentProcess
 
 pytestmark = pytest.mark.slow
 
 
-@dataclasses.dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    answered: int
-
-
-class Receiver:
-    """A paging system's endpoint: answers 500 while ``failing`` is set, 200 otherwise."""
-
-    def __init__(self) -> None:
-        self.failing = threading.Event()
-        self.requests: list[Received] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 500 if receiver.failing.is_set() else 200
-                with receiver._lock:
-                    receiver.requests.append(Received(self.path, dict(self.headers), body, status))
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok" if status == 200 else b"no")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def snapshot(self) -> list[Received]:
-        with self._lock:
-            return list(self.requests)
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.thread.start()
-    try:
+    with running_receiver() as r:
         yield r
-    finally:
-        r.server.shutdown()
-        r.server.server_close()
-        r.thread.join()
-
-
-def _dispatcher(pipeline: RunningPipeline, log_dir: Path, name: str) -> ComponentProcess:
-    env = component_env(
-        pipeline.stack.env, pipeline.stack.state_dir,
-        VEILLE_WEBHOOK_BACKOFF_BASE_S="0.5", VEILLE_WEBHOOK_POLL_S="0.2", VEILLE_WEBHOOK_TIMEOUT_S="5",
-    )  # fmt: skip
-    return ComponentProcess.veille("webhooks", "run", env=env, log_dir=log_dir, name=name).start()
 
 
 async def _delivery(dsn: str, subscription: str, alert_id: str, kind: str) -> tuple | None:
@@ -105,14 +47,6 @@ async def _delivery(dsn: str, subscription: str, alert_id: str, kind: str) -> tu
     return rows[0] if rows else None
 
 
-def _subscribe(env: dict[str, str], unit: str, url: str) -> tuple[str, str]:
-    out = run_veille(env, "webhooks", "add", "--tenant", TENANT, "--care-unit", unit, "--url", url)
-    sub = re.search(r"subscription ([0-9a-f-]{36})", out)
-    secret = re.search(r"(whsec_\S+)", out)
-    assert sub and secret, out
-    return sub.group(1), secret.group(1)
-
-
 async def test_signed_delivery_retry_log_and_no_duplicate_after_restart(
     pipeline: RunningPipeline, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -120,12 +54,12 @@ async def test_signed_delivery_retry_log_and_no_duplicate_after_restart(
     unit = f"wh-{uuid.uuid4().hex[:8]}"
     device = dataclasses.replace(new_device("wh"), care_unit=unit)
     await provision(dsn, device)
-    sub_a, secret_a = _subscribe(env, unit, receiver.url("/pager"))
-    sub_b, secret_b = _subscribe(env, unit, receiver.url("/messaging"))
+    sub_a, secret_a = subscribe(env, unit, receiver.url("/pager"))
+    sub_b, secret_b = subscribe(env, unit, receiver.url("/messaging"))
     secrets = {"/pager": secret_a, "/messaging": secret_b}
 
     receiver.failing.set()
-    first = _dispatcher(pipeline, tmp_path, "webhooks-1")
+    first = start_dispatcher(pipeline, tmp_path, "webhooks-1")
     second: ComponentProcess | None = None
     try:
         readings = spo2_series(datetime.now(UTC) - timedelta(minutes=5), [85.0] * 5)
@@ -187,7 +121,7 @@ async def test_signed_delivery_retry_log_and_no_duplicate_after_restart(
                 )
         finally:
             await producer.stop()
-        second = _dispatcher(pipeline, tmp_path, "webhooks-2")
+        second = start_dispatcher(pipeline, tmp_path, "webhooks-2")
         # A new event after the duplicates (same key, same partition): once it is delivered,
         # the restarted dispatcher has read past them.
         run_veille(env, "alerts", "ack", alert_id, "--by", "nurse-7")
