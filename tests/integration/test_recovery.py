@@ -100,8 +100,7 @@ async def test_resolve_all_closes_every_open_alert_and_the_next_episode_opens_on
                      lambda c: c == 0, what="both resolved by the sink")  # fmt: skip
     history = await _rows(
         dsn,
-        "SELECT alert_id::text, actor, message FROM alert_events"
-        " WHERE kind = 'resolved'",
+        "SELECT alert_id::text, actor, message FROM alert_events WHERE kind = 'resolved'",
     )
     assert {(i, "veille-recovery") for i in ids} == {(str(a), b) for a, b, _ in history}
     assert all(REASON in str(message) for _, _, message in history), history
