@@ -1,4 +1,5 @@
-"""``veille alerts ack|resolve`` acts through the clinic's path: same checks, same event."""
+"""``veille alerts ack|resolve`` acts through the clinic's path: same checks, same event;
+``resolve-all`` resolves through it too, skipping what was resolved meanwhile."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ from clinic._models import AlertSummary
 from devices import AlertEvent, AlertEventKind, Priority
 from veille.cli.alerts import _act_on_alert
 from veille.errors import ConfigurationError
+from veille.recovery import (
+    RECOVERY_ACTOR,
+    ResolvedAtRecovery,
+    UnresolvedAlert,
+    resolve_unresolved_alerts,
+)
 
 ALERT_ID = uuid.UUID("0b8f3c52-6e7d-4a1e-9c3b-2f5d8e7a6b10")
 OPENED = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -91,3 +98,39 @@ def test_the_clinics_refusals_apply() -> None:
 def test_an_unknown_alert_names_the_list_command() -> None:
     with pytest.raises(ConfigurationError, match="veille alerts list"):
         _act(None, AlertEventKind.ACKNOWLEDGED)
+
+
+class _Unreachable(_Publisher):
+    async def publish(self, event: AlertEvent) -> None:
+        raise ApiError(503, "alerts_topic_unavailable", "broker unreachable")
+
+
+def _recover(alert: AlertSummary | None, publisher: _Publisher) -> ResolvedAtRecovery:
+    listed = UnresolvedAlert(str(ALERT_ID), "chu-a", "icu", "p-1", "spo2_low", "acknowledged")
+    return asyncio.run(
+        resolve_unresolved_alerts(
+            cast(Any, _Database(alert)), cast(AlertPublisher, publisher), [listed],
+            reason="Kafka rebuilt",
+        )
+    )  # fmt: skip
+
+
+def test_resolve_all_resolves_an_acknowledged_alert_with_the_reason() -> None:
+    publisher = _Publisher()
+    done = _recover(_alert(state="acknowledged"), publisher)
+    assert [a.alert_id for a in done.resolved] == [str(ALERT_ID)] and done.by_tenant() == {
+        "chu-a": 1
+    }
+    (event,) = publisher.events
+    assert event.kind is AlertEventKind.RESOLVED and event.actor == RECOVERY_ACTOR
+    assert event.message == f"resolved by {RECOVERY_ACTOR}: Kafka rebuilt"
+
+
+def test_resolve_all_skips_an_alert_resolved_meanwhile_and_stops_when_kafka_is_down() -> None:
+    for gone in (_alert(state="resolved"), None):
+        publisher = _Publisher()
+        done = _recover(gone, publisher)
+        assert done.resolved == () and done.already_resolved == (str(ALERT_ID),)
+        assert publisher.events == []
+    with pytest.raises(ApiError, match="broker unreachable"):
+        _recover(_alert(), _Unreachable())

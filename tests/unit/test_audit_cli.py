@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from veille._operator import operator_entry
 from veille.cli import build_parser
-from veille.cli._operator import operator_entry
 from veille.cli.audit import parse_anchor, parse_since
 from veille.errors import ConfigurationError
 

@@ -1,4 +1,5 @@
-"""``veille alerts``: list alerts, and acknowledge or resolve one as an operator.
+"""``veille alerts``: list alerts, and acknowledge or resolve one as an operator; resolve
+them all after the detectors' state was lost (``resolve-all``, :mod:`veille.recovery`).
 
 Acknowledgements and resolutions go through the clinic's own path
 (:func:`clinic.clinician_action`): the same checks, the same event on ``veille.alerts`` with
@@ -19,11 +20,17 @@ from rich.table import Table
 from clinic import AlertPublisher, alert_for_operator, clinician_action
 from devices import AlertEvent, AlertEventKind
 from store import record_audit
+from veille._operator import operator_entry
 from veille.errors import ConfigurationError
+from veille.recovery import (
+    RECOVERY_ACTOR,
+    RECOVERY_REASON,
+    resolve_unresolved_alerts,
+    unresolved_alerts,
+)
 from veille.settings import Settings
 
 from ._command import Subparsers, add_action, add_actions, add_command, run_async
-from ._operator import operator_entry
 
 __all__ = ["register"]
 
@@ -74,6 +81,36 @@ async def _act_on_alert(
     return event
 
 
+async def _resolve_all(
+    conn: psycopg.AsyncConnection[TupleRow], publisher: AlertPublisher, args: argparse.Namespace
+) -> int:
+    alerts = await unresolved_alerts(conn)
+    if not alerts:
+        print("no open or acknowledged alert: nothing to resolve")
+        return 0
+    if not args.yes:
+        await record_audit(conn, operator_entry(
+            "alerts.list", all=False, count=len(alerts), recovery_preview=True,
+            patients=sorted({a.patient for a in alerts}),
+        ))  # fmt: skip
+        table = Table(title="open and acknowledged alerts that --yes would resolve")
+        for column in ("alert", "tenant", "unit", "rule", "state"):
+            table.add_column(column)
+        for a in alerts:
+            table.add_row(a.alert_id, a.tenant, a.care_unit, a.rule, a.state)
+        Console(width=200).print(table)
+        print(f"{len(alerts)} alerts would be resolved by {args.by}; nothing changed. "
+              "Run again with --yes to resolve them.")  # fmt: skip
+        return 0
+    done = await resolve_unresolved_alerts(conn, publisher, alerts, reason=args.reason,
+                                           actor=args.by)  # fmt: skip
+    for tenant, n in done.by_tenant().items():
+        print(f"tenant {tenant}: {n} alerts resolved by {args.by}")
+    print(f"{len(done.resolved)} alerts resolved ({len(done.already_resolved)} were resolved "
+          "meanwhile); the sink records them as it reads veille.alerts")  # fmt: skip
+    return 0
+
+
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     publisher = AlertPublisher(settings)
     try:
@@ -83,6 +120,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             if args.action == "list":
                 await _list(conn, args.all)
                 return 0
+            if args.action == "resolve-all":
+                return await _resolve_all(conn, publisher, args)
             kind = AlertEventKind.ACKNOWLEDGED if args.action == "ack" else AlertEventKind.RESOLVED
             event = await _act_on_alert(
                 conn, publisher, args.alert_id, kind, actor=args.by, note=args.note
@@ -110,3 +149,22 @@ def register(sub: Subparsers) -> None:
         action.add_argument("alert_id")
         action.add_argument("--by", required=True, help="who (clinician identifier)")
         action.add_argument("--note", help="a note for the history")
+    everything = add_action(
+        actions, "resolve-all", run_async(_run),
+        help="after Kafka was lost or the database restored: resolve every open alert",
+        description="Resolve every open or acknowledged alert of every tenant, as `resolve` "
+        "does (one event each on the alerts topic, one audit row each). Run it after the "
+        "detectors' state was lost (Kafka rebuilt, database restored, local stack restarted): "
+        "the detectors no longer know those alerts and would never resolve them. A condition "
+        "that persists opens a new alert within seconds. Without --yes it only lists them.",
+    )  # fmt: skip
+    everything.add_argument(
+        "--reason", required=True, help="the note in every alert's history, e.g. "
+        f"{RECOVERY_REASON!r}",
+    )  # fmt: skip
+    everything.add_argument(
+        "--by", default=RECOVERY_ACTOR, help=f"who resolved them (default {RECOVERY_ACTOR})"
+    )
+    everything.add_argument(
+        "--yes", action="store_true", help="resolve them (without it: list them, change nothing)"
+    )

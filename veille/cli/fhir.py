@@ -13,11 +13,11 @@ import psycopg
 
 from clinic import fhir_context, patient_bundle, patient_scopes
 from store import record_audit
+from veille._operator import operator_entry
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
 from ._command import Subparsers, add_action, add_actions, add_command
-from ._operator import operator_entry
 
 __all__ = ["register"]
 

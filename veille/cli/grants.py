@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.table import Table
 
 from store import AuditEntry, CareGrant, add_grant, list_grants, record_audit, revoke_grant
+from veille._operator import operator_entry
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
 from ._command import Subparsers, add_action, add_actions, add_command, run_async
-from ._operator import operator_entry
 
 __all__ = ["parse_duration", "parse_until", "register"]
 

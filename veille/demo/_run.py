@@ -17,8 +17,15 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
+from clinic import AlertPublisher
 from devices.simulator import Anomaly, Delivery, LiveRun
 from veille.publisher import FleetPublisher, simulator_endpoint
+from veille.recovery import (
+    RECOVERY_REASON,
+    resolve_unresolved_alerts,
+    still_unresolved,
+    unresolved_alerts,
+)
 from veille.settings import Settings
 from veille.stack import (
     DATABASE_URL_VARIABLES,
@@ -132,6 +139,9 @@ async def _demo(o: DemoOptions) -> int:
         await asyncio.to_thread(processes.wait_ready, READY_TIMEOUT_S)
         where = components[0].log_path.parent
         console.print(f"  gateway, worker and sink running (logs in {where})")
+        recovered = await _resolve_alerts_of_a_lost_kafka(settings)
+        if recovered:
+            console.print(f"  {recovered}")
         base_url = f"http://127.0.0.1:{port}"
         await asyncio.to_thread(
             wait_for_http, f"{base_url}/api/v1/health", timeout_s=READY_TIMEOUT_S, watch=clinic
@@ -152,6 +162,29 @@ async def _demo(o: DemoOptions) -> int:
             for line in await asyncio.to_thread(stack.down):
                 console.print(f"  {line}")
     return exit_code
+
+
+async def _resolve_alerts_of_a_lost_kafka(settings: Settings) -> str | None:
+    """Tansu keeps nothing across `stack up`: alerts an earlier run left open are unknown to
+    the detectors, which would open a second one beside each. Resolve them before the fleet
+    publishes (``veille alerts resolve-all``); None when there are none (a first demo)."""
+    dsn = settings.database_url_for("registry").get_secret_value()
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        alerts = await unresolved_alerts(conn)
+        if not alerts:
+            return None
+        publisher = AlertPublisher(settings)
+        try:
+            done = await resolve_unresolved_alerts(conn, publisher, alerts, reason=RECOVERY_REASON)
+        finally:
+            await publisher.close()
+        ids = [a.alert_id for a in done.resolved]
+        left = await still_unresolved(conn, ids, timeout_s=READY_TIMEOUT_S)
+    return (
+        f"resolved {len(ids)} alerts an earlier run left open: Kafka started empty, so the "
+        "detectors no longer knew them (veille alerts resolve-all)"
+        + (f"; {left} not recorded by the sink yet" if left else "")
+    )
 
 
 def _publish(publisher: FleetPublisher, deliveries: list[Delivery]) -> None:

@@ -53,6 +53,8 @@ MQTT_PASSWORDS = {
     SIMULATOR_ACCOUNT: "mqtt_simulator_password",
 }
 START_TIMEOUT_S = 30.0
+# The note `stack up` suggests for `veille alerts resolve-all` when Tansu started empty.
+LOST_KAFKA_REASON = "local Kafka (memory-only Tansu) restarted empty"
 # component -> its database URL in stack.env (veille.settings: <component>_database_url)
 DATABASE_URL_VARIABLES = {c: f"VEILLE_{c.upper()}_DATABASE_URL" for c in ROLE_NAMES}
 DB_ROLE_PASSWORDS = "database_role_passwords"  # in stack.json: role -> generated password
@@ -191,7 +193,9 @@ class LocalStack:
         state = self._load()
         services: dict[str, Any] = state.setdefault("services", {})
         report: list[str] = []
+        kafka_new = False
         for status in self.status():
+            kafka_new |= status.name == "kafka" and status.state != "running"
             if status.state == "running":
                 report.append(f"{status.name}: reusing pid {status.pid} on port {status.port}")
                 continue
@@ -217,6 +221,15 @@ class LocalStack:
             f"{MQTT_ADMIN_ACCOUNT} (devices' accounts)"
         )
         report.append(f"postgres: schema v{info.version} ({info.flavour.value}) ready")
+        if kafka_new and (
+            left := asyncio.run(_unresolved_alerts(self.env()["VEILLE_DATABASE_URL"]))
+        ):
+            report.append(
+                f"warning: the database holds {left} open or acknowledged alerts but Kafka "
+                "started empty, so the detectors no longer know them and will never resolve "
+                "them. Once the sink and worker run: veille alerts resolve-all --reason "
+                f"{LOST_KAFKA_REASON!r} --yes (veille demo does it itself)"
+            )
         env_text = "".join(f"{k}={v}\n" for k, v in self.env().items())
         write_private_file(self.env_file, env_text.encode(), mode=0o600)  # holds passwords
         return report
@@ -323,6 +336,14 @@ class LocalStack:
                 gateway_password=state[MQTT_PASSWORDS[GATEWAY_ACCOUNT]],
                 simulator_password=state[MQTT_PASSWORDS[SIMULATOR_ACCOUNT]],
             )
+
+
+async def _unresolved_alerts(dsn: str) -> int:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        row = await (
+            await conn.execute("SELECT count(*) FROM alerts WHERE state <> 'resolved'")
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 async def _ensure_app_database(
