@@ -42,10 +42,7 @@ def process_readings(
     technical = watch_batch(batch, state, usable=screening.usable, device_type=device_type)
     note_exertion(batch, screening.usable, state)
     usable = usable_readings(batch, screening)
-    # The late path takes the late readings too (screening rejects them as not newer than
-    # the device's last, so live detection never sees them); it judges lateness itself.
-    alerts = detect_late(usable_readings(batch, screening, with_late=True), state, rules,
-                         now_us=now_us)  # fmt: skip
+    alerts = detect_late(usable, state, rules, now_us=now_us)
     alerts += detect(usable, state, rules, now_us=now_us)
     alerts += trend_step(batch, screening.usable, state, raised_us=now_us)
     alerts += news2_over_batch(

@@ -135,9 +135,6 @@ class Screening:
 
     usable: tuple[bool, ...]
     rejections: tuple[Rejection, ...]  # in batch order
-    late: tuple[bool, ...] = ()
-    """Rejected as ``not_newer`` only: a late or redelivered reading whose own value is
-    usable. Live detection never sees it; the late path (``streams._late``) judges it."""
 
     def counts(self) -> dict[str, int]:
         """Rejections by reason, for the detector's metrics."""
@@ -163,7 +160,6 @@ def screen_batch(
     pulse_metric = _pulse_metric(batch, state, device_type, rules)
     pulses = _pulses(batch, state, pulse_metric, rules)
     usable = [False] * len(batch)
-    late = [False] * len(batch)
     rejections: list[Rejection] = []
     for i in time_order(batch):
         metric, value, at_us = batch.metrics[i], batch.values[i], batch.measured_at_us[i]
@@ -174,27 +170,20 @@ def screen_batch(
             usable[i] = True
         else:
             rejections.append(Rejection(i, metric, reason))
-            late[i] = reason is RejectionReason.NOT_NEWER and (
-                _value_reason(metric, value, at_us, pulse_metric, pulses, rules) is None
-            )
     if pulse_metric is not None and pulses:
         at_us, ok = max(pulses)
         state[f"qp:{device}"] = {"metric": pulse_metric, "at_us": at_us, "ok": int(ok)}
     rejections.sort(key=lambda r: r.index)
-    return Screening(tuple(usable), tuple(rejections), tuple(late))
+    return Screening(tuple(usable), tuple(rejections))
 
 
-def usable_readings(
-    batch: ReadingBatch, screening: Screening, *, with_late: bool = False
-) -> ReadingBatch:
-    """The batch without its rejected readings: what threshold detection may see; with
-    ``with_late``, the late readings whose own values are usable too (for the late path)."""
+def usable_readings(batch: ReadingBatch, screening: Screening) -> ReadingBatch:
+    """The batch without its rejected readings: what threshold detection may see."""
     if len(screening.usable) != len(batch):
         raise ValueError(
             f"screening of {len(screening.usable)} readings for a batch of {len(batch)}"
         )
-    late = screening.late if with_late and screening.late else (False,) * len(batch)
-    keep = [i for i, (ok, old) in enumerate(zip(screening.usable, late, strict=True)) if ok or old]
+    keep = [i for i, ok in enumerate(screening.usable) if ok]
     if len(keep) == len(batch):
         return batch
     b = batch
@@ -247,22 +236,6 @@ def _reason(
     if last_us is not None and at_us <= last_us:
         return RejectionReason.NOT_NEWER
     entry["last_us"] = at_us
-    reason = _value_reason(metric, value, at_us, pulse_metric, pulses, rules)
-    if reason is not None or value is None:
-        return reason
-    return _jump(metric, value, at_us, entry, rules)
-
-
-def _value_reason(
-    metric: str,
-    value: float | None,
-    at_us: int,
-    pulse_metric: str | None,
-    pulses: Sequence[tuple[int, bool]],
-    rules: ArtefactRules,
-) -> RejectionReason | None:
-    """What is wrong with the reading itself, whatever came before it (no jump check: the
-    jump reference belongs to the newest readings, which a late one does not follow)."""
     if value is None or is_no_signal(metric, value):
         return RejectionReason.NO_SIGNAL
     known = CATALOGUE.get(metric)
@@ -272,7 +245,7 @@ def _value_reason(
         return RejectionReason.IMPLAUSIBLE_PULSE
     if metric == "spo2" and pulse_metric is not None and not _pulse_ok(at_us, pulses, rules):
         return RejectionReason.SPO2_WITHOUT_PULSE
-    return None
+    return _jump(metric, value, at_us, entry, rules)
 
 
 def _plausible_pulse(metric: str, value: float | None, rules: ArtefactRules) -> bool:

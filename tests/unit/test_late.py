@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from devices import AlertEventKind, ReadingBatch, alert_id_for
-from streams import PatientState, detect, process_readings
+from streams import PatientState, detect
 from streams._detect import RULES_BY_ID, rules_by_metric
 from streams._episodes import episodes, overlaps, remember_episode
 from streams._late import detect_late
@@ -75,42 +75,3 @@ def test_episode_memory_is_bounded_and_overlap_is_inclusive() -> None:
     known = episodes(state, "spo2_low")
     assert len(known) == 8 and known[-1] == (1900, 1950)
     assert overlaps(known, 1950, 1960) and not overlaps(known, 1960, 1990)
-
-
-def _heart_rate(seqs: Sequence[int], high: Sequence[int]) -> ReadingBatch:
-    """A bedside monitor's heart rate every 10 ms: 150 /min at the ``high`` seqs, 60-89
-    otherwise (the fault suite's stream)."""
-    times = tuple(T0_US + 10_000 * s for s in seqs)
-    values = tuple(150.0 if s in high else 60.0 + (s * 7) % 30 for s in seqs)
-    return ReadingBatch(
-        "chu-a", "icu", PATIENT, "mon-1", ("heart_rate",) * len(seqs), values, times,
-        tuple(seqs), times, "bedside_monitor",
-    )  # fmt: skip
-
-
-def test_a_backlog_overtaken_by_a_newer_message_of_the_same_device_still_raises_its_episode() -> (
-    None
-):
-    """The screening rejects readings not newer than the device's last as ``not_newer``;
-    the late path must still see them (a device's backlog resent after a newer message, a
-    watch uploading late). Met in the fault suite: readings 1086-1090 ahead of 986-1085."""
-    episode = range(1071, 1076)
-    rules = rules_by_metric(tuple(r for r in RULES_BY_ID.values() if r.metric == "heart_rate"))
-
-    def run(messages: Sequence[Sequence[int]]) -> list[tuple[AlertEventKind, int]]:
-        state: PatientState = {}
-        events = []
-        for seqs in messages:
-            b = _heart_rate(seqs, episode)
-            now = max(b.measured_at_us) + SECOND
-            events += [(e.kind, (e.at_us - T0_US) // 10_000)
-                       for e in process_readings(b, state, rules, now_us=now)
-                       if e.rule == "heart_rate_high"]  # fmt: skip
-        return events
-
-    in_order = run([range(s, s + 5) for s in range(1, 1101, 5)])
-    assert in_order == [(AlertEventKind.OPENED, 1074), (AlertEventKind.RESOLVED, 1079)]
-    overtaken = run([range(1, 1061), range(1086, 1091), range(1061, 1086), range(1091, 1101)])
-    kinds = [kind for kind, _ in overtaken]
-    assert kinds == [AlertEventKind.OPENED, AlertEventKind.RESOLVED]
-    assert 1071 <= overtaken[0][1] <= 1075  # dated inside the episode, by event time
