@@ -22,7 +22,12 @@ from psycopg.rows import TupleRow
 
 from veille.errors import StoreError
 
-from ._backup_digests import STABLE_OUTPUT, USER_TABLES, schema_digests, table_digests
+from ._backup_digests import (
+    USER_TABLES,
+    connect_stable,
+    schema_digests,
+    table_digests,
+)
 from ._backup_manifest import (
     BackupManifest,
     RestoreReport,
@@ -35,16 +40,6 @@ from ._pg_tools import dump_to, find_pg_tool, libpq_target, run_pg_restore, tool
 from ._schema import Flavour, recorded_schema
 
 __all__ = ["back_up", "restore"]
-
-
-async def _connect(conninfo: str) -> psycopg.AsyncConnection[TupleRow]:
-    try:
-        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise StoreError(f"cannot connect to the database: {exc}".strip()) from exc
-    for statement in STABLE_OUTPUT:
-        await conn.execute(statement.encode())
-    return conn
 
 
 async def _server_facts(conn: psycopg.AsyncConnection[TupleRow]) -> tuple[str, int, str | None]:
@@ -87,7 +82,7 @@ async def back_up(conninfo: str, out: Path) -> BackupManifest:
     if not out.parent.is_dir():
         raise StoreError(f"directory {out.parent} does not exist; create it (mode 0700) first")
     tool = await find_pg_tool("pg_dump")
-    async with await _connect(conninfo) as conn:
+    async with await connect_stable(conninfo) as conn:
         server_version, server_major, timescale = await _server_facts(conn)
         if server_major > tool.major:
             raise StoreError(
@@ -175,7 +170,7 @@ async def restore(backup: Path, conninfo: str, *, overwrite: bool = False) -> Re
             f"the backup was written by {manifest.pg_dump_version}; {tool.path} is "
             f"version {tool.major} and cannot read it: install postgresql-client-{written_by}"
         )
-    async with await _connect(conninfo) as conn:
+    async with await connect_stable(conninfo) as conn:
         existing = await _existing_relations(conn)
         if existing and not overwrite:
             shown = ", ".join(existing[:5]) + (" ..." if len(existing) > 5 else "")

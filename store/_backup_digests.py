@@ -14,9 +14,18 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
+from veille.errors import StoreError
+
 from ._backup_manifest import TableDigest
 
-__all__ = ["DAY_COLUMNS", "STABLE_OUTPUT", "USER_TABLES", "schema_digests", "table_digests"]
+__all__ = [
+    "DAY_COLUMNS",
+    "STABLE_OUTPUT",
+    "USER_TABLES",
+    "connect_stable",
+    "schema_digests",
+    "table_digests",
+]
 
 # Big, time-ordered tables are digested per UTC day so a mismatch says which day differs.
 DAY_COLUMNS = {
@@ -34,6 +43,19 @@ STABLE_OUTPUT = (
     "SET extra_float_digits = 1",
     "SET bytea_output = 'hex'",
 )
+
+
+async def connect_stable(conninfo: str) -> psycopg.AsyncConnection[TupleRow]:
+    """An autocommit connection whose text output the digests depend on is fixed
+    (:data:`STABLE_OUTPUT`); a refused connection is a :class:`StoreError`."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise StoreError(f"cannot connect to the database: {exc}".strip()) from exc
+    for statement in STABLE_OUTPUT:
+        await conn.execute(statement.encode())
+    return conn
+
 
 # Ordinary and partitioned tables of the application's schemas, not their partitions, not
 # TimescaleDB's chunks or catalogs, not objects that belong to an extension.

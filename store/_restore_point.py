@@ -20,7 +20,12 @@ from psycopg.rows import TupleRow
 
 from veille.errors import StoreError
 
-from ._backup_digests import STABLE_OUTPUT, USER_TABLES, schema_digests, table_digests
+from ._backup_digests import (
+    USER_TABLES,
+    connect_stable,
+    schema_digests,
+    table_digests,
+)
 from ._backup_manifest import TableDigest
 from ._schema import recorded_schema
 
@@ -39,16 +44,6 @@ class DatabaseDigests:
     schema: Mapping[str, str]
 
 
-async def _connect(conninfo: str) -> psycopg.AsyncConnection[TupleRow]:
-    try:
-        conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise StoreError(f"cannot connect to the database: {exc}".strip()) from exc
-    for statement in STABLE_OUTPUT:
-        await conn.execute(statement.encode())
-    return conn
-
-
 async def _digests(conn: psycopg.AsyncConnection[TupleRow]) -> DatabaseDigests:
     recorded = await recorded_schema(conn)
     return DatabaseDigests(
@@ -61,7 +56,7 @@ async def _digests(conn: psycopg.AsyncConnection[TupleRow]) -> DatabaseDigests:
 
 async def database_digests(conninfo: str) -> DatabaseDigests:
     """The digests of the database as it is now (a restored copy nobody writes to)."""
-    async with await _connect(conninfo) as conn:
+    async with await connect_stable(conninfo) as conn:
         await conn.set_autocommit(False)
         await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
         async with conn.transaction():
@@ -73,7 +68,7 @@ async def mark_restore_point(conninfo: str, name: str) -> tuple[str, DatabaseDig
 
     Needs a superuser: ``pg_create_restore_point`` is theirs (a GRANT of it would travel
     in every ``pg_dump`` and fail at import), and they lock and read every table."""
-    async with await _connect(conninfo) as locker, await _connect(conninfo) as reader:
+    async with await connect_stable(conninfo) as locker, await connect_stable(conninfo) as reader:
         tables = await (await locker.execute(USER_TABLES.encode())).fetchall()
         await locker.set_autocommit(False)
         await locker.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from veille.cli import build_parser
-from veille.cli.grants import parse_duration, parse_until
+from veille.cli._times import parse_duration
+from veille.cli._times import parse_time as parse_until
 from veille.errors import ConfigurationError
 
 

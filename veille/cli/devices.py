@@ -28,6 +28,7 @@ from veille.provisioning import (
 from veille.settings import Settings
 
 from ._command import Subparsers, add_action, add_actions, add_command, run_async
+from ._times import parse_time
 
 __all__ = ["register"]
 
@@ -70,17 +71,7 @@ def _catalogue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _parse_time(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"{text!r} is not an RFC 3339 time, e.g. 2026-11-22T08:00:00Z"
-        ) from exc
-    if value.tzinfo is None:
-        raise ConfigurationError(f"{text!r} has no UTC offset; add Z or +01:00")
-    return value
+    return datetime.now(UTC) if text is None else parse_time(text)
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:

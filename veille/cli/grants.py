@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import re
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
@@ -24,33 +23,11 @@ from veille.errors import ConfigurationError
 from veille.settings import Settings
 
 from ._command import Subparsers, add_action, add_actions, add_command, run_async
+from ._times import parse_duration, parse_time
 
-__all__ = ["parse_duration", "parse_until", "register"]
+__all__ = ["register"]
 
 _COLUMNS = ("grant", "patient", "from", "to", "by", "reason", "granted", "until", "state")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``72h``, ``30m``, ``7d``, ``90s``."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None:
-        raise ConfigurationError(f"{text!r} is not a duration; write e.g. 72h, 30m or 7d")
-    return timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
-
-
-def parse_until(text: str) -> datetime:
-    """An RFC 3339 time with its offset (``Z`` accepted)."""
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"{text!r} is not an RFC 3339 time, e.g. 2026-12-10T12:00:00Z"
-        ) from exc
-    if value.tzinfo is None:
-        raise ConfigurationError(f"{text!r} has no UTC offset; add Z or +01:00")
-    return value
 
 
 def _who(args: argparse.Namespace) -> str:
@@ -86,7 +63,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "add":
             if (args.until is None) == (args.duration is None):
                 raise ConfigurationError("give exactly one of --until TIME or --for DURATION")
-            expires = parse_until(args.until) if args.until else now + parse_duration(args.duration)
+            expires = parse_time(args.until) if args.until else now + parse_duration(args.duration)
             async with conn.transaction():  # the grant and its audit row, or neither
                 grant = await add_grant(
                     conn, patient=args.patient, to_tenant=args.to_tenant,
