@@ -6,13 +6,15 @@ Everything is stopped by PID in the finalizers, also when a test fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from ingest import MqttEndpoint
+from tests.support.ward import Ward
 from veille.publisher import simulator_endpoint
 from veille.settings import Settings
 from veille.stack import ComponentProcess, LocalStack, PipelineProcesses
@@ -49,6 +51,11 @@ class RunningStack:
     def dsn(self) -> str:
         return self.env["VEILLE_DATABASE_URL"]
 
+    def component_dsn(self, component: str) -> str:
+        """The database URL of one component's role (``sink``, ``worker``, ``registry``,
+        ``clinic``), as the stack wrote it."""
+        return self.env[f"VEILLE_{component.upper()}_DATABASE_URL"]
+
 
 @pytest.fixture(scope="session")
 def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
@@ -79,3 +86,13 @@ def pipeline(running_stack: RunningStack) -> Iterator[RunningPipeline]:
     env = {**running_stack.env, "VEILLE_ESCALATE_AFTER_S": ESCALATE_AFTER_S}
     with PipelineProcesses.for_stack(env, running_stack.state_dir) as processes:
         yield RunningPipeline(running_stack, tuple(processes.components))
+
+
+@pytest.fixture
+async def ward(running_stack: RunningStack) -> AsyncIterator[Ward]:
+    """Two units of one establishment and one of another, each with a patient and their
+    data, seeded as the owner (tests.support.ward)."""
+    ward = Ward()
+    async with await psycopg.AsyncConnection.connect(running_stack.dsn, autocommit=True) as owner:
+        await ward.seed(owner)
+    yield ward

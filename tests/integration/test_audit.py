@@ -34,10 +34,6 @@ pytestmark = pytest.mark.slow
 Connection = psycopg.AsyncConnection[TupleRow]
 
 
-def _url(stack: RunningStack, component: str) -> str:
-    return stack.env[f"VEILLE_{component.upper()}_DATABASE_URL"]
-
-
 def _superuser_url(stack: RunningStack) -> str:
     state = json.loads((stack.state_dir / "stack.json").read_text())
     port = state["services"]["postgres"]["port"]
@@ -76,7 +72,7 @@ async def test_the_trail_refuses_update_delete_and_truncate_even_to_its_owner(
     running_stack: RunningStack,
 ) -> None:
     async with await psycopg.AsyncConnection.connect(
-        _url(running_stack, "clinic"), autocommit=True
+        running_stack.component_dsn("clinic"), autocommit=True
     ) as clinic:
         await record_audit(clinic, _entry(f"nurse-{uuid.uuid4().hex[:6]}"))
     async with await psycopg.AsyncConnection.connect(running_stack.dsn, autocommit=True) as owner:
@@ -109,7 +105,7 @@ async def test_no_component_reads_or_changes_the_trail(
         )
     for statement in statements:
         async with await psycopg.AsyncConnection.connect(
-            _url(running_stack, component), autocommit=True
+            running_stack.component_dsn(component), autocommit=True
         ) as conn:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 await conn.execute(statement.encode())
@@ -128,16 +124,18 @@ async def test_concurrent_writers_make_one_linear_chain(running_stack: RunningSt
     async with await psycopg.AsyncConnection.connect(running_stack.dsn, autocommit=True) as owner:
         before = await _last_id(owner)
         # A writer holding the chain's lock (its transaction open) makes the other wait.
-        async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as first:
+        async with await psycopg.AsyncConnection.connect(
+            running_stack.component_dsn("clinic")
+        ) as first:
             await record_audit(first, _entry(actor, "p-first"))
-            second = asyncio.create_task(write(_url(running_stack, "registry"), "second"))
+            second = asyncio.create_task(write(running_stack.component_dsn("registry"), "second"))
             await asyncio.sleep(1.0)
             assert await _last_id(owner) == before  # nothing committed: the second waits
             await first.commit()
             await asyncio.gather(
                 second,
-                write(_url(running_stack, "clinic"), "a"),
-                write(_url(running_stack, "registry"), "b"),
+                write(running_stack.component_dsn("clinic"), "a"),
+                write(running_stack.component_dsn("registry"), "b"),
             )
         cur = await owner.execute(
             "SELECT id, prev_hash, row_hash, db_user FROM audit_events WHERE id > %s ORDER BY id",
@@ -165,7 +163,9 @@ async def test_a_row_changed_behind_the_triggers_is_named_by_verify(
     running_stack: RunningStack,
 ) -> None:
     actor = f"nurse-{uuid.uuid4().hex[:6]}"
-    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+    async with await psycopg.AsyncConnection.connect(
+        running_stack.component_dsn("clinic")
+    ) as clinic:
         for n in range(3):
             await record_audit(clinic, _entry(actor, "p-1", n))
             await clinic.commit()
@@ -196,7 +196,9 @@ async def test_a_row_deleted_as_superuser_in_replica_mode_is_found(
     running_stack: RunningStack,
 ) -> None:
     """session_replication_role = replica fires no ordinary trigger: a superuser can delete."""
-    async with await psycopg.AsyncConnection.connect(_url(running_stack, "registry")) as registry:
+    async with await psycopg.AsyncConnection.connect(
+        running_stack.component_dsn("registry")
+    ) as registry:
         for n in range(3):
             await record_audit(registry, _entry(f"cli:{uuid.uuid4().hex[:6]}", None, n))
             await registry.commit()

@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -30,25 +29,13 @@ NOT_SHARED = ("devices", "device_bindings")  # the registry's, not the patient's
 MAX = timedelta(days=30)
 
 
-@pytest.fixture
-async def ward(running_stack: RunningStack) -> AsyncIterator[Ward]:
-    ward = Ward()
-    async with await psycopg.AsyncConnection.connect(running_stack.dsn, autocommit=True) as owner:
-        await ward.seed(owner)
-    yield ward
-
-
-def _url(stack: RunningStack, component: str) -> str:
-    return stack.env[f"VEILLE_{component.upper()}_DATABASE_URL"]
-
-
 async def _grant(
     stack: RunningStack, ward: Ward, *, to_unit: str | None = None, lasting: timedelta = MAX
 ) -> CareGrant:
     """Patient A (establishment A, unit A) shared with unit A of the other establishment."""
     now = datetime.now(UTC)
     async with await psycopg.AsyncConnection.connect(
-        _url(stack, "registry"), autocommit=True
+        stack.component_dsn("registry"), autocommit=True
     ) as registry:
         return await add_grant(
             registry, patient=ward.patient_a, to_tenant=ward.other_tenant,
@@ -61,7 +48,7 @@ async def _seen_by_other(
     stack: RunningStack, ward: Ward, unit: str | None = None
 ) -> dict[str, int]:
     """Patient A's rows per relation, as the clinic in the other establishment's unit."""
-    async with await psycopg.AsyncConnection.connect(_url(stack, "clinic")) as clinic:
+    async with await psycopg.AsyncConnection.connect(stack.component_dsn("clinic")) as clinic:
         async with clinic.transaction():
             await enter_care_context(
                 clinic, tenant=ward.other_tenant, care_units=(unit or ward.unit_a,)
@@ -78,7 +65,9 @@ async def test_a_grant_shows_the_patient_and_nothing_else_of_the_establishment(
     seen = await _seen_by_other(running_stack, ward)
     assert all(seen[r] > 0 for r in SHARED), seen
     assert all(seen[r] == 0 for r in NOT_SHARED), seen
-    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+    async with await psycopg.AsyncConnection.connect(
+        running_stack.component_dsn("clinic")
+    ) as clinic:
         async with clinic.transaction():
             await enter_care_context(clinic, tenant=ward.other_tenant, care_units=(ward.unit_a,))
             # Whatever the SQL asks for: its own unit, and patient A; never patient B of A.
@@ -112,7 +101,7 @@ async def test_revoking_ends_it_at_once(running_stack: RunningStack, ward: Ward)
     grant = await _grant(running_stack, ward)
     assert (await _seen_by_other(running_stack, ward))["alerts"] == 1
     async with await psycopg.AsyncConnection.connect(
-        _url(running_stack, "registry"), autocommit=True
+        running_stack.component_dsn("registry"), autocommit=True
     ) as registry:
         revoked = await revoke_grant(registry, grant.grant_id, revoked_by="dr.cuddy")
         assert revoked.revoked_by == "dr.cuddy" and revoked.revoked_at is not None
@@ -149,7 +138,7 @@ async def test_a_grant_needs_a_reason_and_a_bounded_end(
 ) -> None:
     now = datetime.now(UTC)
     async with await psycopg.AsyncConnection.connect(
-        _url(running_stack, "registry"), autocommit=True
+        running_stack.component_dsn("registry"), autocommit=True
     ) as registry:
         base = {"patient": ward.patient_a, "to_tenant": ward.other_tenant,
                 "to_care_unit": ward.unit_a, "granted_by": "x", "now": now, "max_duration": MAX}  # fmt: skip
@@ -235,7 +224,9 @@ async def test_admitting_shows_the_name_to_the_care_team_only(
     query = (
         "SELECT family_name, given_names, bed FROM patient_identities WHERE patient_pseudonym = %s"
     )
-    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+    async with await psycopg.AsyncConnection.connect(
+        running_stack.component_dsn("clinic")
+    ) as clinic:
         for unit, expected in ((ward.unit_b, [("Durand", "Paul Émile", "7A")]), (ward.unit_a, [])):
             async with clinic.transaction():
                 await enter_care_context(clinic, tenant=ward.tenant, care_units=(unit,))
@@ -243,7 +234,9 @@ async def test_admitting_shows_the_name_to_the_care_team_only(
                 assert await cur.fetchall() == expected, unit
     code, _, err = await _veille(running_stack, "patients", "discharge", "--pseudonym", patient)
     assert code == 0, err
-    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+    async with await psycopg.AsyncConnection.connect(
+        running_stack.component_dsn("clinic")
+    ) as clinic:
         async with clinic.transaction():
             await enter_care_context(clinic, tenant=ward.tenant, care_units=(ward.unit_b,))
             cur = await clinic.execute(query.encode(), (patient,))

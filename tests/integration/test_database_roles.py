@@ -7,7 +7,6 @@ establishment, are written as the owner; then hand-written SQL runs as each role
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import psycopg
@@ -32,30 +31,22 @@ from tests.support.ward import NOW, PATIENT_ROWS, Ward, count_rows
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def ward(running_stack: RunningStack) -> AsyncIterator[Ward]:
-    ward = Ward()
-    async with await psycopg.AsyncConnection.connect(running_stack.dsn, autocommit=True) as owner:
-        await ward.seed(owner)
-    yield ward
-
-
-def _url(stack: RunningStack, component: str) -> str:
-    return stack.env[f"VEILLE_{component.upper()}_DATABASE_URL"]
-
-
 _count = count_rows
 
 
 async def test_the_stack_gives_each_component_its_own_role(running_stack: RunningStack) -> None:
     for component in ("sink", "worker", "registry", "clinic"):
-        async with await psycopg.AsyncConnection.connect(_url(running_stack, component)) as conn:
+        async with await psycopg.AsyncConnection.connect(
+            running_stack.component_dsn(component)
+        ) as conn:
             user = await (await conn.execute("SELECT current_user")).fetchone()
             assert user == (f"veille_{component}",)
 
 
 async def test_the_clinic_sees_its_care_unit_only(running_stack: RunningStack, ward: Ward) -> None:
-    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+    async with await psycopg.AsyncConnection.connect(
+        running_stack.component_dsn("clinic")
+    ) as clinic:
         async with clinic.transaction():
             await enter_care_context(clinic, tenant=ward.tenant, care_units=(ward.unit_a,))
             for relation in PATIENT_ROWS:
@@ -75,7 +66,9 @@ async def test_the_clinic_sees_its_care_unit_only(running_stack: RunningStack, w
 async def test_the_same_unit_name_in_another_establishment_is_not_visible(
     running_stack: RunningStack, ward: Ward
 ) -> None:
-    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+    async with await psycopg.AsyncConnection.connect(
+        running_stack.component_dsn("clinic")
+    ) as clinic:
         async with clinic.transaction():
             await enter_care_context(clinic, tenant=ward.other_tenant, care_units=(ward.unit_a,))
             for relation in PATIENT_ROWS:
@@ -86,7 +79,7 @@ async def test_without_a_context_the_clinic_sees_nothing(
     running_stack: RunningStack, ward: Ward
 ) -> None:
     async with await psycopg.AsyncConnection.connect(
-        _url(running_stack, "clinic"), autocommit=True
+        running_stack.component_dsn("clinic"), autocommit=True
     ) as clinic:
         async with clinic.transaction():
             await enter_care_context(clinic, tenant=ward.tenant, care_units=(ward.unit_a,))
@@ -101,7 +94,9 @@ async def test_the_clinic_cannot_go_around_the_policies(running_stack: RunningSt
     and its chunks would inherit a grant), of a rollup (PostgreSQL applies no RLS there) nor
     of a partition."""
     for relation in ("readings", "readings_1m", "readings_1h", "readings_default", "dead_letters"):
-        async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+        async with await psycopg.AsyncConnection.connect(
+            running_stack.component_dsn("clinic")
+        ) as clinic:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 await clinic.execute(f"SELECT count(*) FROM {relation}".encode())
 
@@ -110,7 +105,7 @@ async def test_the_care_context_needs_a_transaction(running_stack: RunningStack)
     from veille.errors import StoreError
 
     async with await psycopg.AsyncConnection.connect(
-        _url(running_stack, "clinic"), autocommit=True
+        running_stack.component_dsn("clinic"), autocommit=True
     ) as clinic:
         with pytest.raises(StoreError, match="inside a transaction"):
             await enter_care_context(clinic, tenant="t", care_units=("u",))
@@ -126,7 +121,9 @@ async def test_only_the_clinic_reads_identities(
 ) -> None:
     """The sink and the worker (Kafka, dead letters, metrics) and the registry (webhooks,
     operator commands) cannot read a name: none can put one anywhere."""
-    async with await psycopg.AsyncConnection.connect(_url(running_stack, component)) as conn:
+    async with await psycopg.AsyncConnection.connect(
+        running_stack.component_dsn(component)
+    ) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             await conn.execute(f"SELECT {column} FROM patient_identities".encode())
 
@@ -134,7 +131,9 @@ async def test_only_the_clinic_reads_identities(
 async def test_the_clinic_reads_names_of_its_unit_never_national_ids(
     running_stack: RunningStack, ward: Ward
 ) -> None:
-    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+    async with await psycopg.AsyncConnection.connect(
+        running_stack.component_dsn("clinic")
+    ) as clinic:
         async with clinic.transaction():
             await enter_care_context(clinic, tenant=ward.tenant, care_units=(ward.unit_a,))
             cur = await clinic.execute(
@@ -161,7 +160,9 @@ async def test_the_clinic_sees_no_grant_to_another_unit(
             (ward.patients[(ward.other_tenant, ward.unit_a)], ward.other_tenant, ward.tenant,
              ward.unit_b),
         )  # fmt: skip
-    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+    async with await psycopg.AsyncConnection.connect(
+        running_stack.component_dsn("clinic")
+    ) as clinic:
         for unit, expected in ((ward.unit_a, 0), (ward.unit_b, 1)):
             async with clinic.transaction():
                 await enter_care_context(clinic, tenant=ward.tenant, care_units=(unit,))
@@ -170,7 +171,9 @@ async def test_the_clinic_sees_no_grant_to_another_unit(
                 )
                 assert await cur.fetchone() == (expected,), unit
         for component in ("sink", "worker"):
-            async with await psycopg.AsyncConnection.connect(_url(running_stack, component)) as c:
+            async with await psycopg.AsyncConnection.connect(
+                running_stack.component_dsn(component)
+            ) as c:
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     await c.execute("SELECT count(*) FROM care_grants")
 
@@ -180,7 +183,7 @@ async def test_the_sink_writes_everything_and_reads_no_readings(
 ) -> None:
     """The writer's COPY path and the maintenance, as the sink's role, for every unit."""
     async with await psycopg.AsyncConnection.connect(
-        _url(running_stack, "sink"), autocommit=True
+        running_stack.component_dsn("sink"), autocommit=True
     ) as sink:
         rows = [
             (NOW - timedelta(seconds=i), tenant, unit, patient, f"dev-{patient}", "spo2", 97.0,
@@ -230,7 +233,7 @@ async def test_the_registry_records_identities_it_cannot_read(
     running_stack: RunningStack, ward: Ward
 ) -> None:
     async with await psycopg.AsyncConnection.connect(
-        _url(running_stack, "registry"), autocommit=True
+        running_stack.component_dsn("registry"), autocommit=True
     ) as registry:
         for _ in range(2):  # the second is a no-op, as in `veille devices bind` run again
             await record_patient_identity(
@@ -241,7 +244,9 @@ async def test_the_registry_records_identities_it_cannot_read(
 
 
 async def test_the_worker_reads_the_whole_registry(running_stack: RunningStack, ward: Ward) -> None:
-    async with await psycopg.AsyncConnection.connect(_url(running_stack, "worker")) as worker:
+    async with await psycopg.AsyncConnection.connect(
+        running_stack.component_dsn("worker")
+    ) as worker:
         cur = await worker.execute(
             "SELECT count(*) FROM devices WHERE patient_pseudonym = ANY(%s)",
             (list(ward.patients.values()),),
@@ -255,7 +260,9 @@ async def test_migrating_again_keeps_roles_and_policies(
     running_stack: RunningStack, ward: Ward
 ) -> None:
     await migrate(running_stack.dsn)
-    async with await psycopg.AsyncConnection.connect(_url(running_stack, "clinic")) as clinic:
+    async with await psycopg.AsyncConnection.connect(
+        running_stack.component_dsn("clinic")
+    ) as clinic:
         async with clinic.transaction():
             await enter_care_context(clinic, tenant=ward.tenant, care_units=(ward.unit_a,))
             assert await _count(clinic, "alerts", ward, ward.patient_a) == 1
