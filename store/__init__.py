@@ -34,6 +34,7 @@ from ._credentials import hash_credential, new_credential, verify_credential
 from ._grants import CareGrant, add_grant, list_grants, revoke_grant
 from ._maintenance import MaintenanceReport, run_maintenance
 from ._patients import PatientAdmission, admit_patient, discharge_patient
+from ._reading_keys import missing_reading_keys, save_reading_keys
 from ._registry import (
     DeviceRow,
     StoredRegistry,
@@ -105,6 +106,8 @@ __all__ = [
     "DatabaseDigests",
     "database_digests",
     "mark_restore_point",
+    "missing_reading_keys",
+    "save_reading_keys",
     "ClinicianRole",
     "ClinicianRow",
     "add_clinician",

@@ -215,14 +215,25 @@ class _Database:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
-    async def maintain(self, flavour: Flavour) -> None:
+
+async def _maintain(conninfo: str, flavour: Flavour, stop: asyncio.Event) -> None:
+    """Plain PostgreSQL's housekeeping (partitions, rollups), hourly from the start, on a
+    connection of its own beside the writes: a rollup refresh reads every reading, which
+    took minutes at ten million (`veille drill`), and writes must not wait for it. On
+    TimescaleDB the database's own jobs do this."""
+    if flavour is Flavour.TIMESCALE:
+        return
+    while not stop.is_set():
         try:
-            await self._writer_ready()
-            assert self._conn is not None
-            report = await run_maintenance(self._conn, flavour, SchemaOptions())
+            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                report = await run_maintenance(conn, flavour, SchemaOptions())
             log.info("maintenance: %s", report)
         except psycopg.Error as exc:
             log.warning("maintenance failed (%s); will try again next hour", exc)
+        try:
+            await asyncio.wait_for(stop.wait(), MAINTENANCE_EVERY_S)
+        except TimeoutError:
+            pass
 
 
 async def run_sink(
@@ -249,14 +260,12 @@ async def run_sink(
     )
     await consumer.start()
     database = _Database(settings, method, counters, stop)
-    next_maintenance = 0.0
-    loop = asyncio.get_running_loop()
+    maintenance = asyncio.create_task(
+        _maintain(settings.database_url_for("sink").get_secret_value(), flavour, stop)
+    )
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
-            if loop.time() >= next_maintenance:
-                await database.maintain(flavour)
-                next_maintenance = loop.time() + MAINTENANCE_EVERY_S
             if not batch:
                 continue
             if not await database.store([r for rs in batch.values() for r in rs]):
@@ -270,6 +279,8 @@ async def run_sink(
                 log.warning("offset commit refused after a rebalance (%s); batch will replay", exc)
             counters.batches += 1
     finally:
+        maintenance.cancel()
+        await asyncio.gather(maintenance, return_exceptions=True)
         await consumer.stop()
         await database.close()
     return counters

@@ -7,6 +7,7 @@ Importing this module imports faust, aiokafka and psycopg; the pure core is ``st
 from __future__ import annotations
 
 from ._app import APP_IDS, build_app
+from ._changelog import DETECTOR_STATE_CHANGELOG, detector_open_alerts
 from ._directory import DeviceDirectory, RegistrySource
 from ._lag import consumer_lag
 from ._offsets import true_end_offsets
@@ -20,6 +21,9 @@ __all__ = [
     "APP_IDS",
     "build_app",
     "OUTBOX_KEY",
+    # what the detectors hold open (their state's changelog)
+    "DETECTOR_STATE_CHANGELOG",
+    "detector_open_alerts",
     # the sink
     "SINK_GROUP_ID",
     "SinkCounters",

@@ -29,12 +29,14 @@ from clinic import AlertPublisher, ApiError, alert_for_operator, clinician_actio
 from devices import AlertEventKind
 from store import record_audit
 from veille._operator import operator_entry
+from veille.settings import Settings
 
 __all__ = [
     "RECOVERY_ACTOR",
     "RECOVERY_REASON",
     "ResolvedAtRecovery",
     "UnresolvedAlert",
+    "resolve_after_lost_state",
     "resolve_unresolved_alerts",
     "still_unresolved",
     "unresolved_alerts",
@@ -130,3 +132,21 @@ async def still_unresolved(
         if left == 0 or time.monotonic() >= deadline:
             return left
         await asyncio.sleep(0.2)
+
+
+async def resolve_after_lost_state(settings: Settings, *, timeout_s: float) -> tuple[int, int]:
+    """Resolve every alert the database holds open (:data:`RECOVERY_REASON`) and wait
+    until the sink has recorded them; returns (resolved, not recorded within ``timeout_s``).
+    What ``veille demo`` and ``veille drill`` do once the pipeline runs again."""
+    dsn = settings.database_url_for("registry").get_secret_value()
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        alerts = await unresolved_alerts(conn)
+        if not alerts:
+            return 0, 0
+        publisher = AlertPublisher(settings)
+        try:
+            done = await resolve_unresolved_alerts(conn, publisher, alerts, reason=RECOVERY_REASON)
+        finally:
+            await publisher.close()
+        ids = [a.alert_id for a in done.resolved]
+        return len(ids), await still_unresolved(conn, ids, timeout_s=timeout_s)

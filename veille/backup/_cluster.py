@@ -91,9 +91,14 @@ async def restore_cluster(
     *,
     label: str | None = None,
     target: RecoveryTarget | None = None,
+    replaces_source: bool = False,
 ) -> None:
     """Restore backup ``label`` (default: the latest) into ``data_dir``, which must not
-    exist or be empty; recovery runs when the cluster starts (:func:`start_cluster`)."""
+    exist or be empty; recovery runs when the cluster starts (:func:`start_cluster`).
+
+    ``replaces_source``: the restored cluster takes the lost one's place (a recovery, not
+    a verification), so it keeps archiving its WAL into the same repository, on a new
+    timeline; otherwise archiving is switched off in the restored copy."""
     data_dir = data_dir.resolve()
     if data_dir.exists() and any(data_dir.iterdir()):
         raise BackupError(
@@ -104,7 +109,8 @@ async def restore_cluster(
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if repo.user:
         shutil.chown(data_dir, repo.user, repo.user)
-    options = [f"--pg1-path={data_dir}", "--archive-mode=off"]
+    archive = "preserve" if replaces_source else "off"
+    options = [f"--pg1-path={data_dir}", f"--archive-mode={archive}"]
     options += [f"--set={label}"] if label else []
     await repo.run("restore", *options, *(target or RecoveryTarget.latest()).options())
 

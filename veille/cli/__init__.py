@@ -26,6 +26,7 @@ from . import (
     demo,
     devices,
     doctor,
+    drill,
     evaluate,
     fhir,
     gateway,
@@ -48,7 +49,7 @@ __all__ = ["build_parser", "main"]
 # In the order `veille --help` lists them (backup registers `backup` and `restore`).
 COMMANDS = (
     stack, gateway, worker, sink, migrate, devices, alerts, thresholds, fhir, webhooks,
-    patients, grants, users, clinic, audit, backup, certs, doctor, replay, evaluate, news2,
+    patients, grants, users, clinic, audit, backup, drill, certs, doctor, replay, evaluate, news2,
     simulate, demo,
 )  # fmt: skip
 

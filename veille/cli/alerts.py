@@ -111,7 +111,42 @@ async def _resolve_all(
     return 0
 
 
+async def _compare_state(conn: psycopg.AsyncConnection[TupleRow], settings: Settings) -> int:
+    """Open alerts in the database against those the detectors' state holds open."""
+    from streams.runtime import DETECTOR_STATE_CHANGELOG, detector_open_alerts
+
+    in_database = {a.alert_id: a for a in await unresolved_alerts(conn)}
+    in_detectors = await detector_open_alerts(settings.kafka_bootstrap)
+    orphans = sorted(set(in_database) - set(in_detectors))
+    unseen = sorted(set(in_detectors) - set(in_database))
+    print(
+        f"{len(in_database)} alerts open or acknowledged in the database, {len(in_detectors)} "
+        f"open in the detectors' state ({DETECTOR_STATE_CHANGELOG})"
+    )
+    for alert_id in orphans:
+        a = in_database[alert_id]
+        print(f"  only in the database (orphan: nothing will resolve it): {alert_id} "
+              f"{a.tenant}/{a.care_unit} {a.rule} {a.state}")  # fmt: skip
+    for alert_id in unseen:
+        print(f"  only in the detectors' state (not stored yet?): {alert_id} "
+              f"patient {in_detectors[alert_id]}")  # fmt: skip
+    if not orphans and not unseen:
+        print("they agree")
+        return 0
+    print(
+        "they disagree: alerts just raised or resolved can differ for a few seconds, so run "
+        "it again; orphans that stay are resolved by `veille alerts resolve-all` "
+        "(docs/OPERATIONS.md)"
+    )
+    return 1
+
+
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "compare-state":
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url_for("registry").get_secret_value(), autocommit=True
+        ) as conn:
+            return await _compare_state(conn, settings)
     publisher = AlertPublisher(settings)
     try:
         async with await psycopg.AsyncConnection.connect(
@@ -149,6 +184,14 @@ def register(sub: Subparsers) -> None:
         action.add_argument("alert_id")
         action.add_argument("--by", required=True, help="who (clinician identifier)")
         action.add_argument("--note", help="a note for the history")
+    add_action(
+        actions, "compare-state", run_async(_run),
+        help="do the database's open alerts agree with the detectors' state?",
+        description="Read the detectors' state from its Kafka changelog and compare the alerts "
+        "it holds open with those open or acknowledged in the database. Exit status 1 when "
+        "they differ: an alert open only in the database is an orphan nothing will resolve "
+        "(after Kafka was rebuilt or the database restored).",
+    )  # fmt: skip
     everything = add_action(
         actions, "resolve-all", run_async(_run),
         help="after Kafka was lost or the database restored: resolve every open alert",

@@ -103,12 +103,22 @@ def _restore(args: argparse.Namespace, settings: Settings) -> int:
         if args.immediate
         else RecoveryTarget.latest()
     )
-    asyncio.run(restore_cluster(repo, Path(args.to), label=args.set, target=target))
+    asyncio.run(
+        restore_cluster(
+            repo, Path(args.to), label=args.set, target=target, replaces_source=args.replace_lost
+        )
+    )
+    archiving = (
+        "WAL archiving kept: it archives into the same repository, on a new timeline; start it "
+        "where the lost server ran (its port, its configuration), as the repository's owner"
+        if args.replace_lost
+        else "archive_mode=off. Start it on a free port as the repository's owner, e.g. "
+        f"`postgres -D {Path(args.to).resolve()} -p PORT`"
+    )
     print(
         f"restored into {Path(args.to).resolve()} ({target.kind}"
         f"{' ' + target.value if target.value else ''}); recovery runs when it starts, with "
-        "archive_mode=off. Start it on a free port as the repository's owner, e.g. "
-        f"`postgres -D {Path(args.to).resolve()} -p PORT`"
+        + archiving
     )
     return 0
 
@@ -169,4 +179,10 @@ def register(sub: Subparsers) -> None:
     restore_.add_argument("--time", help="recover to this time, e.g. '2026-12-03 18:40:00+00'")
     restore_.add_argument(
         "--immediate", action="store_true", help="recover only to the end of the backup"
+    )
+    restore_.add_argument(
+        "--replace-lost",
+        action="store_true",
+        help="the restored cluster replaces the lost server (docs/OPERATIONS.md): keep WAL "
+        "archiving on instead of switching it off as for a copy",
     )

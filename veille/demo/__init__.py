@@ -8,6 +8,9 @@ demo login (:mod:`._provision`), the bad payloads that show the dead-letter path
 
 from __future__ import annotations
 
+from ._provision import provision_devices, provision_identities
 from ._run import DemoOptions, run_demo
+from ._ward import demo_ward
 
-__all__ = ["DemoOptions", "run_demo"]
+# The ward and its provisioning are shared with ``veille drill``, which plays the same ward.
+__all__ = ["DemoOptions", "demo_ward", "provision_devices", "provision_identities", "run_demo"]

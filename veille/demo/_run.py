@@ -13,22 +13,14 @@ from typing import Final
 
 import psycopg
 from psycopg.rows import TupleRow
-from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
-from clinic import AlertPublisher
 from devices.simulator import Anomaly, Delivery, LiveRun
 from veille.publisher import FleetPublisher, simulator_endpoint
-from veille.recovery import (
-    RECOVERY_REASON,
-    resolve_unresolved_alerts,
-    still_unresolved,
-    unresolved_alerts,
-)
+from veille.recovery import resolve_after_lost_state
 from veille.settings import Settings
 from veille.stack import (
-    DATABASE_URL_VARIABLES,
     ComponentProcess,
     LocalStack,
     PipelineProcesses,
@@ -92,21 +84,7 @@ async def _demo(o: DemoOptions) -> int:
     for line in await asyncio.to_thread(stack.up):
         console.print(f"  {line}")
     stack_env = stack.env()
-    settings = o.settings.model_copy(
-        update={
-            "mqtt_url": SecretStr(stack_env["VEILLE_MQTT_URL"]),
-            "mqtt_admin_url": SecretStr(stack_env["VEILLE_MQTT_ADMIN_URL"]),
-            "mqtt_simulator_url": SecretStr(stack_env["VEILLE_MQTT_SIMULATOR_URL"]),
-            "mqtt_ca_file": Path(stack_env["VEILLE_MQTT_CA_FILE"]),
-            "kafka_bootstrap": stack_env["VEILLE_KAFKA_BOOTSTRAP"],
-            "database_url": SecretStr(stack_env["VEILLE_DATABASE_URL"]),
-            **{
-                f"{component}_database_url": SecretStr(stack_env[variable])
-                for component, variable in DATABASE_URL_VARIABLES.items()
-            },
-            "kafka_local_broker": True,
-        }
-    )
+    settings = stack.settings_for(o.settings)
     dsn = settings.database_url_for("registry").get_secret_value()
     ward = demo_ward(
         patients=o.patients,
@@ -168,20 +146,11 @@ async def _resolve_alerts_of_a_lost_kafka(settings: Settings) -> str | None:
     """Tansu keeps nothing across `stack up`: alerts an earlier run left open are unknown to
     the detectors, which would open a second one beside each. Resolve them before the fleet
     publishes (``veille alerts resolve-all``); None when there are none (a first demo)."""
-    dsn = settings.database_url_for("registry").get_secret_value()
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        alerts = await unresolved_alerts(conn)
-        if not alerts:
-            return None
-        publisher = AlertPublisher(settings)
-        try:
-            done = await resolve_unresolved_alerts(conn, publisher, alerts, reason=RECOVERY_REASON)
-        finally:
-            await publisher.close()
-        ids = [a.alert_id for a in done.resolved]
-        left = await still_unresolved(conn, ids, timeout_s=READY_TIMEOUT_S)
+    resolved, left = await resolve_after_lost_state(settings, timeout_s=READY_TIMEOUT_S)
+    if not resolved:
+        return None
     return (
-        f"resolved {len(ids)} alerts an earlier run left open: Kafka started empty, so the "
+        f"resolved {resolved} alerts an earlier run left open: Kafka started empty, so the "
         "detectors no longer knew them (veille alerts resolve-all)"
         + (f"; {left} not recorded by the sink yet" if left else "")
     )

@@ -61,6 +61,15 @@ class StackBackupFiles:
             "archive_timeout": str(ARCHIVE_TIMEOUT_S),
         }
 
+    def environment(self, cipher_pass: str) -> dict[str, str]:
+        """What PostgreSQL needs to run pgBackRest: ``archive-push``, and ``archive-get`` when
+        it recovers a restored data directory."""
+        return {
+            **cipher_environment(cipher_pass),
+            "PGBACKREST_CONFIG": str(self.config),
+            "PGBACKREST_STANZA": STANZA,
+        }
+
     def write(
         self, *, data_dir: Path, port: int, socket_dir: Path, user: str | None, password: str
     ) -> None:

@@ -24,7 +24,7 @@ from veille.errors import MissingDependencyError, StackError
 from ._pgbackrest import StackBackupFiles
 from ._process import ProcessHandle, spawn, stop
 
-__all__ = ["PostgresCluster", "find_pg_bindir"]
+__all__ = ["AUDITED_ROLES", "PostgresCluster", "audit_settings", "find_pg_bindir"]
 
 # As root the cluster must live where the `postgres` user can reach it; the directory is
 # created 0700 and owned by that user, so the usual /var/tmp concerns do not apply.
@@ -49,6 +49,32 @@ def find_pg_bindir() -> Path:
         "PostgreSQL server binaries not found; run `apt-get install -y postgresql-15` "
         "(or `make bootstrap`)"
     )
+
+
+# Roles people use to type SQL (the superuser, the schema owner): pgaudit logs what they
+# read and write. Components are not audited here: the clinic writes its own audit rows,
+# and the sink's inserts would drown the log.
+AUDITED_ROLES = ("postgres", APP_USER)
+# What pgaudit logs for them: reads, writes, DDL, role changes; one line per relation; no
+# bound parameters (they can carry a patient's identity); not psql's catalog queries.
+AUDIT_ROLE_SETTINGS = {
+    "pgaudit.log": "read, write, ddl, role",
+    "pgaudit.log_relation": "on",
+    "pgaudit.log_parameter": "off",
+    "pgaudit.log_catalog": "off",
+}
+
+
+def audit_settings() -> dict[str, str]:
+    """``-c`` options that load pgaudit (Debian ``postgresql-15-pgaudit``), or none when it is
+    not installed (``veille stack up`` says so). No ``CREATE EXTENSION``: session logging
+    works from the preloaded library, and a dump holding the extension would fail to import
+    on a server without it."""
+    library = find_pg_bindir().parent / "lib" / "pgaudit.so"
+    if not library.exists():
+        return {}
+    # Who (user@database) and from where (client address) on every line pgaudit writes.
+    return {"shared_preload_libraries": "pgaudit", "log_line_prefix": "%m [%p] %q%u@%d %r "}
 
 
 def _service_user() -> str | None:

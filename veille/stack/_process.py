@@ -70,7 +70,9 @@ def spawn(
     if user:
         command = [_SETPRIV, f"--reuid={user}", f"--regid={user}", "--clear-groups", "--", *command]
     executable = shutil.which(command[0]) or command[0]
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    # Owner only: PostgreSQL's log holds pgaudit's lines, the SQL operators typed.
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # a log from before this rule keeps no wider mode
     try:
         pid = os.posix_spawn(
             executable,

@@ -20,6 +20,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
+from pydantic import SecretStr
 
 from ingest import MqttEndpoint
 from store import ROLE_NAMES, SchemaInfo, migrate
@@ -33,12 +35,18 @@ from veille.security import (
     ensure_certificates,
     write_private_file,
 )
-from veille.settings import TopicNames
+from veille.settings import Settings, TopicNames
 
 from ._kafka_admin import create_topics
 from ._mosquitto import DYNSEC_FILE, init_dynamic_security, start_mosquitto
-from ._pgbackrest import cipher_environment
-from ._postgres import APP_DATABASE, APP_USER, PostgresCluster
+from ._postgres import (
+    APP_DATABASE,
+    APP_USER,
+    AUDIT_ROLE_SETTINGS,
+    AUDITED_ROLES,
+    PostgresCluster,
+    audit_settings,
+)
 from ._process import ProcessHandle, free_port, port_open, stop, wait_until
 from ._tansu import start_tansu
 
@@ -53,6 +61,7 @@ MQTT_PASSWORDS = {
     SIMULATOR_ACCOUNT: "mqtt_simulator_password",
 }
 START_TIMEOUT_S = 30.0
+RECOVERY_TIMEOUT_S = 900.0  # a restored cluster replays the WAL archived since its backup
 # The note `stack up` suggests for `veille alerts resolve-all` when Tansu started empty.
 LOST_KAFKA_REASON = "local Kafka (memory-only Tansu) restarted empty"
 # component -> its database URL in stack.env (veille.settings: <component>_database_url)
@@ -172,6 +181,28 @@ class LocalStack:
             "VEILLE_PARTITIONS": str(self.partitions),
         }
 
+    def settings_for(self, base: Settings) -> Settings:
+        """``base`` (the process's settings) pointed at this stack: its brokers, one database
+        URL per component, its backup repository; everything else as ``base`` has it."""
+        env = self.env()
+        update: dict[str, Any] = {
+            "mqtt_url": SecretStr(env["VEILLE_MQTT_URL"]),
+            "mqtt_admin_url": SecretStr(env["VEILLE_MQTT_ADMIN_URL"]),
+            "mqtt_simulator_url": SecretStr(env["VEILLE_MQTT_SIMULATOR_URL"]),
+            "mqtt_ca_file": Path(env["VEILLE_MQTT_CA_FILE"]),
+            "kafka_bootstrap": env["VEILLE_KAFKA_BOOTSTRAP"],
+            "database_url": SecretStr(env["VEILLE_DATABASE_URL"]),
+            "kafka_local_broker": True,
+        }
+        for component, variable in DATABASE_URL_VARIABLES.items():
+            if variable in env:
+                update[f"{component}_database_url"] = SecretStr(env[variable])
+        if "VEILLE_BACKUP_CONFIG" in env:
+            update["backup_config"] = Path(env["VEILLE_BACKUP_CONFIG"])
+            update["backup_database_url"] = SecretStr(env["VEILLE_BACKUP_DATABASE_URL"])
+            update["backup_cipher_pass"] = SecretStr(env["VEILLE_BACKUP_CIPHER_PASS"])
+        return base.model_copy(update=update)
+
     def _backup_env(self, state: dict[str, Any]) -> dict[str, str]:
         if BACKUP_CIPHER_PASS not in state:  # a state from before WAL archiving
             return {}
@@ -211,7 +242,7 @@ class LocalStack:
             if status.state != "dead":
                 report.append(f"{status.name}: started pid {handle.pid} on port {port}")
         self._save(state)
-        info = asyncio.run(self._prepare(state))
+        info, audited = asyncio.run(self._prepare(state))
         report.append(
             f"kafka: {len(self.topics.all())} topics x {self.partitions} partitions ready"
         )
@@ -221,6 +252,12 @@ class LocalStack:
             f"{MQTT_ADMIN_ACCOUNT} (devices' accounts)"
         )
         report.append(f"postgres: schema v{info.version} ({info.flavour.value}) ready")
+        report.append(
+            f"postgres: SQL of {', '.join(AUDITED_ROLES)} logged by pgaudit"
+            if audited
+            else "warning: pgaudit not installed (Debian postgresql-15-pgaudit; `make "
+            "bootstrap`): SQL typed by an operator is not audited"
+        )
         if kafka_new and (
             left := asyncio.run(_unresolved_alerts(self.env()["VEILLE_DATABASE_URL"]))
         ):
@@ -257,6 +294,16 @@ class LocalStack:
             report.append("purged database files and stack state")
         return report
 
+    def crash(self, name: str) -> int | None:
+        """SIGKILL service ``name`` (a drill's "the server is gone"); its record stays, so
+        the next :meth:`up` restarts it as a dead service, on its port. Returns its PID."""
+        rec = self._load()["services"].get(name)
+        if rec is None:
+            return None
+        handle = ProcessHandle.from_json(rec)
+        stop(handle, sig=signal.SIGKILL, grace_s=10.0)
+        return handle.pid
+
     # -- internals -----------------------------------------------------------------------
     @staticmethod
     def _port_for(status: ServiceStatus, services: dict[str, Any]) -> int:
@@ -283,7 +330,9 @@ class LocalStack:
             user=cluster.user, password=state["superuser_password"],
         )  # fmt: skip
         return cluster.start(
-            port, settings=files.archive_settings(), env=cipher_environment(cipher_pass)
+            port,
+            settings={**files.archive_settings(), **audit_settings()},
+            env=files.environment(cipher_pass),
         )
 
     def _start_mosquitto(self, port: int, state: dict[str, Any]) -> ProcessHandle:
@@ -309,7 +358,9 @@ class LocalStack:
 
         wait_until(ready, timeout_s=START_TIMEOUT_S, what=f"{name} on port {port}")
 
-    async def _prepare(self, state: dict[str, Any]) -> SchemaInfo:
+    async def _prepare(self, state: dict[str, Any]) -> tuple[SchemaInfo, bool]:
+        """Topics, broker accounts, database roles, stanza, migrations; and whether the
+        running server audits operators' SQL (pgaudit preloaded)."""
         services = state["services"]
         await create_topics(
             f"127.0.0.1:{services['kafka']['port']}", self.topics.all(), self.partitions
@@ -321,14 +372,14 @@ class LocalStack:
         for role in ROLE_NAMES.values():
             passwords.setdefault(role, secrets.token_urlsafe(24))
         self._save(state)
-        await _ensure_app_database(admin, state["app_password"], passwords)
+        audited = await _ensure_app_database(admin, state["app_password"], passwords)
         if BACKUP_CIPHER_PASS in state:
             cluster = PostgresCluster.for_state_dir(self.state_dir)
             await asyncio.to_thread(
                 cluster.backup_files.create_stanza,
                 user=cluster.user, cipher_pass=state[BACKUP_CIPHER_PASS],
             )  # fmt: skip
-        return await migrate(self.env()["VEILLE_DATABASE_URL"])
+        return await migrate(self.env()["VEILLE_DATABASE_URL"]), audited
 
     def _ensure_broker_accounts(self, state: dict[str, Any]) -> None:
         with BrokerAdmin(self.broker_endpoint(MQTT_ADMIN_ACCOUNT)) as admin:
@@ -346,20 +397,38 @@ async def _unresolved_alerts(dsn: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def _ensure_app_database(
-    admin_url: str, app_password: str, role_passwords: dict[str, str]
-) -> None:
-    """The owner role and its database, and one login role per component (its password set
-    again each time, so stack.json stays the truth); the migration grants them their rights."""
-    deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
-    while True:  # the port opens a moment before the server accepts logins
+async def _connect_writable(admin_url: str) -> psycopg.AsyncConnection[TupleRow]:
+    """A superuser connection once the server accepts writes: the port opens a moment
+    before it accepts logins, and a restored cluster replays WAL (read-only meanwhile) for
+    as long as the archive since its backup takes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RECOVERY_TIMEOUT_S
+    while True:
         try:
             conn = await psycopg.AsyncConnection.connect(admin_url, autocommit=True)
-            break
         except psycopg.OperationalError:
-            if asyncio.get_running_loop().time() > deadline:
+            if loop.time() > deadline:
                 raise
             await asyncio.sleep(0.1)
+            continue
+        row = await (await conn.execute("SELECT pg_is_in_recovery()")).fetchone()
+        if row is not None and not row[0]:
+            return conn
+        await conn.close()
+        if loop.time() > deadline:
+            raise StackError(
+                f"PostgreSQL still recovering after {RECOVERY_TIMEOUT_S:.0f} s; see its log"
+            )
+        await asyncio.sleep(0.2)
+
+
+async def _ensure_app_database(
+    admin_url: str, app_password: str, role_passwords: dict[str, str]
+) -> bool:
+    """The owner role and its database, and one login role per component (its password set
+    again each time, so stack.json stays the truth); the migration grants them their rights.
+    Returns whether pgaudit is loaded, in which case it audits :data:`AUDITED_ROLES`."""
+    conn = await _connect_writable(admin_url)
     async with conn:
         role = await (
             await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_USER,))
@@ -380,6 +449,16 @@ async def _ensure_app_database(
                 else sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}")
             )
             await conn.execute(statement.format(sql.Identifier(name), sql.Literal(password)))
+        row = await (await conn.execute("SHOW shared_preload_libraries")).fetchone()
+        audited = row is not None and "pgaudit" in str(row[0])
+        if audited:
+            for audited_role in AUDITED_ROLES:
+                for name, value in AUDIT_ROLE_SETTINGS.items():
+                    await conn.execute(
+                        sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                            sql.Identifier(audited_role), sql.SQL(name), sql.Literal(value)
+                        )
+                    )
         db = await (
             await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DATABASE,))
         ).fetchone()
@@ -389,3 +468,4 @@ async def _ensure_app_database(
                     sql.Identifier(APP_DATABASE), sql.Identifier(APP_USER)
                 )
             )
+    return audited
