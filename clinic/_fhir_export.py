@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from devices import metric_named
-from store import enter_care_context
+from store import SHARED_WITH_FUNCTION, enter_care_context
 from streams import NEWS2_SOURCE_METRICS, observations_from_latest, score_news2
 from veille.settings import FhirSettings
 
@@ -34,6 +34,7 @@ from ._fhir import (
     patient_resource,
     reading_observations,
 )
+from ._queries import in_care
 
 __all__ = [
     "MAX_READINGS",
@@ -100,12 +101,15 @@ async def patient_scopes(conn: psycopg.AsyncConnection[Any], patient: str) -> li
 async def _in_scope(
     cur: psycopg.AsyncCursor[tuple[Any, ...]], tenant: str, units: list[str], patient: str
 ) -> bool:
+    # Bound in the caller's units, alerted there, or shared with one of them by a GHT grant
+    # (the registry's bindings are never shared; the shared patient's records are).
     await cur.execute(
-        """SELECT EXISTS (SELECT 1 FROM device_bindings WHERE patient_pseudonym = %(p)s
-                              AND tenant = %(t)s AND care_unit = ANY(%(u)s))
-               OR EXISTS (SELECT 1 FROM alerts WHERE patient_pseudonym = %(p)s
-                              AND tenant = %(t)s AND care_unit = ANY(%(u)s))""",
-        {"p": patient, "t": tenant, "u": units},
+        f"""SELECT EXISTS (SELECT 1 FROM device_bindings WHERE patient_pseudonym = %(p)s
+                               AND {in_care(shared=False)})
+                OR EXISTS (SELECT 1 FROM alerts WHERE patient_pseudonym = %(p)s AND {in_care()})
+                OR EXISTS (SELECT 1 FROM {SHARED_WITH_FUNCTION}(%(tenant)s, %(units)s::text[]) s
+                               WHERE s.patient_pseudonym = %(p)s)""".encode(),  # noqa: S608
+        {"p": patient, "tenant": tenant, "units": units},
     )
     row = await cur.fetchone()
     return bool(row and row[0])
@@ -118,10 +122,10 @@ async def _readings(
 ) -> list[ReadingRecord]:
     # The newest readings when there are too many: they carry the current NEWS2.
     await cur.execute(
-        """SELECT measured_at, device_id, metric, value, seq FROM readings_visible
-           WHERE patient_pseudonym = %(p)s AND tenant = %(t)s AND care_unit = ANY(%(u)s)
-             AND measured_at >= %(since)s AND measured_at < %(until)s
-           ORDER BY measured_at DESC, device_id, metric, seq LIMIT %(limit)s""",
+        f"""SELECT measured_at, device_id, metric, value, seq FROM readings_visible
+            WHERE patient_pseudonym = %(p)s AND {in_care()}
+              AND measured_at >= %(since)s AND measured_at < %(until)s
+            ORDER BY measured_at DESC, device_id, metric, seq LIMIT %(limit)s""".encode(),  # noqa: S608
         scope | {"limit": max_readings},
     )
     rows = await cur.fetchall()
@@ -153,11 +157,11 @@ async def _alerts(
     """Alerts whose episode overlaps the window: opened before its end, not resolved before
     its start."""
     await cur.execute(
-        """SELECT alert_id::text, rule, metric, priority, state, opened_at, message,
-                  escalation_level, acknowledged_at, acknowledged_by, resolved_at FROM alerts
-           WHERE patient_pseudonym = %(p)s AND tenant = %(t)s AND care_unit = ANY(%(u)s)
-             AND opened_at < %(until)s AND (resolved_at IS NULL OR resolved_at >= %(since)s)
-           ORDER BY opened_at, alert_id""",
+        f"""SELECT alert_id::text, rule, metric, priority, state, opened_at, message,
+                   escalation_level, acknowledged_at, acknowledged_by, resolved_at FROM alerts
+            WHERE patient_pseudonym = %(p)s AND {in_care()}
+              AND opened_at < %(until)s AND (resolved_at IS NULL OR resolved_at >= %(since)s)
+            ORDER BY opened_at, alert_id""".encode(),  # noqa: S608
         scope,
     )
     return [
@@ -190,7 +194,8 @@ async def patient_bundle(
     max_readings: int = MAX_READINGS,
 ) -> dict[str, Any] | None:
     """The patient's Bundle (``collection``) for [since, until), or None when the patient
-    was never bound in ``care_units`` of ``tenant``.
+    was never bound in ``care_units`` of ``tenant`` nor is shared with one of them by an
+    active GHT grant (then Devices are "unknown": the registry is not shared).
 
     Entries: the Patient (pseudonym only), the Devices that measured, one Observation per
     reading (blood-pressure panels), the NEWS2 of the latest vitals when all seven are
@@ -207,7 +212,7 @@ async def patient_bundle(
         cur = conn.cursor(row_factory=tuple_row)
         if not await _in_scope(cur, tenant, units, patient):
             return None
-        scope = {"p": patient, "t": tenant, "u": units, "since": since, "until": until}
+        scope = {"p": patient, "tenant": tenant, "units": units, "since": since, "until": until}
         readings = await _readings(cur, scope, max_readings)
         device_ids = sorted({r.device_id for r in readings})
         devices = await _devices(cur, device_ids) if device_ids else []

@@ -9,12 +9,15 @@ import asyncio
 import json
 import os
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import TupleRow
 
+from clinic import patient_bundle
 from store import CareGrant, add_grant, enter_care_context, list_grants, revoke_grant
 from tests.integration.conftest import RunningStack
 from tests.support.ward import PATIENT_ROWS, Ward, count_rows
@@ -95,6 +98,32 @@ async def test_a_grant_shows_the_patient_and_nothing_else_of_the_establishment(
             assert await cur.fetchone() == (0,)
     # Another unit of the receiving establishment sees nothing of patient A.
     assert set((await _seen_by_other(running_stack, ward, f"{ward.unit_b}-x")).values()) == {0}
+
+
+async def test_the_receiving_unit_exports_the_shared_patient_as_fhir(
+    running_stack: RunningStack, ward: Ward
+) -> None:
+    """The FHIR Bundle follows the same grant as the board: none before, the patient's
+    readings and alerts after (its Devices "unknown": the registry is not shared)."""
+
+    async def bundle() -> dict[str, Any] | None:
+        async with await psycopg.AsyncConnection.connect(
+            running_stack.component_dsn("clinic")
+        ) as clinic:
+            until = datetime.now(UTC) + timedelta(days=1)
+            return await patient_bundle(
+                clinic, tenant=ward.other_tenant, care_units=(ward.unit_a,),
+                patient=ward.patient_a, since=until - timedelta(days=30), until=until,
+            )  # fmt: skip
+
+    assert await bundle() is None
+    await _grant(running_stack, ward)
+    shared = await bundle()
+    assert shared is not None
+    kinds = Counter(e["resource"]["resourceType"] for e in shared["entry"])
+    assert kinds["Patient"] == 1 and kinds["Observation"] > 0 and kinds["Flag"] > 0, kinds
+    devices = [e["resource"] for e in shared["entry"] if e["resource"]["resourceType"] == "Device"]
+    assert devices and all("unknown" in json.dumps(d) for d in devices), devices
 
 
 async def test_revoking_ends_it_at_once(running_stack: RunningStack, ward: Ward) -> None:
