@@ -1,0 +1,145 @@
+"""The MQTT stage's ceiling: Mosquitto delivering to a subscriber that does what the gateway
+does (paho, MQTT 5, persistent session, manual acknowledgement once the message is on the
+event loop), with nothing behind it. Whatever the pipeline sustains, it cannot exceed this.
+
+``python -m bench._mqtt_ceiling STATE_DIR RATE SECONDS`` on a running local stack: the load
+generator (:mod:`._loadgen`) offers ``RATE`` single-reading messages a second from 1,000
+devices for ``SECONDS``; the subscriber runs in this process. Printed: offered, acknowledged
+by the broker, delivered to the subscriber per second over the run, and CPU microseconds
+per message of the generator, Mosquitto and the subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import orjson
+
+from devices import SUBSCRIPTION_FILTER, device_topic
+from ingest import GatewaySession, InboundMessage
+from veille.security import GATEWAY_ACCOUNT, SIMULATOR_ACCOUNT
+from veille.stack import LocalStack
+
+from ._loadgen import GeneratorConfig, LoadGenerator
+from ._mqtt_packets import build_stream
+from ._proc import cpu_seconds, own_cpu_seconds
+
+__all__ = ["MqttCeiling", "measure_mqtt_ceiling"]
+
+DEVICES = 1000
+CONNECTIONS = 4
+START_DELAY_S = 3.0
+DRAIN_S = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class MqttCeiling:
+    offered_rate: float
+    messages: int
+    acked_by_broker: int
+    delivered: int
+    delivered_rate: float  # messages a second from the first delivery to the last
+    generator_cpu_us: float  # per message
+    mosquitto_cpu_us: float
+    subscriber_cpu_us: float
+
+
+def _messages(count: int, start_us: int, rate: float) -> list[tuple[str, bytes]]:
+    out = []
+    for i in range(count):
+        device = f"ceil-{i % DEVICES:04d}"
+        at = start_us + int(i / rate * 1e6)
+        body = {"v": 1, "device_id": device, "metric": "heart_rate", "value": 72.0,
+                "unit": "/min", "seq": i // DEVICES + 1,
+                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at // 1_000_000))
+                + f".{at % 1_000_000:06d}Z"}  # fmt: skip
+        out.append((device_topic("chu-ceiling", device), orjson.dumps(body)))
+    return out
+
+
+async def measure_mqtt_ceiling(stack: LocalStack, rate: float, seconds: float) -> MqttCeiling:
+    count = int(rate * seconds)
+    start_at = time.time() + START_DELAY_S + count / 200_000  # building takes ~3 us a message
+    messages = _messages(count, int(start_at * 1e6), rate)
+    streams = [build_stream(messages[c::CONNECTIONS]) for c in range(CONNECTIONS)]
+    simulator = stack.broker_endpoint(SIMULATOR_ACCOUNT)
+    assert simulator.password is not None
+    mosquitto_pid = next(s.pid for s in stack.status() if s.name == "mqtt")
+    assert mosquitto_pid is not None
+    queue: asyncio.Queue[InboundMessage] = asyncio.Queue()
+    subscribed = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_subscribed() -> None:  # paho's thread
+        loop.call_soon_threadsafe(subscribed.set)
+
+    session = GatewaySession(
+        stack.broker_endpoint(GATEWAY_ACCOUNT), client_id=f"ceiling-{int(time.time())}",
+        subscription=SUBSCRIPTION_FILTER, receive_maximum=1000, session_expiry_s=60,
+        queue=queue, on_subscribed=on_subscribed,
+    )  # fmt: skip
+    session.start()
+    try:
+        await asyncio.wait_for(subscribed.wait(), 10)
+        with tempfile.TemporaryDirectory(prefix="veille-ceiling-") as work:
+            generator = LoadGenerator(
+                streams,
+                GeneratorConfig(
+                    host=simulator.host,
+                    port=simulator.port,
+                    username=SIMULATOR_ACCOUNT,
+                    ca_file=str(stack.certificates.ca_cert),
+                    rate=rate,
+                    start_at=start_at,
+                ),  # fmt: skip
+                Path(work),
+            )
+            generator.start(simulator.password)
+            before = {
+                "mosquitto": cpu_seconds(mosquitto_pid),
+                "subscriber": own_cpu_seconds(),
+            }
+            delivered, first, last = 0, 0.0, 0.0
+            deadline = start_at + seconds + DRAIN_S
+            while delivered < count and time.time() < deadline:
+                try:
+                    message = await asyncio.wait_for(queue.get(), 0.5)
+                except TimeoutError:
+                    continue
+                session.ack(message)  # what the gateway does once Kafka has it
+                delivered += 1
+                last = time.monotonic()
+                first = first or last
+            result = await asyncio.to_thread(generator.result, 120.0)
+            after = {"mosquitto": cpu_seconds(mosquitto_pid), "subscriber": own_cpu_seconds()}
+    finally:
+        session.stop()
+    per = 1e6 / max(delivered, 1)
+    return MqttCeiling(
+        offered_rate=rate, messages=count, acked_by_broker=result.acked, delivered=delivered,
+        delivered_rate=delivered / max(last - first, 1e-9),
+        generator_cpu_us=result.cpu_us_per_message,
+        mosquitto_cpu_us=(after["mosquitto"] - before["mosquitto"]) * per,
+        subscriber_cpu_us=(after["subscriber"] - before["subscriber"]) * per,
+    )  # fmt: skip
+
+
+def _main(state_dir: Path, rate: float, seconds: float) -> int:
+    stack = LocalStack(state_dir, partitions=1)
+    stack.up()
+    try:
+        ceiling = asyncio.run(measure_mqtt_ceiling(stack, rate, seconds))
+    finally:
+        stack.down(purge=True)
+    print(json.dumps(asdict(ceiling), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])))
