@@ -11,6 +11,7 @@ from ._components import (
     wait_for_file,
     wait_for_http,
 )
+from ._kafka_admin import create_topics
 from ._postgres import PostgresCluster
 from ._process import ProcessHandle, free_port
 from ._stack import DATABASE_URL_VARIABLES, LocalStack, ServiceStatus
@@ -25,6 +26,7 @@ __all__ = [
     "ServiceStatus",
     "clinic_component",
     "component_env",
+    "create_topics",
     "free_port",
     "wait_for_file",
     "wait_for_http",
