@@ -1,0 +1,223 @@
+"""What the pipeline sustains: the offered rate stepped up until the backlog grows.
+
+Each step offers one rate for ``seconds`` through the load generator (:mod:`._loadgen`,
+1,000 devices round-robin, single readings or uploads of 30), with the real gateway,
+workers and sink running. The backlog is the readings the generator has sent minus those
+stored (read from the readings table every 2 s, on the natural key's index). A rate is
+sustained when the backlog at the end of the step is no larger than at its middle plus two
+seconds' worth, and the pipeline drains within :data:`DRAIN_S` after the step.
+
+``python -m bench._sustain SHAPE RATE [RATE ...] [--seconds S]`` runs the steps on a
+local stack of its own and prints one JSON object per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import psycopg
+from psycopg.rows import TupleRow
+
+from devices import DeviceBinding, device_topic
+from store import upsert_bindings
+from veille.security import SIMULATOR_ACCOUNT
+from veille.stack import LocalStack, PipelineProcesses
+
+from ._e2e import PROCESSES, _Pids
+from ._loadgen import GeneratorConfig, LoadGenerator
+from ._mqtt_packets import build_stream
+from ._workload import DEVICE_TYPE, TENANT
+
+__all__ = ["SHAPES", "StepResult", "run_steps"]
+
+DEVICES = 1000
+CONNECTIONS = 4
+POLL_S = 2.0
+DRAIN_S = 20.0
+SHAPES = {"single": 1, "upload30": 30}
+_METRICS = (("heart_rate", 72.0, "/min"), ("spo2", 97.0, "%"), ("respiration_rate", 16.0, "/min"))
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    shape: str
+    readings_per_message: int
+    offered_msg_per_s: float
+    seconds: float
+    sent: int
+    acked: int
+    generator_max_behind_s: float
+    stored_readings_per_s: float  # over the step's second half
+    backlog_mid: int  # readings sent and not stored, at the middle of the step
+    backlog_end: int
+    drained_s: float | None  # after the step, until every reading is stored
+    cpu_us_per_message: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def sustained(self) -> bool:
+        slack = 2 * self.offered_msg_per_s * self.readings_per_message
+        return (
+            self.acked == self.sent
+            and self.backlog_end <= self.backlog_mid + slack
+            and self.drained_s is not None
+        )
+
+
+def _iso(at_us: int) -> str:
+    seconds, micros = divmod(at_us, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+
+
+def _messages(
+    prefix: str, k: int, rate: float, seconds: float, start_us: int
+) -> list[tuple[str, bytes]]:
+    """Message ``i`` from device ``i % DEVICES``, sent at ``start + i / rate``; a single
+    reading measured then, or an upload of ``k`` readings a second apart ending then."""
+    out = []
+    for i in range(int(rate * seconds)):
+        device = f"{prefix}-{i % DEVICES:04d}"
+        sent_us = start_us + int(i / rate * 1e6)
+        round_ = i // DEVICES
+        readings = []
+        for j in range(k):
+            metric, value, unit = _METRICS[(round_ * k + j) % len(_METRICS)]
+            readings.append({
+                "metric": metric, "value": value, "unit": unit, "seq": round_ * k + j + 1,
+                "measured_at": _iso(sent_us - (k - 1 - j) * 1_000_000),
+            })  # fmt: skip
+        body = (
+            {"v": 1, "device_id": device, **readings[0]}
+            if k == 1
+            else {"v": 1, "device_id": device, "readings": readings}
+        )
+        out.append((device_topic(TENANT, device), orjson.dumps(body)))
+    return out
+
+
+async def _provision(dsn: str, prefix: str) -> list[str]:
+    ids = [f"{prefix}-{d:04d}" for d in range(DEVICES)]
+    since = int((time.time() - 3600) * 1e6)
+    bindings = [
+        (DeviceBinding(i, TENANT, f"unit-{n % 10}", f"p-{i}", since), DEVICE_TYPE)
+        for n, i in enumerate(ids)
+    ]
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await upsert_bindings(conn, bindings)
+    return ids
+
+
+async def _stored(conn: psycopg.AsyncConnection[TupleRow], ids: list[str], since: datetime) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) FROM readings WHERE device_id = ANY(%s) AND measured_at >= %s",
+        (ids, since),
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _step(
+    stack: LocalStack, dsn: str, pids: _Pids, shape: str, rate: float, seconds: float, n: int
+) -> StepResult:
+    k = SHAPES[shape]
+    prefix = f"s{n}{shape[0]}"
+    ids = await _provision(dsn, prefix)
+    await asyncio.sleep(3.0)  # the validator's directory hears of them (LISTEN/NOTIFY)
+    start_at = time.time() + 4.0 + rate * seconds / 150_000
+    start_us = int(start_at * 1e6)
+    messages = _messages(prefix, k, rate, seconds, start_us)
+    streams = [build_stream(messages[c::CONNECTIONS]) for c in range(CONNECTIONS)]
+    simulator = stack.broker_endpoint(SIMULATOR_ACCOUNT)
+    assert simulator.password is not None
+    since = datetime.fromtimestamp(start_at, UTC) - timedelta(seconds=k + 1)
+    total = len(messages) * k
+    with tempfile.TemporaryDirectory(prefix="veille-sustain-") as work:
+        generator = LoadGenerator(
+            streams,
+            GeneratorConfig(
+                host=simulator.host,
+                port=simulator.port,
+                username=SIMULATOR_ACCOUNT,
+                ca_file=str(stack.certificates.ca_cert),
+                rate=rate,
+                start_at=start_at,
+            ),  # fmt: skip
+            Path(work),
+        )
+        generator.start(simulator.password)
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            cpu_before = pids.cpu()
+            samples: list[tuple[float, int, int]] = []  # (elapsed, sent readings, stored)
+            while (elapsed := time.time() - start_at) < seconds:
+                await asyncio.sleep(POLL_S)
+                elapsed = min(time.time() - start_at, seconds)
+                sent = min(len(messages), int(elapsed * rate)) * k
+                samples.append((elapsed, sent, await _stored(conn, ids, since)))
+            cpu_after = pids.cpu()
+            drained_s = None
+            ended = time.time()
+            while time.time() - ended < DRAIN_S:
+                if await _stored(conn, ids, since) >= total:
+                    drained_s = time.time() - ended
+                    break
+                await asyncio.sleep(0.5)
+        result = await asyncio.to_thread(generator.result, 120.0)
+    mid = min(samples, key=lambda s: abs(s[0] - seconds / 2))
+    last = samples[-1]
+    tail_rate = (last[2] - mid[2]) / max(last[0] - mid[0], 1e-9)
+    cpu = {name: (cpu_after[name] - cpu_before[name]) / max(result.sent, 1) * 1e6
+           for name in PROCESSES if name != "publisher (bench)"}  # fmt: skip
+    cpu["generator"] = result.cpu_us_per_message
+    return StepResult(
+        shape=shape, readings_per_message=k, offered_msg_per_s=rate, seconds=seconds,
+        sent=result.sent, acked=result.acked, generator_max_behind_s=result.max_behind_s,
+        stored_readings_per_s=tail_rate, backlog_mid=mid[1] - mid[2],
+        backlog_end=last[1] - last[2], drained_s=drained_s, cpu_us_per_message=cpu,
+    )  # fmt: skip
+
+
+async def run_steps(
+    stack: LocalStack, state_dir: Path, shape: str, rates: list[float], seconds: float
+) -> list[StepResult]:
+    env = stack.env()
+    dsn = env["VEILLE_DATABASE_URL"]
+    services = {s.name: s.pid for s in stack.status() if s.pid is not None}
+    results = []
+    with PipelineProcesses.for_stack(env, state_dir) as processes:
+        pids = _Pids({c.name: c.pid for c in processes.components if c.pid is not None}, services)
+        for n, rate in enumerate(rates):
+            step = await _step(stack, dsn, pids, shape, rate, seconds, n)
+            print(json.dumps({**asdict(step), "sustained": step.sustained}), flush=True)
+            results.append(step)
+            if not step.sustained:
+                break
+    return results
+
+
+def _main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench._sustain")
+    parser.add_argument("shape", choices=sorted(SHAPES))
+    parser.add_argument("rates", type=float, nargs="+", help="messages a second, in order")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="veille-sustain-stack-") as state:
+        stack = LocalStack(Path(state), partitions=12)
+        stack.up()
+        try:
+            asyncio.run(run_steps(stack, Path(state), args.shape, args.rates, args.seconds))
+        finally:
+            stack.down(purge=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
