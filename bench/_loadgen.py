@@ -28,16 +28,20 @@ from pathlib import Path
 
 import numpy as np
 
+from veille.security import SIMULATOR_ACCOUNT
+from veille.stack import LocalStack
+
 from ._mqtt_packets import (
     CONNACK_LENGTH,
     PUBACK,
     PUBACK_LENGTH,
     PacketStream,
+    build_stream,
     connack_refusal,
     connect_packet,
 )
 
-__all__ = ["GeneratorConfig", "GeneratorResult", "LoadGenerator"]
+__all__ = ["GeneratorConfig", "GeneratorResult", "LoadGenerator", "start_on_stack"]
 
 WINDOW = 60_000  # unacknowledged messages per connection, below the 65,535 packet ids
 ACK_TIMEOUT_S = 60.0  # after the last send, for the last PUBACK
@@ -226,6 +230,29 @@ class LoadGenerator:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.communicate()
+
+
+def start_on_stack(
+    stack: LocalStack,
+    messages: list[tuple[str, bytes]],
+    *,
+    rate: float,
+    start_at: float,
+    work_dir: Path,
+    connections: int = 4,
+) -> LoadGenerator:
+    """``messages`` offered to the stack's broker as its simulated fleet (TLS, the
+    simulator's account), message ``i`` on connection ``i % connections``; started."""
+    endpoint = stack.broker_endpoint(SIMULATOR_ACCOUNT)
+    assert endpoint.password is not None
+    streams = [build_stream(messages[c::connections]) for c in range(connections)]
+    config = GeneratorConfig(
+        host=endpoint.host, port=endpoint.port, username=SIMULATOR_ACCOUNT,
+        ca_file=str(stack.certificates.ca_cert), rate=rate, start_at=start_at,
+    )  # fmt: skip
+    generator = LoadGenerator(streams, config, work_dir)
+    generator.start(endpoint.password)
+    return generator
 
 
 def _child(work_dir: Path, connections: int) -> int:

@@ -23,11 +23,10 @@ import orjson
 
 from devices import SUBSCRIPTION_FILTER, device_topic
 from ingest import GatewaySession, InboundMessage
-from veille.security import GATEWAY_ACCOUNT, SIMULATOR_ACCOUNT
+from veille.security import GATEWAY_ACCOUNT
 from veille.stack import LocalStack
 
-from ._loadgen import GeneratorConfig, LoadGenerator
-from ._mqtt_packets import build_stream
+from ._loadgen import start_on_stack
 from ._proc import cpu_seconds, own_cpu_seconds
 
 __all__ = ["MqttCeiling", "measure_mqtt_ceiling"]
@@ -67,9 +66,6 @@ async def measure_mqtt_ceiling(stack: LocalStack, rate: float, seconds: float) -
     count = int(rate * seconds)
     start_at = time.time() + START_DELAY_S + count / 200_000  # building takes ~3 us a message
     messages = _messages(count, int(start_at * 1e6), rate)
-    streams = [build_stream(messages[c::CONNECTIONS]) for c in range(CONNECTIONS)]
-    simulator = stack.broker_endpoint(SIMULATOR_ACCOUNT)
-    assert simulator.password is not None
     mosquitto_pid = next(s.pid for s in stack.status() if s.name == "mqtt")
     assert mosquitto_pid is not None
     queue: asyncio.Queue[InboundMessage] = asyncio.Queue()
@@ -88,19 +84,10 @@ async def measure_mqtt_ceiling(stack: LocalStack, rate: float, seconds: float) -
     try:
         await asyncio.wait_for(subscribed.wait(), 10)
         with tempfile.TemporaryDirectory(prefix="veille-ceiling-") as work:
-            generator = LoadGenerator(
-                streams,
-                GeneratorConfig(
-                    host=simulator.host,
-                    port=simulator.port,
-                    username=SIMULATOR_ACCOUNT,
-                    ca_file=str(stack.certificates.ca_cert),
-                    rate=rate,
-                    start_at=start_at,
-                ),  # fmt: skip
-                Path(work),
-            )
-            generator.start(simulator.password)
+            generator = start_on_stack(
+                stack, messages, rate=rate, start_at=start_at, work_dir=Path(work),
+                connections=CONNECTIONS,
+            )  # fmt: skip
             before = {
                 "mosquitto": cpu_seconds(mosquitto_pid),
                 "subscriber": own_cpu_seconds(),

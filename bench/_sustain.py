@@ -29,12 +29,10 @@ from psycopg.rows import TupleRow
 
 from devices import DeviceBinding, device_topic
 from store import upsert_bindings
-from veille.security import SIMULATOR_ACCOUNT
 from veille.stack import LocalStack, PipelineProcesses
 
 from ._e2e import PROCESSES, _Pids
-from ._loadgen import GeneratorConfig, LoadGenerator
-from ._mqtt_packets import build_stream
+from ._loadgen import start_on_stack
 from ._workload import DEVICE_TYPE, TENANT
 
 __all__ = ["SHAPES", "StepResult", "run_steps"]
@@ -134,25 +132,13 @@ async def _step(
     start_at = time.time() + 4.0 + rate * seconds / 150_000
     start_us = int(start_at * 1e6)
     messages = _messages(prefix, k, rate, seconds, start_us)
-    streams = [build_stream(messages[c::CONNECTIONS]) for c in range(CONNECTIONS)]
-    simulator = stack.broker_endpoint(SIMULATOR_ACCOUNT)
-    assert simulator.password is not None
     since = datetime.fromtimestamp(start_at, UTC) - timedelta(seconds=k + 1)
     total = len(messages) * k
     with tempfile.TemporaryDirectory(prefix="veille-sustain-") as work:
-        generator = LoadGenerator(
-            streams,
-            GeneratorConfig(
-                host=simulator.host,
-                port=simulator.port,
-                username=SIMULATOR_ACCOUNT,
-                ca_file=str(stack.certificates.ca_cert),
-                rate=rate,
-                start_at=start_at,
-            ),  # fmt: skip
-            Path(work),
-        )
-        generator.start(simulator.password)
+        generator = start_on_stack(
+            stack, messages, rate=rate, start_at=start_at, work_dir=Path(work),
+            connections=CONNECTIONS,
+        )  # fmt: skip
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
             await asyncio.sleep(max(0.0, start_at - time.time()))
             cpu_before = pids.cpu()
