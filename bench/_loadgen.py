@@ -45,7 +45,6 @@ __all__ = ["GeneratorConfig", "GeneratorResult", "LoadGenerator", "start_on_stac
 
 WINDOW = 60_000  # unacknowledged messages per connection, below the 65,535 packet ids
 ACK_TIMEOUT_S = 60.0  # after the last send, for the last PUBACK
-PASSWORD_VARIABLE = "VEILLE_LOADGEN_PASSWORD"  # noqa: S105 - a variable name
 _TICK_S = 0.005  # writes of ~50 messages at 10,000/s: the per-write cost is shared
 
 
@@ -209,9 +208,13 @@ class LoadGenerator:
     def start(self, password: str) -> int:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench._loadgen", str(self._work_dir), str(self._connections)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, PASSWORD_VARIABLE: password},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        assert self.process.stdin is not None
+        # On its standard input: not in its environment (/proc/PID/environ) nor its argv.
+        self.process.stdin.write(password + "\n")
+        self.process.stdin.close()
+        self.process.stdin = None  # communicate() must not touch the closed pipe
         return self.process.pid
 
     def result(self, timeout_s: float) -> GeneratorResult:
@@ -264,7 +267,7 @@ def _child(work_dir: Path, connections: int) -> int:
         for i in range(connections)
     ]
     try:
-        result = run(streams, config, os.environ[PASSWORD_VARIABLE])
+        result = run(streams, config, sys.stdin.readline().rstrip("\n"))
     except (OSError, RuntimeError) as exc:  # ConnectionError and ssl.SSLError are OSErrors
         print(f"load generator: {exc}", file=sys.stderr)
         return 2
