@@ -3,14 +3,13 @@
 Each stage is what one component does to a reading between MQTT and SQL, so their sum is the
 work the pipeline spends per reading outside Kafka, Faust, MQTT and PostgreSQL:
 
-- gateway: ``plan_forward`` (topic parse, JSON decode, grouping), then envelope encode;
-- validate agent: envelope decode, ``validate_envelope``, reading batch encode;
-- detect agent: batch decode, ``detect``;
+- gateway: ``plan_forward`` (topic parse, JSON decode, packing per partition, record encode);
+- validate agent: raw record decode, ``validate_envelope``, readings record encode;
+- detect agent: readings record decode, ``detect``;
 - sink: ``rows_from_records`` (batch decode and row mapping).
 
-Every gateway burst holds one message per device, so a raw envelope carries exactly one MQTT
-message: the effect measured here comes from the payload size alone, not from the gateway's
-linger grouping.
+Every gateway burst holds one message per device: the effect measured here comes from the
+payload size, not from the gateway's linger.
 """
 
 from __future__ import annotations
@@ -23,7 +22,16 @@ from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord
 
-from devices import RawEnvelope, ReadingBatch, RegistryEntry, metric_named
+from devices import (
+    KeyPartitioner,
+    RawEnvelope,
+    ReadingBatch,
+    RegistryEntry,
+    batches_of,
+    encode_readings_record,
+    envelopes_of,
+    metric_named,
+)
 from ingest import InboundMessage, plan_forward
 from streams import PatientState, ValidationLimits, detect, validate_envelope
 from streams.runtime import rows_from_records
@@ -35,6 +43,7 @@ from ._workload import MonitorStream, payloads
 __all__ = ["STAGES", "CpuResult", "run_cpu_bench"]
 
 GATEWAY_ID = "gw-bench"
+PARTITIONS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +63,7 @@ class _Inputs:
     k: int
     readings: int
     bursts: list[list[InboundMessage]]
+    raw_records: list[bytes]
     envelopes: list[RawEnvelope]
     batches: list[ReadingBatch]
     records: list[ConsumerRecord[bytes, bytes]]
@@ -65,11 +75,12 @@ class _Inputs:
 
 
 def _plan_forward(x: _Inputs) -> Callable[[], object]:
-    return lambda: [plan_forward(burst, GATEWAY_ID) for burst in x.bursts]
+    partitioner = KeyPartitioner(PARTITIONS)
+    return lambda: [plan_forward(burst, GATEWAY_ID, partitioner) for burst in x.bursts]
 
 
-def _envelope_json(x: _Inputs) -> Callable[[], object]:
-    return lambda: [RawEnvelope.from_json(e.to_json()) for e in x.envelopes]
+def _raw_decode(x: _Inputs) -> Callable[[], object]:
+    return lambda: [envelopes_of(r) for r in x.raw_records]
 
 
 def _validate(x: _Inputs) -> Callable[[], object]:
@@ -83,7 +94,7 @@ def _validate(x: _Inputs) -> Callable[[], object]:
 
 
 def _batch_json(x: _Inputs) -> Callable[[], object]:
-    return lambda: [ReadingBatch.from_json(b.to_json()) for b in x.batches]
+    return lambda: [batches_of(encode_readings_record([b])) for b in x.batches]
 
 
 def _detect(x: _Inputs) -> Callable[[], object]:
@@ -98,10 +109,10 @@ def _sink_rows(x: _Inputs) -> Callable[[], object]:
 
 
 STAGES: tuple[tuple[str, Callable[[_Inputs], Callable[[], object]]], ...] = (
-    ("gateway `plan_forward` (topic, JSON decode, grouping)", _plan_forward),
-    ("raw envelope JSON encode + decode", _envelope_json),
+    ("gateway `plan_forward` (topic, JSON decode, packing, record encode)", _plan_forward),
+    ("raw record decode (`envelopes_of`)", _raw_decode),
     ("`validate_envelope` (pydantic, units, plausibility)", _validate),
-    ("`ReadingBatch.to_json` + `from_json`", _batch_json),
+    ("readings record encode + decode", _batch_json),
     ("`detect`, warm patient state", _detect),
     ("sink `rows_from_records` (decode + row mapping)", _sink_rows),
 )
@@ -146,12 +157,14 @@ def _prepare(streams: list[MonitorStream], k: int, now_us: int, settings: Settin
             mid += 1
             burst.append(InboundMessage(p.topic, p.payload, mid, 1, now_us, False))
         bursts.append(burst)
-    envelopes: list[RawEnvelope] = []
+    raw_records: list[bytes] = []
+    partitioner = KeyPartitioner(PARTITIONS)
     for burst in bursts:
-        plan = plan_forward(burst, GATEWAY_ID)
+        plan = plan_forward(burst, GATEWAY_ID, partitioner)
         if plan.dead_letters:
             raise RuntimeError(f"gateway rejected bench input: {plan.dead_letters[0]}")
-        envelopes.extend(plan.envelopes)
+        raw_records += [r.value for r in plan.records]
+    envelopes = [e for r in raw_records for e in envelopes_of(r)]
     lookup = _Lookup({s.device_id: s.registry_entry(now_us - 3_600_000_000) for s in streams})
     limits = ValidationLimits(
         future_tolerance_us=int(settings.future_tolerance_s * 1e6),
@@ -167,13 +180,14 @@ def _prepare(streams: list[MonitorStream], k: int, now_us: int, settings: Settin
     topic = settings.topics.readings
     records: list[ConsumerRecord[bytes, bytes]] = []
     for offset, b in enumerate(batches):
-        value = b.to_json()
+        value = encode_readings_record([b])
         key = b.patient.encode()
         records.append(
             ConsumerRecord(topic, 0, offset, 0, 0, key, value, None, len(key), len(value), ())
         )
     return _Inputs(
-        k, readings, bursts, envelopes, batches, records, _warm_states(batches), lookup,
+        k, readings, bursts, raw_records, envelopes, batches, records, _warm_states(batches),
+        lookup,
         now_us, limits, settings,
     )  # fmt: skip
 

@@ -1,19 +1,28 @@
-"""The raw-topic record: MQTT messages of one device, wrapped by a gateway, not yet validated.
+"""The raw-topic record: MQTT messages as a gateway received them, not yet validated.
 
-Several messages of one device received within a few milliseconds share one Kafka record,
-because every Kafka record costs the stream workers about 250 microseconds (LOCAL_STACK.md).
+Format 2 (since issue 14): every message a gateway received within its linger for one
+partition of the raw topic shares one Kafka record, devices mixed, in receive order, because
+each Kafka record costs the brokers and the stream workers far more than the bytes in it.
+The partition is the device id's (``KeyPartitioner``), so a device's messages stay in order on
+one partition. Payloads are carried as the gateway's own encoding of what it parsed
+(``orjson.Fragment``): not encoded a second time. Format 1 (one record per device, ``"v": 1``)
+is still read, so a validator can drain what older gateways wrote during an upgrade.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-__all__ = ["RawEnvelope", "RawMessage"]
+from ._topics import parse_device_topic
+
+__all__ = ["CarriedMessage", "RawEnvelope", "RawMessage", "encode_raw_record", "envelopes_of"]
 
 ENVELOPE_VERSION = 1
+PACKED_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +35,25 @@ class RawMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class CarriedMessage:
+    """One MQTT message on its way into a packed record: the payload already JSON."""
+
+    mqtt_topic: str
+    received_at_us: int
+    payload_json: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class RawEnvelope:
+    """The messages of one device out of one raw record: what validation works on."""
+
     gateway_id: str
     tenant: str
     device_id: str
     messages: tuple[RawMessage, ...]
 
     def to_json(self) -> bytes:
+        """Format 1, as gateways before issue 14 wrote it (kept for upgrade tests)."""
         return orjson.dumps(
             {
                 "v": ENVELOPE_VERSION,
@@ -45,12 +66,61 @@ class RawEnvelope:
 
     @classmethod
     def from_json(cls, data: bytes) -> RawEnvelope:
+        """A format 1 record."""
         obj = orjson.loads(data)
         if not isinstance(obj, dict) or obj.get("v") != ENVELOPE_VERSION:
             raise ValueError(f"not a v{ENVELOPE_VERSION} raw envelope")
-        return cls(
-            obj["gateway"],
-            obj["tenant"],
-            obj["device_id"],
-            tuple(RawMessage(t, r, p) for t, r, p in obj["messages"]),
-        )
+        return _envelope_v1(obj)
+
+
+def _envelope_v1(obj: dict[str, Any]) -> RawEnvelope:
+    return RawEnvelope(
+        obj["gateway"],
+        obj["tenant"],
+        obj["device_id"],
+        tuple(RawMessage(t, r, p) for t, r, p in obj["messages"]),
+    )
+
+
+def encode_raw_record(gateway_id: str, messages: Sequence[CarriedMessage]) -> bytes:
+    """Format 2: ``{"v": 2, "gateway", "messages": [[topic, received_at_us, payload], ...]}``."""
+    return orjson.dumps(
+        {
+            "v": PACKED_VERSION,
+            "gateway": gateway_id,
+            "messages": [
+                [m.mqtt_topic, m.received_at_us, orjson.Fragment(m.payload_json)] for m in messages
+            ],
+        }
+    )
+
+
+def _envelopes_v2(obj: dict[str, Any]) -> list[RawEnvelope]:
+    gateway = obj["gateway"]
+    grouped: dict[tuple[str, str], list[RawMessage]] = {}
+    for topic, received_at_us, payload in obj["messages"]:
+        parsed = parse_device_topic(topic)
+        if parsed is None:
+            raise ValueError(f"message topic {topic!r} is not a device topic")
+        if type(received_at_us) is not int:
+            raise TypeError(f"received_at_us must be an integer, got {received_at_us!r}")
+        key = (parsed.tenant, parsed.device_id)
+        grouped.setdefault(key, []).append(RawMessage(topic, received_at_us, payload))
+    return [
+        RawEnvelope(gateway, tenant, device, tuple(items))
+        for (tenant, device), items in grouped.items()
+    ]
+
+
+def envelopes_of(data: bytes) -> list[RawEnvelope]:
+    """The per-device envelopes of a raw record of either format, each device's messages in
+    receive order. Raises ValueError, KeyError or TypeError for a record that is neither."""
+    obj = orjson.loads(data)
+    if not isinstance(obj, dict):
+        raise ValueError("a raw record is a JSON object")
+    version = obj.get("v")
+    if version == PACKED_VERSION:
+        return _envelopes_v2(obj)
+    if version == ENVELOPE_VERSION:
+        return [_envelope_v1(obj)]
+    raise ValueError(f"raw record format {version!r} is not one this worker reads (1 or 2)")

@@ -1,4 +1,11 @@
-"""Validated readings of one patient, columnar so detection can work on numpy arrays."""
+"""Validated readings, columnar so detection can work on numpy arrays.
+
+The readings-topic record, format 2 (since issue 14): ``{"v": 2, "batches": [batch, ...]}``,
+every patient of a validated burst whose pseudonym hashes to the record's partition
+(``KeyPartitioner``), so one Faust event carries many patients and each patient's readings
+stay on the partition of its detector state. Format 1 (one patient's batch, no ``"v"``) is
+still read, so workers can drain what older validators wrote during an upgrade.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ReadingBatch"]
+__all__ = ["ReadingBatch", "batches_of", "encode_readings_record"]
+
+PACKED_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,24 +54,30 @@ class ReadingBatch:
         return len(self.metrics)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "tenant": self.tenant,
-                "care_unit": self.care_unit,
-                "patient": self.patient,
-                "device_id": self.device_id,
-                "metric": self.metrics,
-                "value": self.values,
-                "measured_at_us": self.measured_at_us,
-                "seq": self.seqs,
-                "received_at_us": self.received_at_us,
-                "device_type": self.device_type,
-            }
-        )
+        """Format 1: this batch alone."""
+        return orjson.dumps(self.to_obj())
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "care_unit": self.care_unit,
+            "patient": self.patient,
+            "device_id": self.device_id,
+            "metric": self.metrics,
+            "value": self.values,
+            "measured_at_us": self.measured_at_us,
+            "seq": self.seqs,
+            "received_at_us": self.received_at_us,
+            "device_type": self.device_type,
+        }
 
     @classmethod
     def from_json(cls, data: bytes) -> ReadingBatch:
-        obj: dict[str, Any] = orjson.loads(data)
+        """A format 1 record."""
+        return cls.from_obj(orjson.loads(data))
+
+    @classmethod
+    def from_obj(cls, obj: dict[str, Any]) -> ReadingBatch:
         return cls(
             obj["tenant"],
             obj["care_unit"],
@@ -75,3 +90,22 @@ class ReadingBatch:
             tuple(obj["received_at_us"]),
             obj.get("device_type", ""),
         )
+
+
+def encode_readings_record(batches: list[ReadingBatch]) -> bytes:
+    """A format 2 record holding ``batches`` in order."""
+    return orjson.dumps({"v": PACKED_VERSION, "batches": [b.to_obj() for b in batches]})
+
+
+def batches_of(data: bytes) -> list[ReadingBatch]:
+    """The batches of a readings record of either format, in the order written.
+    Raises ValueError, KeyError or TypeError for a record that is neither."""
+    obj = orjson.loads(data)
+    if not isinstance(obj, dict):
+        raise ValueError("a readings record is a JSON object")
+    version = obj.get("v")
+    if version == PACKED_VERSION:
+        return [ReadingBatch.from_obj(b) for b in obj["batches"]]
+    if version is None:
+        return [ReadingBatch.from_obj(obj)]
+    raise ValueError(f"readings record format {version!r} is not one this worker reads (1 or 2)")

@@ -1,4 +1,4 @@
-"""Turn a burst of MQTT messages into Kafka records: one envelope per device, dead letters apart.
+"""A burst of MQTT messages -> Kafka records: one per raw-topic partition, dead letters apart.
 
 Pure: no broker here. The gateway decides only what it can without the registry:
 is the topic ours, is the payload within size, is it JSON that means one thing (no repeated key)
@@ -14,22 +14,39 @@ from typing import Any
 
 import orjson
 
-from devices import DeadLetter, DeadLetterReason, RawEnvelope, RawMessage, parse_device_topic
+from devices import (
+    CarriedMessage,
+    DeadLetter,
+    DeadLetterReason,
+    KeyPartitioner,
+    encode_raw_record,
+    parse_device_topic,
+)
 
 from ._mqtt import InboundMessage
 
-__all__ = ["ForwardPlan", "MAX_PAYLOAD_BYTES", "plan_forward"]
+__all__ = ["ForwardPlan", "MAX_PAYLOAD_BYTES", "PackedRecord", "plan_forward"]
 
 STAGE = "gateway"
 MAX_PAYLOAD_BYTES = 256 * 1024  # a 1,000-reading batch is ~120 KiB of JSON
-# RawEnvelope.to_json holds each payload 3 levels down: {"messages": [[topic, at, payload]]}.
+# A raw record holds each payload 3 levels down: {"messages": [[topic, at, payload]]}.
 _ENVELOPE_LEVELS = 3
 _JSON_WHITESPACE = b" \t\n\r"
 
 
+@dataclass(frozen=True, slots=True)
+class PackedRecord:
+    """One raw-topic record: every accepted message of the burst whose device hashes to
+    ``partition``, in receive order (``devices.encode_raw_record``, format 2)."""
+
+    partition: int
+    value: bytes
+    messages: int
+
+
 @dataclass(slots=True)
 class ForwardPlan:
-    envelopes: list[RawEnvelope] = field(default_factory=list)
+    records: list[PackedRecord] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
@@ -94,7 +111,8 @@ def _repeated_key(payload: bytes, encoded: bytes) -> str | None:
     return None
 
 
-def _structure_problem(payload: bytes, body: Any) -> tuple[DeadLetterReason, str] | None:
+def _carried_or_problem(payload: bytes, body: Any) -> bytes | tuple[DeadLetterReason, str]:
+    """The payload's JSON as the record carries it, or why it cannot be carried."""
     encoded = _as_carried(body)
     if encoded is None:
         return (
@@ -109,12 +127,15 @@ def _structure_problem(payload: bytes, body: Any) -> tuple[DeadLetterReason, str
             f"a JSON object repeats the key {key[:64]!r}, so which value holds is ambiguous; "
             "send each key once",
         )
-    return None
+    return encoded
 
 
-def plan_forward(messages: Sequence[InboundMessage], gateway_id: str) -> ForwardPlan:
+def plan_forward(
+    messages: Sequence[InboundMessage], gateway_id: str, partitioner: KeyPartitioner
+) -> ForwardPlan:
+    """One record per raw partition the burst touches; a device's partition is its id's."""
     plan = ForwardPlan()
-    grouped: dict[tuple[str, str], list[RawMessage]] = {}
+    grouped: dict[int, list[CarriedMessage]] = {}
     for message in messages:
         topic = parse_device_topic(message.topic)
         if topic is None:
@@ -151,15 +172,15 @@ def plan_forward(messages: Sequence[InboundMessage], gateway_id: str) -> Forward
                 )
             )
             continue
-        problem = _structure_problem(message.payload, body)
-        if problem is not None:
-            plan.dead_letters.append(_reject(message, *problem, topic.device_id))
+        carried = _carried_or_problem(message.payload, body)
+        if isinstance(carried, tuple):
+            plan.dead_letters.append(_reject(message, *carried, topic.device_id))
             continue
-        grouped.setdefault((topic.tenant, topic.device_id), []).append(
-            RawMessage(message.topic, message.received_at_us, body)
+        grouped.setdefault(partitioner.partition_of(topic.device_id), []).append(
+            CarriedMessage(message.topic, message.received_at_us, carried)
         )
-    plan.envelopes = [
-        RawEnvelope(gateway_id, tenant, device, tuple(items))
-        for (tenant, device), items in grouped.items()
+    plan.records = [
+        PackedRecord(partition, encode_raw_record(gateway_id, items), len(items))
+        for partition, items in grouped.items()
     ]
     return plan

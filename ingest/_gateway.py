@@ -1,5 +1,9 @@
 """The gateway: MQTT in, Kafka out, PUBACK only after Kafka confirms (``acks="all"``).
 
+A burst (what arrived within the linger) becomes one Kafka record per raw-topic partition it
+touches (``plan_forward``); every message of the burst is PUBACKed, on the connection that
+delivered it and in receive order, once all the burst's records are confirmed.
+
 At-least-once: a crash between Kafka's confirmation and the PUBACK makes the broker redeliver,
 and the duplicate is absorbed downstream by the readings' natural key. A Kafka failure is
 retried with backoff while nothing is acknowledged; the broker then stops sending once
@@ -18,7 +22,7 @@ from typing import Literal
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from devices import SUBSCRIPTION_FILTER
+from devices import SUBSCRIPTION_FILTER, KeyPartitioner
 from veille.settings import Settings
 
 from ._forward import plan_forward
@@ -68,13 +72,34 @@ async def _take_burst(
     return burst
 
 
+class _RawPartitions:
+    """The raw topic's partitioner (its cache kept across bursts), renewed should the
+    topic's partition count change: the producer's metadata, read each burst, says."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._known: KeyPartitioner | None = None
+
+    async def current(self) -> KeyPartitioner:
+        count = len(await self._producer.partitions_for(self._topic))
+        if self._known is None or self._known.partitions != count:
+            self._known = KeyPartitioner(count)
+        return self._known
+
+
 async def _forward(
-    producer: AIOKafkaProducer, settings: Settings, burst: list[InboundMessage]
+    producer: AIOKafkaProducer,
+    settings: Settings,
+    burst: list[InboundMessage],
+    partitioner: KeyPartitioner,
 ) -> tuple[int, int]:
-    plan = plan_forward(burst, settings.gateway_id)
+    plan = plan_forward(burst, settings.gateway_id, partitioner)
+    raw = settings.topics.raw
+    key = settings.gateway_id.encode()
     futures = [
-        await producer.send(settings.topics.raw, key=e.device_id.encode(), value=e.to_json())
-        for e in plan.envelopes
+        await producer.send(raw, key=key, value=r.value, partition=r.partition)
+        for r in plan.records
     ]
     futures += [
         await producer.send(
@@ -85,7 +110,7 @@ async def _forward(
         for d in plan.dead_letters
     ]
     await asyncio.gather(*futures)
-    return len(plan.envelopes), len(plan.dead_letters)
+    return len(plan.records), len(plan.dead_letters)
 
 
 def subscription_filters(mode: Literal["plain", "shared"]) -> tuple[str, str]:
@@ -109,6 +134,7 @@ def _mark_ready(path: Path) -> None:
 
 async def _forward_until_sent(
     producer: AIOKafkaProducer,
+    partitions: _RawPartitions,
     settings: Settings,
     burst: list[InboundMessage],
     counters: GatewayCounters,
@@ -117,7 +143,7 @@ async def _forward_until_sent(
     delay = 0.2
     while True:
         try:
-            return await _forward(producer, settings, burst)
+            return await _forward(producer, settings, burst, await partitions.current())
         except KafkaError as exc:
             counters.send_failures += 1
             if stop.is_set():
@@ -151,6 +177,7 @@ async def run_gateway(
         request_timeout_ms=15_000,
     )
     await producer.start()
+    partitions = _RawPartitions(producer, settings.topics.raw)
     subscription, stale = subscription_filters(settings.gateway_subscription)
     session = GatewaySession(
         MqttEndpoint.from_settings(settings),
@@ -182,7 +209,7 @@ async def run_gateway(
             burst = getter.result()
             counters.received += len(burst)
             counters.redelivered += sum(message.duplicate for message in burst)
-            sent = await _forward_until_sent(producer, settings, burst, counters, stop)
+            sent = await _forward_until_sent(producer, partitions, settings, burst, counters, stop)
             if sent is None:
                 break  # stopping while Kafka is down: the broker redelivers the burst later
             records, dead = sent

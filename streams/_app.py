@@ -1,8 +1,9 @@
 """The Faust app: validate (raw -> readings | dead letters) and detect (readings -> alerts).
 
-Records carry batches (an envelope per device, a reading batch per patient) because a Faust
-event costs ~250 microseconds here. Values are raw bytes encoded with orjson by our own
-record classes, so the wire format is ours, documented in docs/PAYLOADS.md, not Faust's.
+Records are packed per partition (a gateway's burst per raw partition, a validated burst per
+readings partition, docs/PAYLOADS.md) because a Faust event costs ~250 microseconds here
+whatever it holds: one event carries many devices, then many patients. Values are raw bytes
+encoded with orjson by our own record classes, so the wire format is ours, not Faust's.
 An agent acks an event only once Kafka has confirmed all its outputs, in input order, while it
 goes on with the next events (``_delivery``): Faust would commit the input's offset even after
 a send finally failed. At-least-once; outputs are idempotent downstream.
@@ -18,8 +19,20 @@ from typing import Any, Protocol
 import faust
 import orjson
 import psycopg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
-from devices import AlertEvent, AlertEventKind, DeadLetter, RawEnvelope, ReadingBatch, now_us
+from devices import (
+    AlertEvent,
+    AlertEventKind,
+    DeadLetter,
+    KeyPartitioner,
+    ReadingBatch,
+    batches_of,
+    encode_readings_record,
+    envelopes_of,
+    now_us,
+)
 from store import StoredOverrides, StoredRegistry
 from veille.errors import ConfigurationError
 from veille.settings import Settings
@@ -88,6 +101,7 @@ def build_app(settings: Settings) -> faust.App:
         )
         _validate_agents(
             app,
+            settings.kafka_bootstrap,
             settings.worker_max_unconfirmed,
             raw_topic,
             readings_topic,
@@ -144,8 +158,38 @@ def _keep_in_step(app: faust.App, what: str, cache: _FollowedCache) -> None:
         await _survive_database_outage(what, cache.refresh)
 
 
+async def _partition_count(bootstrap: str, topic: str) -> int:
+    """How many partitions ``topic`` has, as Kafka's metadata says (not as configured): packed
+    readings must land where Kafka's partitioner would put each patient's key."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        return len(await producer.partitions_for(topic))
+    except KafkaError as exc:
+        raise ConfigurationError(
+            f"cannot read the partitions of Kafka topic {topic!r} ({exc!r}): "
+            "create the topics first (`veille stack up` does it locally)"
+        ) from exc
+    finally:
+        await producer.stop()
+
+
+def _packed_readings(
+    readings_topic: Any, partitioner: KeyPartitioner, batches: list[ReadingBatch]
+) -> list[Output]:
+    """One record per readings partition: each patient's batches on its key's partition."""
+    by_partition: dict[int, list[ReadingBatch]] = {}
+    for batch in batches:
+        by_partition.setdefault(partitioner.partition_of(batch.patient), []).append(batch)
+    return [
+        Output(readings_topic, str(partition).encode(), encode_readings_record(own), partition)
+        for partition, own in by_partition.items()
+    ]
+
+
 def _validate_agents(
     app: faust.App,
+    bootstrap: str,
     max_unconfirmed: int,
     raw_topic: Any,
     readings_topic: Any,
@@ -165,11 +209,11 @@ def _validate_agents(
 
     _keep_in_step(app, "device registry", directory)
 
-    async def outputs_of(event: Any) -> list[Output]:
+    async def outputs_of(event: Any, partitioner: KeyPartitioner) -> list[Output]:
         message = event.message
         origin = f"{message.topic}/{message.partition}/{message.offset}"
         try:
-            envelope = RawEnvelope.from_json(event.value)
+            envelopes = envelopes_of(event.value)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("raw record %s is not a gateway envelope (%s)", origin, exc)
             dead = DeadLetter.unreadable_record(
@@ -180,26 +224,31 @@ def _validate_agents(
                 raw=event.value,
                 error=exc,
             )
-            return [(dead_letter_topic, event.key, dead.to_json())]
-        latest_arrival = max((m.received_at_us for m in envelope.messages), default=0)
-        await directory.refresh_if_unknown({envelope.device_id}, latest_arrival)
-        result = validate_envelope(envelope, lookup=directory, now_us=now_us(), limits=limits)
-        outputs: list[Output] = [
-            (readings_topic, batch.patient.encode(), batch.to_json()) for batch in result.batches
-        ]
-        outputs += [
-            (dead_letter_topic, envelope.device_id.encode(), dead.to_json())
-            for dead in result.dead_letters
-        ]
-        return outputs
+            return [Output(dead_letter_topic, event.key or b"", dead.to_json())]
+        latest_arrival = max((m.received_at_us for e in envelopes for m in e.messages), default=0)
+        await directory.refresh_if_unknown({e.device_id for e in envelopes}, latest_arrival)
+        now = now_us()
+        batches: list[ReadingBatch] = []
+        dead_letters: list[Output] = []
+        for envelope in envelopes:
+            result = validate_envelope(envelope, lookup=directory, now_us=now, limits=limits)
+            batches += result.batches
+            dead_letters += [
+                Output(dead_letter_topic, envelope.device_id.encode(), dead.to_json())
+                for dead in result.dead_letters
+            ]
+        return _packed_readings(readings_topic, partitioner, batches) + dead_letters
 
     @app.agent(raw_topic)
     async def validate(stream: Any) -> None:
         await directory.wait_loaded()
+        partitioner = KeyPartitioner(
+            await _partition_count(bootstrap, readings_topic.get_topic_name())
+        )
         manual = stream.noack()
         async with confirmed_acks(manual, max_unconfirmed) as acks:
             async for event in manual.events():
-                await acks.send(event, await outputs_of(event))
+                await acks.send(event, await outputs_of(event, partitioner))
 
 
 def _detect_agents(
@@ -223,20 +272,35 @@ def _detect_agents(
         manual = stream.noack()
         async with confirmed_acks(manual, max_unconfirmed) as acks:
             async for event in manual.events():
-                batch = ReadingBatch.from_json(event.value)
-                key = batch.patient.encode()
-                stored = detector_state[key]
-                state: PatientState = orjson.loads(stored) if stored else {}
-                rules = thresholds.rules_for(batch.tenant, batch.care_unit, batch.patient)
-                scale = thresholds.spo2_scale_for(batch.tenant, batch.care_unit, batch.patient)
-                alerts = process_readings(batch, state, rules, now_us=now_us(), spo2_scale=scale)
-                to_send = outbox.stage(state, alerts)  # in the state before it is written
-                detector_state[key] = orjson.dumps(state)
-                await acks.send(
-                    event,
-                    [(alerts_topic, key, a.to_json()) for a in to_send],
-                    partial(outbox.confirmed, to_send),
-                )
+                by_patient: dict[str, list[ReadingBatch]] = {}
+                for batch in batches_of(event.value):
+                    by_patient.setdefault(batch.patient, []).append(batch)
+                now = now_us()
+                outputs: list[Output] = []
+                sent: list[AlertEvent] = []
+                for patient, batches in by_patient.items():
+                    to_send = detect_for(patient.encode(), batches, now)
+                    outputs += [
+                        Output(alerts_topic, a.patient.encode(), a.to_json()) for a in to_send
+                    ]
+                    sent += to_send
+                await acks.send(event, outputs, partial(outbox.confirmed, sent))
+
+    def detect_for(key: bytes, batches: list[ReadingBatch], now: int) -> list[AlertEvent]:
+        """One patient's batches of an event: the state read once, written once if changed
+        (an unchanged state adds nothing to the changelog), the alert events to send."""
+        stored = detector_state[key]
+        state: PatientState = orjson.loads(stored) if stored else {}
+        alerts: list[AlertEvent] = []
+        for batch in batches:
+            rules = thresholds.rules_for(batch.tenant, batch.care_unit, batch.patient)
+            scale = thresholds.spo2_scale_for(batch.tenant, batch.care_unit, batch.patient)
+            alerts += process_readings(batch, state, rules, now_us=now, spo2_scale=scale)
+        to_send = outbox.stage(state, alerts)  # in the state before it is written
+        written = orjson.dumps(state)
+        if written != stored:
+            detector_state[key] = written
+        return to_send
 
     @app.agent(alerts_topic)
     async def follow_lifecycle(stream: Any) -> None:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 __all__ = ["ConfirmedAcks", "Output", "confirmed_acks", "deliver"]
 
@@ -28,20 +28,30 @@ DRAIN_ON_STOP_S = 5.0
 
 
 class _Topic(Protocol):
-    async def send(self, *, key: bytes, value: bytes) -> Any: ...
+    async def send(self, *, key: bytes, value: bytes, partition: int | None = None) -> Any: ...
 
 
 class _ManualAckStream(Protocol):
     async def ack(self, event: Any) -> bool: ...
 
 
-Output = tuple[_Topic, bytes, bytes]
-"""topic, key, value"""
+class Output(NamedTuple):
+    """One record to send: ``partition`` None lets the producer hash the key."""
+
+    topic: _Topic
+    key: bytes
+    value: bytes
+    partition: int | None = None
+
+
 _Waiting = tuple[Any, Sequence[Output], list[Awaitable[Any]], Callable[[], None] | None]
 
 
 async def _send_all(outputs: Sequence[Output]) -> list[Awaitable[Any]]:
-    return [await topic.send(key=key, value=value) for topic, key, value in outputs]
+    return [
+        await out.topic.send(key=out.key, value=out.value, partition=out.partition)
+        for out in outputs
+    ]
 
 
 async def _failed(

@@ -23,6 +23,7 @@ from devices import (
     DeadLetter,
     DeadLetterReason,
     ReadingBatch,
+    batches_of,
     metric_named,
     us_to_datetime,
 )
@@ -114,7 +115,8 @@ def _dead_letter_row(d: DeadLetter) -> DeadLetterRow:
 
 def _add_record(rows: SinkRows, topic: str, value: bytes, topics: TopicNames) -> None:
     if topic == topics.readings:
-        rows.readings.extend(_reading_rows(ReadingBatch.from_json(value)))
+        for batch in batches_of(value):
+            rows.readings.extend(_reading_rows(batch))
     elif topic == topics.alerts:
         e = AlertEvent.from_json(value)
         rows.alert_events.append(

@@ -18,7 +18,15 @@ from typing import Any, Final
 
 import orjson
 
-from devices import AlertEvent, AlertEventKind, DeviceStatus, ReadingBatch, RegistryEntry
+from devices import (
+    AlertEvent,
+    AlertEventKind,
+    DeviceStatus,
+    KeyPartitioner,
+    ReadingBatch,
+    RegistryEntry,
+    envelopes_of,
+)
 from devices.simulator import DEVICE_SPECS, Simulation, SimulationConfig, ground_truth
 from ingest import InboundMessage, plan_forward
 from streams import (
@@ -136,13 +144,14 @@ def _validated(
     """``(send time, batch)``: each MQTT message through the gateway and the validator, in
     send order, the validator's clock at the send time (no pipeline latency)."""
     limits = _limits()
+    partitioner = KeyPartitioner(1)
     for send_at_us, topic, payload, n_readings in simulation.messages():
         counts.messages += 1
         counts.readings += n_readings
         inbound = InboundMessage(topic, payload, counts.messages, MQTT_QOS, send_at_us, False)
-        plan = plan_forward([inbound], GATEWAY_ID)
+        plan = plan_forward([inbound], GATEWAY_ID, partitioner)
         counts.dead_letters += len(plan.dead_letters)
-        for envelope in plan.envelopes:
+        for envelope in (e for r in plan.records for e in envelopes_of(r.value)):
             result = validate_envelope(
                 envelope,
                 lookup=registry,

@@ -81,8 +81,8 @@ class TopicNames(_VeilleSettings):
 
     model_config = SettingsConfigDict(env_prefix="VEILLE_TOPIC_", frozen=True, extra="ignore")
 
-    raw: str = Field("veille.readings.raw", description="VEILLE_TOPIC_RAW, key = device id")
-    readings: str = Field("veille.readings", description="VEILLE_TOPIC_READINGS, key = patient")
+    raw: str = Field("veille.readings.raw", description="VEILLE_TOPIC_RAW, packed")
+    readings: str = Field("veille.readings", description="VEILLE_TOPIC_READINGS, packed")
     dead_letters: str = Field("veille.readings.dlq", description="VEILLE_TOPIC_DEAD_LETTERS")
     alerts: str = Field("veille.alerts", description="VEILLE_TOPIC_ALERTS, key = patient")
 

@@ -34,12 +34,15 @@ from devices import (
     DeadLetterReason,
     DeviceBinding,
     DeviceStatus,
-    RawEnvelope,
+    KeyPartitioner,
     ReadingBatch,
     RegistryEntry,
+    batches_of,
     datetime_to_us,
     device_topic,
     device_type_named,
+    encode_readings_record,
+    envelopes_of,
 )
 from devices._payloads import MAX_READINGS_PER_MESSAGE
 from ingest import MAX_PAYLOAD_BYTES, InboundMessage, plan_forward
@@ -147,6 +150,7 @@ def _check_batch(batch: ReadingBatch) -> None:
         assert BOUND_SINCE_US <= at <= NOW_US + LIMITS.future_tolerance_us
         assert at >= NOW_US - LIMITS.max_age_us
     assert ReadingBatch.from_json(batch.to_json()) == batch
+    assert batches_of(encode_readings_record([batch, batch])) == [batch, batch]
 
 
 def through_pipeline(messages: Sequence[tuple[str, bytes]]) -> Outcome:
@@ -155,11 +159,13 @@ def through_pipeline(messages: Sequence[tuple[str, bytes]]) -> Outcome:
         InboundMessage(topic, payload, mid, 1, RECEIVED_US + mid, False)
         for mid, (topic, payload) in enumerate(messages)
     ]
-    plan = plan_forward(inbound, GATEWAY)
+    plan = plan_forward(inbound, GATEWAY, KeyPartitioner(3))
     outcome = Outcome(dead_letters=list(plan.dead_letters))
-    for envelope in plan.envelopes:
-        carried = RawEnvelope.from_json(envelope.to_json())
-        assert carried == envelope  # the raw record carries each payload unchanged
+    sent = {(m.topic, m.received_at_us): m.payload for m in inbound}
+    for carried in (e for r in plan.records for e in envelopes_of(r.value)):
+        for message in carried.messages:  # the raw record carries each payload unchanged
+            original = orjson.loads(sent[message.mqtt_topic, message.received_at_us])
+            assert message.payload == original
         result = validate_envelope(carried, lookup=REGISTRY, now_us=NOW_US, limits=LIMITS)
         outcome.dead_letters.extend(result.dead_letters)
         for batch in result.batches:

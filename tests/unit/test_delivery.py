@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
-from streams._delivery import confirmed_acks, deliver
+from streams._delivery import Output, confirmed_acks, deliver
 
 
 class FlakyTopic:
@@ -18,7 +18,9 @@ class FlakyTopic:
         self.failures = failures
         self.sent: list[bytes] = []
 
-    async def send(self, *, key: bytes, value: bytes) -> asyncio.Future[int]:
+    async def send(
+        self, *, key: bytes, value: bytes, partition: int | None = None
+    ) -> asyncio.Future[int]:
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if self.failures > 0:
             self.failures -= 1
@@ -35,7 +37,9 @@ async def test_every_output_is_confirmed_and_failures_are_sent_again(
     monkeypatch.setattr("streams._delivery.RETRY_FIRST_DELAY_S", 0.0)
     topic = FlakyTopic(failures=1)
 
-    retries = await deliver([(topic, b"k", b"a"), (topic, b"k", b"b"), (topic, b"k", b"c")])
+    retries = await deliver(
+        [Output(topic, b"k", b"a"), Output(topic, b"k", b"b"), Output(topic, b"k", b"c")]
+    )
 
     assert retries == 1
     assert sorted(topic.sent) == [b"a", b"b", b"c"]
@@ -60,7 +64,9 @@ class HeldTopic:
     def __init__(self) -> None:
         self.futures: list[asyncio.Future[int]] = []
 
-    async def send(self, *, key: bytes, value: bytes) -> asyncio.Future[int]:
+    async def send(
+        self, *, key: bytes, value: bytes, partition: int | None = None
+    ) -> asyncio.Future[int]:
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.futures.append(fut)
         return fut
@@ -74,8 +80,8 @@ async def _settle() -> None:
 async def test_events_are_acked_in_input_order_once_their_outputs_are_confirmed() -> None:
     stream, topic = RecordingStream(), HeldTopic()
     async with confirmed_acks(stream, max_unconfirmed=10) as acks:
-        await acks.send("e1", [(topic, b"k", b"1")])
-        await acks.send("e2", [(topic, b"k", b"2"), (topic, b"k", b"3")])
+        await acks.send("e1", [Output(topic, b"k", b"1")])
+        await acks.send("e2", [Output(topic, b"k", b"2"), Output(topic, b"k", b"3")])
         await acks.send("e3", [])  # no outputs: acked as soon as those before it are
         topic.futures[1].set_result(1)
         topic.futures[2].set_result(2)
@@ -92,7 +98,7 @@ async def test_a_failed_output_is_sent_again_before_its_event_is_acked(
     monkeypatch.setattr("streams._delivery.RETRY_FIRST_DELAY_S", 0.0)
     stream, topic = RecordingStream(), FlakyTopic(failures=1)
     async with confirmed_acks(stream, max_unconfirmed=10) as acks:
-        await acks.send("e1", [(topic, b"k", b"a"), (topic, b"k", b"b")])
+        await acks.send("e1", [Output(topic, b"k", b"a"), Output(topic, b"k", b"b")])
         await acks.drained()
         assert stream.acked == ["e1"]
         assert sorted(topic.sent) == [b"a", b"b"]
@@ -102,10 +108,10 @@ async def test_a_failed_output_is_sent_again_before_its_event_is_acked(
 async def test_the_agent_waits_when_too_many_events_are_unconfirmed() -> None:
     stream, topic = RecordingStream(), HeldTopic()
     async with confirmed_acks(stream, max_unconfirmed=1) as acks:
-        await acks.send("e1", [(topic, b"k", b"1")])
+        await acks.send("e1", [Output(topic, b"k", b"1")])
         await _settle()  # the confirming task holds e1, waiting for Kafka
-        await acks.send("e2", [(topic, b"k", b"2")])
-        third = asyncio.ensure_future(acks.send("e3", [(topic, b"k", b"3")]))
+        await acks.send("e2", [Output(topic, b"k", b"2")])
+        third = asyncio.ensure_future(acks.send("e3", [Output(topic, b"k", b"3")]))
         await _settle()
         assert not third.done()  # e2 waits in the bounded queue: the agent is held back
         for fut in topic.futures:  # e3's send went out before it waited for room
@@ -122,5 +128,5 @@ async def test_unconfirmed_events_stay_unacked_when_the_agent_stops(
     monkeypatch.setattr("streams._delivery.DRAIN_ON_STOP_S", 0.05)
     stream, topic = RecordingStream(), HeldTopic()
     async with confirmed_acks(stream, max_unconfirmed=10) as acks:
-        await acks.send("e1", [(topic, b"k", b"1")])
+        await acks.send("e1", [Output(topic, b"k", b"1")])
     assert stream.acked == []

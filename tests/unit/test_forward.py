@@ -1,16 +1,30 @@
-"""plan_forward: MQTT messages -> one raw envelope per device, dead letters for the rest."""
+"""plan_forward: MQTT messages -> one raw record per partition, dead letters for the rest."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
-from devices import DeadLetterReason, RawEnvelope, RawMessage, device_topic
-from ingest import MAX_PAYLOAD_BYTES, InboundMessage, plan_forward
+from devices import (
+    DeadLetterReason,
+    KeyPartitioner,
+    RawEnvelope,
+    RawMessage,
+    device_topic,
+    envelopes_of,
+)
+from ingest import MAX_PAYLOAD_BYTES, ForwardPlan, InboundMessage, plan_forward
 
 GATEWAY = "gw-7"
 T_US = 1_740_000_000_000_000
 _mid = iter(range(1, 1_000_000))
+ONE_PARTITION = KeyPartitioner(1)
+
+
+def envelopes(plan: ForwardPlan) -> list[RawEnvelope]:
+    """The per-device envelopes a validator reads back from the plan's records."""
+    return [e for record in plan.records for e in envelopes_of(record.value)]
 
 
 def inbound(topic: str, payload: bytes, at_us: int = T_US) -> InboundMessage:
@@ -34,9 +48,9 @@ def test_messages_are_grouped_by_tenant_and_device_in_order() -> None:
         inbound(a1_status, body(5), T_US + 5),
         inbound(b1, body(6), T_US + 6),
     ]
-    plan = plan_forward(messages, GATEWAY)
+    plan = plan_forward(messages, GATEWAY, ONE_PARTITION)
     assert plan.dead_letters == []
-    assert plan.envelopes == [
+    assert envelopes(plan) == [
         RawEnvelope(
             GATEWAY,
             "t1",
@@ -61,8 +75,8 @@ def test_messages_are_grouped_by_tenant_and_device_in_order() -> None:
 
 
 def test_no_messages_no_records() -> None:
-    plan = plan_forward([], GATEWAY)
-    assert plan.envelopes == []
+    plan = plan_forward([], GATEWAY, ONE_PARTITION)
+    assert envelopes(plan) == []
     assert plan.dead_letters == []
 
 
@@ -70,9 +84,9 @@ def test_the_gateway_does_not_judge_the_json_it_forwards() -> None:
     """Schema checks belong to validation: any JSON value is forwarded as is."""
     topic = device_topic("t1", "dev-a")
     values = [b"[1, 2]", b'"text"', b"null", b"42", b'{"v": 99}']
-    plan = plan_forward([inbound(topic, v) for v in values], GATEWAY)
+    plan = plan_forward([inbound(topic, v) for v in values], GATEWAY, ONE_PARTITION)
     assert plan.dead_letters == []
-    [envelope] = plan.envelopes
+    [envelope] = envelopes(plan)
     assert [m.payload for m in envelope.messages] == [[1, 2], "text", None, 42, {"v": 99}]
 
 
@@ -94,8 +108,8 @@ def test_the_gateway_does_not_judge_the_json_it_forwards() -> None:
 def test_bad_topic_is_a_dead_letter(topic: str) -> None:
     good = inbound(device_topic("t1", "dev-a"), body(1))
     bad = inbound(topic, body(2), T_US + 9)
-    plan = plan_forward([bad, good], GATEWAY)
-    assert [e.device_id for e in plan.envelopes] == ["dev-a"]
+    plan = plan_forward([bad, good], GATEWAY, ONE_PARTITION)
+    assert [e.device_id for e in envelopes(plan)] == ["dev-a"]
     [letter] = plan.dead_letters
     assert letter.reason is DeadLetterReason.BAD_TOPIC
     assert letter.stage == "gateway"
@@ -110,8 +124,8 @@ def test_bad_topic_is_a_dead_letter(topic: str) -> None:
 def test_oversize_payload_is_a_dead_letter() -> None:
     topic = device_topic("t1", "dev-a")
     payload = b'{"x": "' + b"a" * MAX_PAYLOAD_BYTES + b'"}'
-    plan = plan_forward([inbound(topic, payload)], GATEWAY)
-    assert plan.envelopes == []
+    plan = plan_forward([inbound(topic, payload)], GATEWAY, ONE_PARTITION)
+    assert envelopes(plan) == []
     [letter] = plan.dead_letters
     assert letter.reason is DeadLetterReason.TOO_LARGE
     assert letter.device_id == "dev-a"
@@ -126,10 +140,10 @@ def test_payload_of_exactly_the_limit_is_forwarded() -> None:
     head, tail = b'{"x": "', b'"}'
     payload = head + b"a" * (MAX_PAYLOAD_BYTES - len(head) - len(tail)) + tail
     assert len(payload) == MAX_PAYLOAD_BYTES
-    plan = plan_forward([inbound(topic, payload)], GATEWAY)
+    plan = plan_forward([inbound(topic, payload)], GATEWAY, ONE_PARTITION)
     assert plan.dead_letters == []
-    assert len(plan.envelopes) == 1
-    assert len(plan.envelopes[0].messages[0].payload["x"]) == len(payload) - 9
+    assert len(envelopes(plan)) == 1
+    assert len(envelopes(plan)[0].messages[0].payload["x"]) == len(payload) - 9
 
 
 @pytest.mark.parametrize(
@@ -145,8 +159,8 @@ def test_payload_of_exactly_the_limit_is_forwarded() -> None:
 )
 def test_undecodable_payload_is_a_dead_letter(payload: bytes) -> None:
     topic = device_topic("t1", "dev-a")
-    plan = plan_forward([inbound(topic, payload), inbound(topic, body(1))], GATEWAY)
-    assert [len(e.messages) for e in plan.envelopes] == [1]
+    plan = plan_forward([inbound(topic, payload), inbound(topic, body(1))], GATEWAY, ONE_PARTITION)
+    assert [len(e.messages) for e in envelopes(plan)] == [1]
     [letter] = plan.dead_letters
     assert letter.reason is DeadLetterReason.UNDECODABLE
     assert letter.device_id == "dev-a"
@@ -155,7 +169,9 @@ def test_undecodable_payload_is_a_dead_letter(payload: bytes) -> None:
 
 
 def test_invalid_utf8_bytes_stay_visible_in_the_raw_text() -> None:
-    plan = plan_forward([inbound(device_topic("t1", "dev-a"), b'{"a": "\xff"}')], GATEWAY)
+    plan = plan_forward(
+        [inbound(device_topic("t1", "dev-a"), b'{"a": "\xff"}')], GATEWAY, ONE_PARTITION
+    )
     [letter] = plan.dead_letters
     assert letter.raw == '{"a": "\\xff"}'
 
@@ -166,7 +182,7 @@ def test_invalid_utf8_bytes_stay_visible_in_the_raw_text() -> None:
 )
 def test_nul_characters_in_raw_text_are_made_storable(payload: bytes) -> None:
     """PostgreSQL text cannot hold NUL: the dead letter keeps it visible as an escape."""
-    plan = plan_forward([inbound(device_topic("t1", "dev-a"), payload)], GATEWAY)
+    plan = plan_forward([inbound(device_topic("t1", "dev-a"), payload)], GATEWAY, ONE_PARTITION)
     [letter] = plan.dead_letters
     assert letter.reason is DeadLetterReason.UNDECODABLE
     assert "\x00" not in letter.raw
@@ -176,9 +192,9 @@ def test_nul_characters_in_raw_text_are_made_storable(payload: bytes) -> None:
 
 def test_escaped_nul_in_valid_json_is_forwarded_and_reencoded_safely() -> None:
     topic = device_topic("t1", "dev-a")
-    plan = plan_forward([inbound(topic, b'{"metric": "hr\\u0000"}')], GATEWAY)
+    plan = plan_forward([inbound(topic, b'{"metric": "hr\\u0000"}')], GATEWAY, ONE_PARTITION)
     assert plan.dead_letters == []
-    [envelope] = plan.envelopes
+    [envelope] = envelopes(plan)
     assert envelope.messages[0].payload == {"metric": "hr\x00"}
     encoded = envelope.to_json()
     assert b"\x00" not in encoded
@@ -187,8 +203,12 @@ def test_escaped_nul_in_valid_json_is_forwarded_and_reencoded_safely() -> None:
 
 def test_gateway_dead_letter_ids_are_deterministic() -> None:
     topic = device_topic("t1", "dev-a")
-    first = plan_forward([inbound(topic, b"{bad"), inbound(topic, b"{worse")], GATEWAY)
-    again = plan_forward([inbound(topic, b"{bad"), inbound(topic, b"{worse")], GATEWAY)
+    first = plan_forward(
+        [inbound(topic, b"{bad"), inbound(topic, b"{worse")], GATEWAY, ONE_PARTITION
+    )
+    again = plan_forward(
+        [inbound(topic, b"{bad"), inbound(topic, b"{worse")], GATEWAY, ONE_PARTITION
+    )
     ids = [d.dead_letter_id for d in first.dead_letters]
     assert ids == [d.dead_letter_id for d in again.dead_letters]
     assert len(set(ids)) == 2
@@ -206,8 +226,8 @@ def test_gateway_dead_letter_ids_are_deterministic() -> None:
 def test_a_repeated_key_is_a_dead_letter(payload: bytes) -> None:
     """orjson keeps the last value silently; in health data a repeated key is ambiguous."""
     topic = device_topic("t1", "dev-a")
-    plan = plan_forward([inbound(topic, payload), inbound(topic, body(1))], GATEWAY)
-    assert [len(e.messages) for e in plan.envelopes] == [1]
+    plan = plan_forward([inbound(topic, payload), inbound(topic, body(1))], GATEWAY, ONE_PARTITION)
+    assert [len(e.messages) for e in envelopes(plan)] == [1]
     [letter] = plan.dead_letters
     assert letter.reason is DeadLetterReason.DUPLICATE_KEY
     assert letter.device_id == "dev-a"
@@ -224,16 +244,18 @@ def test_a_repeated_key_is_a_dead_letter(payload: bytes) -> None:
     ],
 )
 def test_keys_repeated_only_across_objects_or_in_strings_are_fine(payload: bytes) -> None:
-    plan = plan_forward([inbound(device_topic("t1", "dev-a"), payload)], GATEWAY)
+    plan = plan_forward([inbound(device_topic("t1", "dev-a"), payload)], GATEWAY, ONE_PARTITION)
     assert plan.dead_letters == []
-    assert len(plan.envelopes) == 1
+    assert len(envelopes(plan)) == 1
 
 
 def test_a_trailing_newline_is_accepted() -> None:
     """paho_c_pub and shell pipelines add one; JSON allows whitespace around the value."""
-    plan = plan_forward([inbound(device_topic("t1", "dev-a"), body(1) + b"\n")], GATEWAY)
+    plan = plan_forward(
+        [inbound(device_topic("t1", "dev-a"), body(1) + b"\n")], GATEWAY, ONE_PARTITION
+    )
     assert plan.dead_letters == []
-    assert plan.envelopes[0].messages[0].payload == {"v": 1, "n": 1}
+    assert envelopes(plan)[0].messages[0].payload == {"v": 1, "n": 1}
 
 
 @pytest.mark.parametrize("depth", [300, 1024, 10_000])
@@ -246,26 +268,81 @@ def test_deep_nesting_is_a_dead_letter_and_the_envelope_still_encodes(
     closer = b"]" if opener == b"[" else b"}"
     topic = device_topic("t1", "dev-a")
     payload = opener * depth + b"1" + closer * depth
-    plan = plan_forward([inbound(topic, payload), inbound(topic, body(1))], GATEWAY)
+    plan = plan_forward([inbound(topic, payload), inbound(topic, body(1))], GATEWAY, ONE_PARTITION)
     [letter] = plan.dead_letters
     assert letter.reason in {DeadLetterReason.SCHEMA, DeadLetterReason.UNDECODABLE}
     assert "deep" in letter.detail or "depth" in letter.detail
-    [envelope] = plan.envelopes
+    [envelope] = envelopes(plan)
     assert RawEnvelope.from_json(envelope.to_json()) == envelope
 
 
 def test_nesting_the_envelope_can_carry_is_forwarded() -> None:
     payload = b"[" * 100 + b"]" * 100
-    plan = plan_forward([inbound(device_topic("t1", "dev-a"), payload)], GATEWAY)
+    plan = plan_forward([inbound(device_topic("t1", "dev-a"), payload)], GATEWAY, ONE_PARTITION)
     assert plan.dead_letters == []
-    [envelope] = plan.envelopes
+    [envelope] = envelopes(plan)
     assert RawEnvelope.from_json(envelope.to_json()) == envelope
 
 
 def test_a_topic_that_postgresql_cannot_store_is_escaped_in_the_dead_letter() -> None:
     topic = "veille/v1/t1/dev\x00a/readings\ud800"
-    plan = plan_forward([inbound(topic, body(1))], GATEWAY)
+    plan = plan_forward([inbound(topic, body(1))], GATEWAY, ONE_PARTITION)
     [letter] = plan.dead_letters
     assert letter.reason is DeadLetterReason.BAD_TOPIC
     assert letter.mqtt_topic == "veille/v1/t1/dev\\x00a/readings\\ud800"
     letter.detail.encode()  # no lone surrogate left: PostgreSQL takes UTF-8 only
+
+
+def test_a_record_per_partition_each_on_the_partition_kafka_gives_its_devices() -> None:
+    """Kafka's default partitioner on the device id decides; devices mixed within a record,
+    each device's messages in receive order; the record counts its messages."""
+    partitions = 4
+    devices = [f"dev-{n}" for n in range(12)]
+    messages = [
+        inbound(device_topic("t1", d), body(n), T_US + n) for n, d in enumerate(devices * 2)
+    ]
+    plan = plan_forward(messages, GATEWAY, KeyPartitioner(partitions))
+    kafka = DefaultPartitioner()
+    everything = list(range(partitions))
+    assert sorted(r.partition for r in plan.records) == sorted(
+        {kafka(d.encode(), everything, everything) for d in devices}
+    )
+    assert sum(r.messages for r in plan.records) == len(messages)
+    for record in plan.records:
+        held = envelopes_of(record.value)
+        assert {kafka(e.device_id.encode(), everything, everything) for e in held} == {
+            record.partition
+        }
+        for envelope in held:
+            assert [m.received_at_us for m in envelope.messages] == sorted(
+                m.received_at_us for m in envelope.messages
+            )
+            assert len(envelope.messages) == 2
+
+
+def test_the_raw_record_carries_the_payload_bytes_of_the_gateways_encoding() -> None:
+    topic = device_topic("t1", "dev-a")
+    plan = plan_forward([inbound(topic, b'{ "v" : 1,  "n": 2.50 }')], GATEWAY, ONE_PARTITION)
+    [record] = plan.records
+    assert b'"messages":[["veille/v1/t1/dev-a/readings",' in record.value
+    assert record.value.endswith(b',{"v":1,"n":2.5}]]}')
+
+
+def test_format_1_envelopes_of_older_gateways_are_still_read() -> None:
+    topic = device_topic("t1", "dev-a")
+    old = RawEnvelope(GATEWAY, "t1", "dev-a", (RawMessage(topic, T_US, {"v": 1, "n": 1}),))
+    assert envelopes_of(old.to_json()) == [old]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        b"[]",
+        b'{"v": 3, "gateway": "g", "messages": []}',
+        b'{"v": 2, "gateway": "g", "messages": [["not/a/device/topic", 1, {}]]}',
+        b'{"v": 2, "gateway": "g", "messages": [["veille/v1/t/d/readings", "1", {}]]}',
+    ],
+)
+def test_a_record_that_is_neither_format_is_refused_with_a_reason(record: bytes) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        envelopes_of(record)

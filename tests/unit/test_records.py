@@ -21,7 +21,9 @@ from devices import (
     RawMessage,
     ReadingBatch,
     RegistryEntry,
+    batches_of,
     device_topic,
+    encode_readings_record,
     us_to_datetime,
 )
 from streams import ValidationLimits, validate_envelope
@@ -91,6 +93,22 @@ def test_reading_batch_values_come_back_as_floats() -> None:
     batch = ReadingBatch.from_json(orjson.dumps(data))
     assert batch.values == (72.0, 97.0, 37.0)
     assert all(type(v) is float for v in batch.values)
+
+
+def test_a_packed_readings_record_holds_several_patients_in_order() -> None:
+    first = _reading_batch()
+    other = ReadingBatch("t", "u", "p-2", "d-2", ("heart_rate",), (61.0,), (1,), (7,), (2,))
+    assert batches_of(encode_readings_record([first, other, first])) == [first, other, first]
+
+
+def test_a_format_1_readings_record_of_an_older_validator_is_still_read() -> None:
+    batch = _reading_batch()
+    assert batches_of(batch.to_json()) == [batch]
+
+
+def test_a_readings_record_of_an_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="format 3"):
+        batches_of(b'{"v": 3, "batches": []}')
 
 
 def test_empty_reading_batch_round_trips() -> None:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from devices import ReadingBatch
+from devices import batches_of, envelopes_of
 from streams.runtime import OUTBOX_KEY, true_end_offsets
 from streams.runtime import SINK_GROUP_ID as SINK_GROUP
 from veille.settings import TopicNames
@@ -86,14 +87,17 @@ def _offsets(committed: Mapping[int, int | None]) -> str:
     return ", ".join(f"p{p}={o}" for p, o in sorted(committed.items()))
 
 
-def _raw_keys(key: bytes | None, value: bytes) -> list[Key]:
-    device = (key or b"").decode(errors="replace")
-    return [(device, int(s)) for s in _SEQ.findall(value)]
+def _raw_keys(_key: bytes | None, value: bytes) -> list[Key]:
+    return [
+        (envelope.device_id, int(s))
+        for envelope in envelopes_of(value)
+        for message in envelope.messages
+        for s in _SEQ.findall(orjson.dumps(message.payload))
+    ]
 
 
 def _readings_keys(_key: bytes | None, value: bytes) -> list[Key]:
-    batch = ReadingBatch.from_json(value)
-    return [(batch.device_id, seq) for seq in batch.seqs]
+    return [(batch.device_id, seq) for batch in batches_of(value) for seq in batch.seqs]
 
 
 async def _index_topic(
