@@ -1,10 +1,12 @@
 """Batched, idempotent writes: a redelivered reading, alert event or dead letter lands once.
 
-Readings go through a temporary staging table filled with binary COPY (about 1M rows/s here)
-and move with ``INSERT ... ON CONFLICT DO NOTHING`` on the natural key. Where COPY is not
-available (the PGlite TimescaleDB build used in tests crashes on it) ``unnest`` arrays do
-the same job more slowly. Everything of one batch commits in one transaction, so the caller
-may commit its Kafka offsets as soon as :meth:`BatchWriter.write` returns.
+Readings are copied straight into ``readings`` with binary COPY (about 1M rows/s here), inside
+a savepoint; only a batch that hits a reading already stored (a redelivery after a crash) goes
+through a temporary staging table and ``INSERT ... ON CONFLICT DO NOTHING`` on the natural
+key. Where COPY is not available (the PGlite TimescaleDB build used in tests crashes on it)
+``unnest`` arrays do the same job more slowly. Everything of one batch commits in one
+transaction, so the caller may commit its Kafka offsets as soon as :meth:`BatchWriter.write`
+returns.
 """
 
 from __future__ import annotations
@@ -121,18 +123,27 @@ class BatchWriter:
                 [list(c) for c in columns],
             )
             return cur.rowcount
+        try:
+            async with self.conn.transaction():  # a savepoint: a duplicate undoes this COPY only
+                await self._copy_into("readings", rows)
+            return len(rows)
+        except psycopg.errors.UniqueViolation:
+            pass  # a redelivery or a repeat within the batch: the keys decide, row by row
+        await self._copy_into("readings_staging", rows)
+        cur = await self.conn.execute(
+            f"INSERT INTO readings ({READING_COLUMNS}) "  # noqa: S608
+            f"SELECT {READING_COLUMNS} FROM readings_staging ON CONFLICT DO NOTHING"
+        )
+        return cur.rowcount
+
+    async def _copy_into(self, table: str, rows: Sequence[ReadingRow]) -> None:
         async with self.conn.cursor() as cur:
             async with cur.copy(
-                f"COPY readings_staging ({READING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+                f"COPY {table} ({READING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
             ) as copy:
                 copy.set_types(list(_READING_TYPES))
                 for row in rows:
                     await copy.write_row(row)
-            await cur.execute(
-                f"INSERT INTO readings ({READING_COLUMNS}) "  # noqa: S608
-                f"SELECT {READING_COLUMNS} FROM readings_staging ON CONFLICT DO NOTHING"
-            )
-            return cur.rowcount
 
     async def _apply_alert_event(self, e: AlertEventRow) -> int:
         """Move the alert along its lifecycle; never backwards (resolved is terminal)."""

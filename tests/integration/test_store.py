@@ -54,13 +54,17 @@ async def test_writer_is_idempotent_on_the_natural_key(
         writer = BatchWriter(conn, method)
         first = await writer.write(rows)
         again = await writer.write(rows[:250] + _readings(device, 10, datetime.now(UTC)))
+        # A repeat inside one batch (a device's retry in the same burst) holds nothing up.
+        late = _readings(device, 1, datetime.now(UTC) + timedelta(minutes=1))
+        repeated = await writer.write(late + late)
         cur = await conn.execute(
             "SELECT count(*), min(value), max(value) FROM readings WHERE device_id = %s", (device,)
         )
         count, low, high = await cur.fetchone()  # type: ignore[misc]
     assert (first.readings_inserted, first.readings_duplicate) == (500, 0)
     assert (again.readings_inserted, again.readings_duplicate) == (10, 250)
-    assert (count, low, high) == (510, 60.0, 559.0)
+    assert (repeated.readings_inserted, repeated.readings_duplicate) == (1, 1)
+    assert (count, low, high) == (511, 60.0, 559.0)
 
 
 async def test_alert_lifecycle_is_idempotent_and_resolution_is_terminal(
