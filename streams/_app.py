@@ -12,7 +12,8 @@ a send finally failed. At-least-once; outputs are idempotent downstream.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ from devices import (
     AlertEventKind,
     DeadLetter,
     KeyPartitioner,
+    RawEnvelope,
     ReadingBatch,
     batches_of,
     encode_readings_record,
@@ -41,6 +43,7 @@ from ._delivery import Output, confirmed_acks
 from ._detect import PatientState
 from ._directory import DeviceDirectory
 from ._faust_compat import install_rebalance_ack_guard, install_seek_guard
+from ._grouping import event_groups
 from ._lifecycle import EscalationPolicy, apply_alert_event, due_escalations
 from ._outbox import Outbox
 from ._patient import process_readings
@@ -102,7 +105,7 @@ def build_app(settings: Settings) -> faust.App:
         _validate_agents(
             app,
             settings.kafka_bootstrap,
-            settings.worker_max_unconfirmed,
+            _Grouping.of(settings),
             raw_topic,
             readings_topic,
             dead_letter_topic,
@@ -113,13 +116,20 @@ def build_app(settings: Settings) -> faust.App:
         # Keys and values are bytes we encode ourselves. Faust derives a table's changelog codec
         # from key_type/value_type and falls back to "json", which the raw app default then
         # contradicts: a restarted worker failed to decode its changelog and never recovered.
+        # use_partitioner: a state is written to the changelog partition of its patient's key
+        # (Kafka's partitioner, as for the readings records and the alert events), not of the
+        # event being processed: a group holds events of several partitions.
         detector_state = app.Table(
-            "detector-state", default=bytes, key_type=bytes, value_type=bytes
+            "detector-state",
+            default=bytes,
+            key_type=bytes,
+            value_type=bytes,
+            use_partitioner=True,
         )
         escalation = EscalationPolicy(after_s=settings.escalate_after_s)
         _detect_agents(
             app,
-            settings.worker_max_unconfirmed,
+            _Grouping.of(settings),
             readings_topic,
             alerts_topic,
             detector_state,
@@ -127,6 +137,23 @@ def build_app(settings: Settings) -> faust.App:
             escalation,
         )
     return app
+
+
+@dataclass(frozen=True, slots=True)
+class _Grouping:
+    """How an agent gathers events (``_grouping``) and how many groups may await Kafka."""
+
+    max_unconfirmed: int
+    max_events: int
+    within_s: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> _Grouping:
+        return cls(
+            settings.worker_max_unconfirmed,
+            settings.worker_group_max,
+            settings.worker_group_ms / 1000,
+        )
 
 
 async def _survive_database_outage(what: str, refresh: Callable[[], Awaitable[None]]) -> None:
@@ -190,7 +217,7 @@ def _packed_readings(
 def _validate_agents(
     app: faust.App,
     bootstrap: str,
-    max_unconfirmed: int,
+    grouping: _Grouping,
     raw_topic: Any,
     readings_topic: Any,
     dead_letter_topic: Any,
@@ -209,22 +236,28 @@ def _validate_agents(
 
     _keep_in_step(app, "device registry", directory)
 
-    async def outputs_of(event: Any, partitioner: KeyPartitioner) -> list[Output]:
+    def unreadable(event: Any, exc: Exception) -> Output:
         message = event.message
         origin = f"{message.topic}/{message.partition}/{message.offset}"
-        try:
-            envelopes = envelopes_of(event.value)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.error("raw record %s is not a gateway envelope (%s)", origin, exc)
-            dead = DeadLetter.unreadable_record(
-                stage="validate",
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                raw=event.value,
-                error=exc,
-            )
-            return [Output(dead_letter_topic, event.key or b"", dead.to_json())]
+        log.error("raw record %s is not a gateway record (%s)", origin, exc)
+        dead = DeadLetter.unreadable_record(
+            stage="validate",
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            raw=event.value,
+            error=exc,
+        )
+        return Output(dead_letter_topic, event.key or b"", dead.to_json())
+
+    async def outputs_of(events: Sequence[Any], partitioner: KeyPartitioner) -> list[Output]:
+        envelopes: list[RawEnvelope] = []
+        unreadable_records: list[Output] = []
+        for event in events:
+            try:
+                envelopes += envelopes_of(event.value)
+            except (ValueError, KeyError, TypeError) as exc:
+                unreadable_records.append(unreadable(event, exc))
         latest_arrival = max((m.received_at_us for e in envelopes for m in e.messages), default=0)
         await directory.refresh_if_unknown({e.device_id for e in envelopes}, latest_arrival)
         now = now_us()
@@ -237,7 +270,8 @@ def _validate_agents(
                 Output(dead_letter_topic, envelope.device_id.encode(), dead.to_json())
                 for dead in result.dead_letters
             ]
-        return _packed_readings(readings_topic, partitioner, batches) + dead_letters
+        packed = _packed_readings(readings_topic, partitioner, batches)
+        return packed + dead_letters + unreadable_records
 
     @app.agent(raw_topic)
     async def validate(stream: Any) -> None:
@@ -246,14 +280,21 @@ def _validate_agents(
             await _partition_count(bootstrap, readings_topic.get_topic_name())
         )
         manual = stream.noack()
-        async with confirmed_acks(manual, max_unconfirmed) as acks:
-            async for event in manual.events():
-                await acks.send(event, await outputs_of(event, partitioner))
+        async with confirmed_acks(manual, grouping.max_unconfirmed) as acks:
+
+            async def handle(events: Sequence[Any]) -> None:
+                await acks.send_group(events, await outputs_of(events, partitioner))
+
+            async with event_groups(
+                handle, max_events=grouping.max_events, within_s=grouping.within_s
+            ) as groups:
+                async for event in manual.events():
+                    await groups.add(event)
 
 
 def _detect_agents(
     app: faust.App,
-    max_unconfirmed: int,
+    grouping: _Grouping,
     readings_topic: Any,
     alerts_topic: Any,
     detector_state: Any,
@@ -270,11 +311,13 @@ def _detect_agents(
     async def detect_alerts(stream: Any) -> None:
         await thresholds.wait_loaded()
         manual = stream.noack()
-        async with confirmed_acks(manual, max_unconfirmed) as acks:
-            async for event in manual.events():
+        async with confirmed_acks(manual, grouping.max_unconfirmed) as acks:
+
+            async def handle(events: Sequence[Any]) -> None:
                 by_patient: dict[str, list[ReadingBatch]] = {}
-                for batch in batches_of(event.value):
-                    by_patient.setdefault(batch.patient, []).append(batch)
+                for event in events:
+                    for batch in batches_of(event.value):
+                        by_patient.setdefault(batch.patient, []).append(batch)
                 now = now_us()
                 outputs: list[Output] = []
                 sent: list[AlertEvent] = []
@@ -284,10 +327,16 @@ def _detect_agents(
                         Output(alerts_topic, a.patient.encode(), a.to_json()) for a in to_send
                     ]
                     sent += to_send
-                await acks.send(event, outputs, partial(outbox.confirmed, sent))
+                await acks.send_group(events, outputs, partial(outbox.confirmed, sent))
+
+            async with event_groups(
+                handle, max_events=grouping.max_events, within_s=grouping.within_s
+            ) as groups:
+                async for event in manual.events():
+                    await groups.add(event)
 
     def detect_for(key: bytes, batches: list[ReadingBatch], now: int) -> list[AlertEvent]:
-        """One patient's batches of an event: the state read once, written once if changed
+        """One patient's batches of an event group: the state read once, written once if changed
         (an unchanged state adds nothing to the changelog), the alert events to send."""
         stored = detector_state[key]
         state: PatientState = orjson.loads(stored) if stored else {}

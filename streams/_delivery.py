@@ -44,7 +44,7 @@ class Output(NamedTuple):
     partition: int | None = None
 
 
-_Waiting = tuple[Any, Sequence[Output], list[Awaitable[Any]], Callable[[], None] | None]
+_Waiting = tuple[Sequence[Any], Sequence[Output], list[Awaitable[Any]], Callable[[], None] | None]
 
 
 async def _send_all(outputs: Sequence[Output]) -> list[Awaitable[Any]]:
@@ -98,24 +98,35 @@ class ConfirmedAcks:
     ) -> None:
         """Send ``outputs`` of ``event``; waits only when ``max_unconfirmed`` events wait.
         ``on_confirmed`` runs once Kafka has them all, just before the event is acked."""
+        await self.send_group([event], outputs, on_confirmed)
+
+    async def send_group(
+        self,
+        events: Sequence[Any],
+        outputs: Sequence[Output],
+        on_confirmed: Callable[[], None] | None = None,
+    ) -> None:
+        """:meth:`send` for the outputs of several events together: all are acked, in
+        order, once every output is confirmed. A group counts once toward the bound."""
         if self._confirming is not None and self._confirming.done():
             # Surfaces the confirming task's failure in the agent, which Faust then reports.
             raise RuntimeError("the task confirming sends has stopped") from (
                 self._confirming.exception()
             )
         confirmations = await _send_all(outputs)
-        await self._waiting.put((event, outputs, confirmations, on_confirmed))
+        await self._waiting.put((events, outputs, confirmations, on_confirmed))
 
     async def confirm_forever(self) -> None:
         while True:
-            event, outputs, confirmations, on_confirmed = await self._waiting.get()
+            events, outputs, confirmations, on_confirmed = await self._waiting.get()
             failed = await _failed(outputs, confirmations)
             if failed:
                 await asyncio.sleep(RETRY_FIRST_DELAY_S)
                 self.retries += 1 + await deliver(failed)
             if on_confirmed is not None:
                 on_confirmed()
-            await self._stream.ack(event)
+            for event in events:
+                await self._stream.ack(event)
             self._waiting.task_done()
 
     async def drained(self) -> None:

@@ -286,8 +286,17 @@ class Settings(_VeilleSettings):
     worker_max_unconfirmed: int = Field(
         500,
         ge=1,
-        description="VEILLE_WORKER_MAX_UNCONFIRMED, events a worker may have processed while "
+        description="VEILLE_WORKER_MAX_UNCONFIRMED, event groups a worker may have processed while "
         "Kafka has not yet confirmed their outputs (their offsets wait; bounds its memory)",
+    )
+    worker_group_ms: int = Field(
+        20,
+        ge=0,
+        description="VEILLE_WORKER_GROUP_MS, how long a worker gathers input records before "
+        "writing one record per partition for them all (packs Kafka records)",
+    )
+    worker_group_max: int = Field(
+        500, ge=1, description="VEILLE_WORKER_GROUP_MAX, input records in one group at most"
     )
     worker_web_port: int = Field(
         6066, description="VEILLE_WORKER_WEB_PORT, Faust's web port, distinct per worker"
