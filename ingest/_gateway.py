@@ -55,19 +55,20 @@ class GatewayCounters:
 async def _take_burst(
     queue: asyncio.Queue[InboundMessage], linger_s: float
 ) -> list[InboundMessage]:
+    """What arrives within ``linger_s`` of the first message, at most MAX_MESSAGES_PER_ROUND.
+    Waits (a timer each time) only when the queue is empty: what is there is taken at once."""
     burst = [await queue.get()]
-    deadline = asyncio.get_running_loop().time() + linger_s
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + linger_s
     while len(burst) < MAX_MESSAGES_PER_ROUND:
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0 and queue.empty():
+        while not queue.empty() and len(burst) < MAX_MESSAGES_PER_ROUND:
+            burst.append(queue.get_nowait())
+        remaining = deadline - loop.time()
+        if remaining <= 0 or len(burst) >= MAX_MESSAGES_PER_ROUND:
             break
         try:
-            burst.append(
-                queue.get_nowait()
-                if remaining <= 0
-                else await asyncio.wait_for(queue.get(), remaining)
-            )
-        except (TimeoutError, asyncio.QueueEmpty):
+            burst.append(await asyncio.wait_for(queue.get(), remaining))
+        except TimeoutError:
             break
     return burst
 

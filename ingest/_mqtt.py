@@ -17,6 +17,7 @@ yet); it is still forwarded, and its redelivered copy, same reading, is acknowle
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import ssl
 from collections.abc import Callable
@@ -161,6 +162,11 @@ class GatewaySession:
         self._queue = queue
         self._on_subscribed = on_subscribed
         self._loop = asyncio.get_running_loop()
+        # paho's thread hands messages over through this deque and wakes the loop only when
+        # no wake-up is pending: one wake-up (a write to the loop's self-pipe) per message
+        # cost ~10 % of the gateway's CPU at 1,500 msg/s.
+        self._arrived: collections.deque[InboundMessage] = collections.deque()
+        self._wake_pending = False
         self._connection = 0  # bumped in paho's thread at each connect and disconnect
         self.connected = asyncio.Event()
         self.stale_not_acked = 0
@@ -219,9 +225,20 @@ class GatewaySession:
             bool(message.dup),
             self._connection,
         )
-        self._loop.call_soon_threadsafe(self._enqueue, inbound)
+        self._arrived.append(inbound)
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._take_arrived)
 
     # event loop -------------------------------------------------------------------------
+    def _take_arrived(self) -> None:
+        """Queue every message paho's thread handed over. The flag is cleared first: a
+        message appended after that schedules another call, which may find nothing."""
+        self._wake_pending = False
+        arrived = self._arrived
+        while arrived:
+            self._enqueue(arrived.popleft())
+
     def _enqueue(self, message: InboundMessage) -> None:
         """Queue a message, or leave it unacknowledged when the queue is full.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -36,6 +36,8 @@ from devices import (
 )
 
 __all__ = ["RegistryLookup", "ValidationLimits", "ValidationResult", "validate_envelope"]
+
+from ._payload_fast import PlainReading, read_plainly
 
 STAGE = "validate"
 SUPPORTED_VERSIONS = frozenset({1})
@@ -137,7 +139,7 @@ def _device_problem(
 
 
 def _reading_problem(
-    reading: ReadingV1, entry: RegistryEntry, now_us: int, limits: ValidationLimits
+    reading: PlainReading, entry: RegistryEntry, now_us: int, limits: ValidationLimits
 ) -> Rejection | tuple[None, float | None]:
     """A rejection, or the canonical value (None for a "no signal" reading)."""
     metric = metric_named(reading.metric)
@@ -157,7 +159,7 @@ def _reading_problem(
             f"unit {reading.unit!r} is not accepted for {metric.name} (accepted: {accepted})",
         )
     value: float | None = None
-    no_signal = reading.status == "no_signal" or (reading.value == 0 and metric.no_signal_zero)
+    no_signal = reading.no_signal_status or (reading.value == 0 and metric.no_signal_zero)
     if not no_signal:
         assert reading.value is not None  # the payload model requires it for status "ok"
         value = metric.to_canonical(reading.value, reading.unit)
@@ -167,7 +169,7 @@ def _reading_problem(
                 f"{metric.name} {value} {metric.unit} is outside the plausible range "
                 f"[{metric.plausible_min}, {metric.plausible_max}]",
             )
-    measured = datetime_to_us(reading.measured_at)
+    measured = reading.measured_at_us
     if measured > now_us + limits.future_tolerance_us:
         ahead = (measured - now_us) / 1e6
         return (
@@ -182,18 +184,44 @@ def _reading_problem(
         since = us_to_datetime(entry.binding.bound_since_us).isoformat()
         return (
             DeadLetterReason.BEFORE_BINDING,
-            f"measured_at {reading.measured_at.isoformat()} is before the device was bound to "
+            f"measured_at {us_to_datetime(measured).isoformat()} is before the device was bound to "
             f"this patient ({since}); it may belong to the previous patient",
         )
     return None, value
 
 
-def _readings_of(
-    payload: BatchPayloadV1 | SinglePayloadV1, raw: Any
-) -> list[tuple[ReadingV1, Any]]:
-    if isinstance(payload, BatchPayloadV1):
-        return list(zip(payload.readings, raw["readings"], strict=True))
-    return [(payload, raw)]
+def _plain(reading: ReadingV1) -> PlainReading:
+    return PlainReading(
+        reading.seq,
+        reading.metric,
+        reading.value,
+        reading.unit,
+        datetime_to_us(reading.measured_at),
+        reading.status == "no_signal",
+    )
+
+
+class _Read(NamedTuple):
+    device_id: str
+    readings: list[PlainReading]
+    raws: list[Any]  # each reading's JSON as sent, for its dead letter
+
+
+def _readings_of(payload: Any, *, fast: bool) -> _Read | Rejection:
+    """The payload's readings, or why it is refused. Plainly well-formed payloads skip
+    pydantic (``_payload_fast``); the rest meet it and its exact reasons."""
+    plain = read_plainly(payload) if fast else None
+    if plain is not None:
+        device_id, readings = plain
+        return _Read(
+            device_id, readings, payload["readings"] if "readings" in payload else [payload]
+        )
+    parsed = _parse(payload)
+    if isinstance(parsed, tuple):
+        return parsed
+    if isinstance(parsed, BatchPayloadV1):
+        return _Read(parsed.device_id, [_plain(r) for r in parsed.readings], payload["readings"])
+    return _Read(parsed.device_id, [_plain(parsed)], [payload])
 
 
 def validate_envelope(
@@ -202,28 +230,30 @@ def validate_envelope(
     lookup: RegistryLookup,
     now_us: int,
     limits: ValidationLimits,
+    fast: bool = True,
 ) -> ValidationResult:
     """Split one raw record into one reading batch (its device's patient) and dead letters.
 
     A dead letter is named by what the device sent (topic, message, position in it, reason),
     never by where the gateway put it: the same MQTT message carried again, in a record the
     producer wrote twice or in a new record after the broker redelivered it, is one dead
-    letter, as the same reading is one row.
+    letter, as the same reading is one row. ``fast=False`` sends every payload through
+    pydantic (the differential test compares both).
     """
     result = _Results(envelope)
     entry = lookup.entry_for(envelope.device_id)
     columns = _Columns()
     for message in envelope.messages:
-        parsed = _parse(message.payload)
-        if isinstance(parsed, tuple):
-            result.reject(message, *parsed)
+        read = _readings_of(message.payload, fast=fast)
+        if not isinstance(read, _Read):
+            result.reject(message, *read)
             continue
-        if parsed.device_id != envelope.device_id:
+        device_id, readings, raws = read
+        if device_id != envelope.device_id:
             result.reject(
                 message,
                 DeadLetterReason.DEVICE_MISMATCH,
-                f"payload device_id {parsed.device_id!r} differs from topic device "
-                f"{envelope.device_id!r}",
+                f"payload device_id {device_id!r} differs from topic device {envelope.device_id!r}",
             )
             continue
         device_problem = _device_problem(envelope, entry, message.received_at_us)
@@ -231,14 +261,14 @@ def validate_envelope(
             result.reject(message, *device_problem)
             continue
         assert entry is not None  # no device problem means a known device
-        for sub, (reading, raw_reading) in enumerate(_readings_of(parsed, message.payload)):
+        for sub, (reading, raw_reading) in enumerate(zip(readings, raws, strict=True)):
             reason, outcome = _reading_problem(reading, entry, now_us, limits)
             if reason is not None:
                 result.reject(message, reason, str(outcome), raw_reading, sub)
                 continue
             columns.metrics.append(reading.metric)
             columns.values.append(outcome if outcome is None else float(outcome))
-            columns.measured.append(datetime_to_us(reading.measured_at))
+            columns.measured.append(reading.measured_at_us)
             columns.seqs.append(reading.seq)
             columns.received.append(message.received_at_us)
     if entry is not None and entry.binding is not None and columns.metrics:

@@ -167,6 +167,11 @@ def through_pipeline(messages: Sequence[tuple[str, bytes]]) -> Outcome:
             original = orjson.loads(sent[message.mqtt_topic, message.received_at_us])
             assert message.payload == original
         result = validate_envelope(carried, lookup=REGISTRY, now_us=NOW_US, limits=LIMITS)
+        # The fast path (issue 14 part 5) must agree with pydantic on every example, to the
+        # stored values and the dead letters' reasons and details.
+        assert result == validate_envelope(
+            carried, lookup=REGISTRY, now_us=NOW_US, limits=LIMITS, fast=False
+        )
         outcome.dead_letters.extend(result.dead_letters)
         for batch in result.batches:
             _check_batch(batch)
