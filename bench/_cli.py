@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shlex
 import shutil
 import signal
@@ -20,15 +21,19 @@ from pathlib import Path
 from types import FrameType
 
 from devices import now_us
+from store import WriteMethod
 from veille.settings import Settings
 from veille.stack import LocalStack
 
+from ._capacity import find_capacity, measure_ceilings
+from ._capacity_report import CapacityRun, capacity_json
 from ._cpu import CpuResult, run_cpu_bench
 from ._db import WriteResultSet, run_write_bench
 from ._e2e import RunPlan, RunResult, run_pipeline_bench
 from ._fetch import FetchProbe, probe_fetch_wait
 from ._machine import describe_machine
 from ._report import Report, render
+from ._stats import median
 from ._workload import monitor_streams
 
 __all__ = ["main"]
@@ -56,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
         help="readings/s of the paced run (latency below saturation); 0 skips it",
     )
     p.add_argument("--skip-stack", action="store_true", help="CPU benchmark only (no servers)")
+    p.add_argument(
+        "--shapes",
+        default="single,upload30",
+        help="payload shapes whose sustained rate is searched (section 4); '' skips it",
+    )
     p.add_argument("--output", default=str(DEFAULT_OUTPUT), help="report path, '-' for stdout only")
     return p
 
@@ -115,6 +125,7 @@ class _StackResults:
     runs: list[RunResult] = field(default_factory=list)
     idle_cores: dict[str, float] = field(default_factory=dict)
     fetch: list[FetchProbe] = field(default_factory=list)
+    capacity: list[CapacityRun] = field(default_factory=list)
     failure: str | None = None
 
     @property
@@ -140,6 +151,13 @@ def _with_stack(args: argparse.Namespace, settings: Settings) -> _StackResults:
                 progress=_progress,
             )
         )
+        shapes = [s for s in args.shapes.split(",") if s]
+        copy_rows_per_s = median(out.writes.case(WriteMethod.COPY, max(DB_SIZES), False).rows_per_s)
+        # Before any pipeline process: a gateway session would get the ceilings' messages.
+        ceilings = {
+            shape: asyncio.run(measure_ceilings(stack, shape, copy_rows_per_s, _progress))
+            for shape in shapes
+        }
         pipeline = asyncio.run(
             run_pipeline_bench(stack, state_dir, _e2e_plans(args), progress=_progress)
         )
@@ -152,6 +170,9 @@ def _with_stack(args: argparse.Namespace, settings: Settings) -> _StackResults:
             probe_fetch_wait(env["VEILLE_KAFKA_BOOTSTRAP"], stack.topics.raw, E2E_PARTITIONS)
         )
         _progress("kafka: fetch wait probed")
+        for shape in shapes:
+            capacity = asyncio.run(find_capacity(stack, state_dir, shape, _progress))
+            out.capacity.append(CapacityRun(capacity, ceilings[shape]))
         return out
     finally:
         for line in stack.down(purge=True):
@@ -185,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         idle_cores=stack.idle_cores,
         fetch=stack.fetch,
         e2e_failure=stack.failure,
+        capacity=stack.capacity,
     )
     text = render(report)
     if args.output == "-":
@@ -192,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         Path(args.output).write_text(text)
         _progress(f"wrote {args.output} in {report.runtime_s:.0f} s")
+        if stack.capacity:
+            headline = capacity_json(stack.capacity, cpu.total_us(10))
+            figures = Path(args.output).with_suffix(".json")
+            figures.write_text(json.dumps(headline, indent=2) + "\n")
+            _progress(f"wrote {figures}")
     if not stack.complete:
         _progress(f"INCOMPLETE: {stack.failure}")
         return 1

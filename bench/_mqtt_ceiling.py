@@ -49,23 +49,35 @@ class MqttCeiling:
     subscriber_cpu_us: float
 
 
-def _messages(count: int, start_us: int, rate: float) -> list[tuple[str, bytes]]:
+def _messages(count: int, start_us: int, rate: float, k: int) -> list[tuple[str, bytes]]:
+    """Single readings (``k`` = 1) or uploads of ``k`` readings, as the pipeline gets them."""
     out = []
     for i in range(count):
         device = f"ceil-{i % DEVICES:04d}"
         at = start_us + int(i / rate * 1e6)
-        body = {"v": 1, "device_id": device, "metric": "heart_rate", "value": 72.0,
-                "unit": "/min", "seq": i // DEVICES + 1,
-                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at // 1_000_000))
-                + f".{at % 1_000_000:06d}Z"}  # fmt: skip
+        readings = [
+            {"metric": "heart_rate", "value": 72.0, "unit": "/min",
+             "seq": (i // DEVICES) * k + j + 1,
+             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at // 1_000_000))
+             + f".{(at + j) % 1_000_000:06d}Z"}
+            for j in range(k)
+        ]  # fmt: skip
+        body = (
+            {"v": 1, "device_id": device, **readings[0]}
+            if k == 1
+            else {"v": 1, "device_id": device, "readings": readings}
+        )
         out.append((device_topic("chu-ceiling", device), orjson.dumps(body)))
     return out
 
 
-async def measure_mqtt_ceiling(stack: LocalStack, rate: float, seconds: float) -> MqttCeiling:
+async def measure_mqtt_ceiling(
+    stack: LocalStack, rate: float, seconds: float, readings_per_message: int = 1
+) -> MqttCeiling:
     count = int(rate * seconds)
-    start_at = time.time() + START_DELAY_S + count / 200_000  # building takes ~3 us a message
-    messages = _messages(count, int(start_at * 1e6), rate)
+    k = readings_per_message
+    start_at = time.time() + START_DELAY_S + count * k / 200_000  # ~3 us a reading to build
+    messages = _messages(count, int(start_at * 1e6), rate, k)
     mosquitto_pid = next(s.pid for s in stack.status() if s.name == "mqtt")
     assert mosquitto_pid is not None
     queue: asyncio.Queue[InboundMessage] = asyncio.Queue()
@@ -76,7 +88,7 @@ async def measure_mqtt_ceiling(stack: LocalStack, rate: float, seconds: float) -
         loop.call_soon_threadsafe(subscribed.set)
 
     session = GatewaySession(
-        stack.broker_endpoint(GATEWAY_ACCOUNT), client_id=f"ceiling-{int(time.time())}",
+        stack.broker_endpoint(GATEWAY_ACCOUNT), client_id=f"ceiling-{k}-{int(time.time())}",
         subscription=SUBSCRIPTION_FILTER, receive_maximum=1000, session_expiry_s=60,
         queue=queue, on_subscribed=on_subscribed,
     )  # fmt: skip

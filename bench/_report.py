@@ -11,6 +11,7 @@ from datetime import datetime
 
 from store import WriteMethod
 
+from ._capacity_report import CapacityRun, capacity_section
 from ._cpu import STAGES, CpuResult
 from ._db import WriteResultSet
 from ._e2e import PIPELINE, PROCESSES, RunResult
@@ -35,6 +36,7 @@ class Report:
     idle_cores: dict[str, float] = field(default_factory=dict)
     fetch: list[FetchProbe] = field(default_factory=list)
     e2e_failure: str | None = None
+    capacity: list[CapacityRun] = field(default_factory=list)
 
 
 def _n(value: float) -> str:
@@ -481,5 +483,7 @@ def render(r: Report) -> str:
     if r.runs or r.e2e_failure:
         lines += _e2e_section(r.runs, r.idle_cores, r.e2e_failure)
     lines += _fetch_section(r.fetch)
+    if r.capacity:
+        lines += capacity_section(r.capacity, r.cpu.total_us(10))
     lines += _interpretation(r)
     return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""Issue 14's headline: the highest rate the pipeline sustains per payload shape, and the raw
+stages' ceilings in the same run (efficiency = sustained rate / the slowest stage).
+
+Search: offered rates rise by :data:`FACTOR` from the shape's start in short steps until one
+is not sustained (``_sustain``: every message acknowledged, lag bounded, drained); the best
+search rate is then held for :data:`HOLD_S` seconds, and if that fails, the one below it.
+Ceilings: Mosquitto delivering to a gateway-like subscriber with the shape's payloads
+(``_mqtt_ceiling``), Kafka producing and consuming records of one message of the shape
+(``_kafka_ceiling``: pessimistic, since the gateway packs several messages into a record),
+and PostgreSQL's COPY of fresh rows (section 2 of the report).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from veille.stack import LocalStack
+
+from ._kafka_ceiling import KafkaCeiling, measure_kafka_ceiling
+from ._mqtt_ceiling import MqttCeiling, measure_mqtt_ceiling
+from ._sustain import SHAPES, StepResult, stepper
+
+__all__ = ["Capacity", "Ceilings", "PIPELINE", "find_capacity", "measure_ceilings"]
+
+FACTOR = 1.4
+SEARCH_S = 20.0
+HOLD_S = 60.0
+MAX_SEARCH_STEPS = 8
+START_MSG_PER_S = {"single": 1_000.0, "upload30": 300.0}
+MQTT_CEILING_OFFER = {"single": 20_000.0, "upload30": 5_000.0}
+MQTT_CEILING_S = 8.0
+KAFKA_CEILING_RECORDS = {"single": 40_000, "upload30": 15_000}
+# Bytes of one message of the shape as the raw record carries it (measured from the load).
+KAFKA_RECORD_BYTES = {"single": 250, "upload30": 4_000}
+PIPELINE = ("gateway", "worker", "sink", "Kafka (Tansu)", "MQTT (Mosquitto)", "PostgreSQL")
+
+
+@dataclass(frozen=True, slots=True)
+class Ceilings:
+    mqtt: MqttCeiling
+    kafka: KafkaCeiling
+    database_rows_per_s: float  # COPY, fresh rows
+
+    def messages_per_s(self, k: int) -> dict[str, float]:
+        """Each stage's limit in messages of ``k`` readings a second."""
+        return {
+            "MQTT (Mosquitto -> paho subscriber)": self.mqtt.delivered_rate,
+            "Kafka (produce, one message a record)": self.kafka.produced_per_s,
+            "PostgreSQL (COPY)": self.database_rows_per_s / k,
+        }
+
+
+@dataclass(slots=True)
+class Capacity:
+    shape: str
+    search: list[StepResult] = field(default_factory=list)
+    holds: list[StepResult] = field(default_factory=list)
+
+    @property
+    def readings_per_message(self) -> int:
+        return SHAPES[self.shape]
+
+    @property
+    def sustained(self) -> StepResult | None:
+        """The highest rate held for HOLD_S with bounded lag, if any."""
+        held = [h for h in self.holds if h.sustained]
+        return max(held, key=lambda h: h.offered_msg_per_s) if held else None
+
+    def pipeline_cpu_us_per_message(self) -> float | None:
+        best = self.sustained
+        if best is None:
+            return None
+        return sum(best.cpu_us_per_message.get(name, 0.0) for name in PIPELINE)
+
+
+async def measure_ceilings(
+    stack: LocalStack, shape: str, database_rows_per_s: float, progress: Callable[[str], None]
+) -> Ceilings:
+    """Run before any pipeline process runs on ``stack``: a gateway session would otherwise
+    get a copy of the ceiling's messages."""
+    k = SHAPES[shape]
+    mqtt = await measure_mqtt_ceiling(stack, MQTT_CEILING_OFFER[shape], MQTT_CEILING_S, k)
+    progress(f"ceiling {shape}: MQTT {mqtt.delivered_rate:,.0f} msg/s delivered")
+    broker = next(s.pid for s in stack.status() if s.name == "kafka")
+    assert broker is not None
+    kafka = await measure_kafka_ceiling(
+        stack.env()["VEILLE_KAFKA_BOOTSTRAP"], broker, KAFKA_CEILING_RECORDS[shape],
+        KAFKA_RECORD_BYTES[shape],
+    )  # fmt: skip
+    progress(f"ceiling {shape}: Kafka {kafka.produced_per_s:,.0f} records/s produced")
+    return Ceilings(mqtt, kafka, database_rows_per_s)
+
+
+async def find_capacity(
+    stack: LocalStack, state_dir: Path, shape: str, progress: Callable[[str], None]
+) -> Capacity:
+    found = Capacity(shape)
+    async with stepper(stack, state_dir) as steps:
+        rate = START_MSG_PER_S[shape]
+        for _ in range(MAX_SEARCH_STEPS):
+            step = await steps.step(shape, rate, SEARCH_S)
+            found.search.append(step)
+            progress(f"{shape} {rate:,.0f} msg/s for {SEARCH_S:.0f} s: "
+                     f"{'sustained' if step.sustained else 'NOT sustained'}")  # fmt: skip
+            if not step.sustained:
+                break
+            rate *= FACTOR
+        candidates = sorted(
+            (s.offered_msg_per_s for s in found.search if s.sustained), reverse=True
+        )
+        for candidate in candidates[:2]:
+            hold = await steps.step(shape, candidate, HOLD_S)
+            found.holds.append(hold)
+            progress(f"{shape} {candidate:,.0f} msg/s held {HOLD_S:.0f} s: "
+                     f"{'sustained' if hold.sustained else 'NOT sustained'}")  # fmt: skip
+            if hold.sustained:
+                break
+    return found

@@ -1,0 +1,266 @@
+"""Section 4 of docs/BENCHMARKS.md (sustained rates, ceilings, targets) and docs/BENCHMARKS.json.
+
+Targets are printed, never asserted: they are issue 14's, compared with what this run measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._capacity import PIPELINE, Capacity, Ceilings
+from ._sustain import StepResult
+
+__all__ = ["CapacityRun", "capacity_json", "capacity_section"]
+
+# ThingsBoard's published figure, as issue 14 quotes it: one 2-vCPU node running ThingsBoard,
+# Kafka and PostgreSQL sustains 5,000 msg/s of 3 data points (15,000 data points/s) at 95 % CPU.
+THINGSBOARD_SOURCE = "https://thingsboard.io/docs/reference/performance-aws-instances/"
+THINGSBOARD_MSG_PER_S = 5_000.0
+THINGSBOARD_POINTS_PER_MSG = 3
+THINGSBOARD_CPU_US_PER_MSG = 2 * 0.95 * 1e6 / THINGSBOARD_MSG_PER_S  # 380
+TARGET_SINGLE_MSG_PER_S = 5_000.0
+TARGET_SINGLE_CPU_US = 190.0
+TARGET_UPLOAD_READINGS_PER_S = 50_000.0
+TARGET_UPLOAD_CPU_US = 25.0
+TARGET_EFFICIENCY = 0.5
+PROCESSES = (*PIPELINE, "generator")
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityRun:
+    capacity: Capacity
+    ceilings: Ceilings | None
+
+    @property
+    def k(self) -> int:
+        return self.capacity.readings_per_message
+
+    def slowest(self) -> tuple[str, float] | None:
+        if self.ceilings is None:
+            return None
+        return min(self.ceilings.messages_per_s(self.k).items(), key=lambda kv: kv[1])
+
+    def efficiency(self) -> float | None:
+        best, slowest = self.capacity.sustained, self.slowest()
+        if best is None or slowest is None:
+            return None
+        return best.offered_msg_per_s / slowest[1]
+
+
+def _n(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _step_row(phase: str, s: StepResult) -> str:
+    k = s.readings_per_message
+    drained = f"{s.drained_s:.1f}" if s.drained_s is not None else "no"
+    return (
+        f"| {phase} | {_n(s.offered_msg_per_s)} | {_n(s.offered_msg_per_s * k)} | "
+        f"{_n(s.seconds)} | {_n(s.stored_readings_per_s)} | {_n(s.backlog_mid)} -> "
+        f"{_n(s.backlog_end)} | {drained} | {'yes' if s.sustained else '**no**'} |"
+    )
+
+
+def _steps_table(run: CapacityRun) -> list[str]:
+    c = run.capacity
+    lines = [
+        f"**{c.shape}** ({run.k} reading{'s' if run.k > 1 else ''} per message):",
+        "",
+        "| phase | offered msg/s | offered readings/s | s | stored readings/s (second half) "
+        "| lag, readings (middle -> end) | drained in s | sustained |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    lines += [_step_row("search", s) for s in c.search]
+    lines += [_step_row("hold", s) for s in c.holds]
+    return [*lines, ""]
+
+
+def _cpu_table(runs: list[CapacityRun]) -> list[str]:
+    held = [(r, r.capacity.sustained) for r in runs]
+    head = "| process | " + " | ".join(
+        f"{r.capacity.shape}: us/msg | {r.capacity.shape}: us/reading" for r, _ in held
+    )
+    lines = [head + " |", "|---|" + "---:|---:|" * len(held)]
+    for name in PROCESSES:
+        cells = []
+        for r, best in held:
+            if best is None:
+                cells += ["-", "-"]
+                continue
+            us = best.cpu_us_per_message.get(name, 0.0)
+            cells += [f"{us:.0f}", f"{us / r.k:.1f}"]
+        label = f"**{name}**" if name == "gateway" else name
+        lines.append(f"| {label if name != 'generator' else 'generator (not pipeline)'} | "
+                     + " | ".join(cells) + " |")  # fmt: skip
+    cells = []
+    for r, _best in held:
+        total = r.capacity.pipeline_cpu_us_per_message()
+        cells += ["-", "-"] if total is None else [f"**{total:.0f}**", f"**{total / r.k:.1f}**"]
+    lines.append("| **pipeline (all but the generator)** | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _ceilings_table(runs: list[CapacityRun]) -> list[str]:
+    lines = [
+        "| stage ceiling, messages/s | " + " | ".join(r.capacity.shape for r in runs) + " |",
+        "|---|" + "---:|" * len(runs),
+    ]
+    names = next((list(r.ceilings.messages_per_s(r.k)) for r in runs if r.ceilings), [])
+    for name in names:
+        cells = [_n(r.ceilings.messages_per_s(r.k)[name]) if r.ceilings else "-" for r in runs]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _verdict(measured: float | None, target: float, *, at_least: bool, unit: str) -> str:
+    if measured is None:
+        return "not measured (no rate was sustained)"
+    met = measured >= target if at_least else measured <= target
+    if met:
+        return f"**met** ({measured:,.1f} {unit})"
+    ratio = target / measured if at_least else measured / target
+    return f"**missed** ({measured:,.1f} {unit}, {ratio:.1f}x short of {target:,.0f})"
+
+
+def _targets(runs: dict[str, CapacityRun]) -> list[str]:
+    lines = ["Targets of issue 14 (printed, not asserted):", ""]
+    single, upload = runs.get("single"), runs.get("upload30")
+    if single is not None:
+        best = single.capacity.sustained
+        cpu = single.capacity.pipeline_cpu_us_per_message()
+        lines += [
+            "- 1 reading per message, >= 5,000 msg/s sustained: "
+            + _verdict(
+                best.offered_msg_per_s if best else None,
+                TARGET_SINGLE_MSG_PER_S,
+                at_least=True,
+                unit="msg/s",
+            ),  # fmt: skip
+            "- pipeline CPU <= 190 us per message: "
+            + _verdict(cpu, TARGET_SINGLE_CPU_US, at_least=False, unit="us"),
+        ]
+    if upload is not None:
+        best = upload.capacity.sustained
+        cpu = upload.capacity.pipeline_cpu_us_per_message()
+        lines += [
+            "- 30 readings per upload, >= 50,000 readings/s sustained: "
+            + _verdict(
+                best.offered_msg_per_s * upload.k if best else None,
+                TARGET_UPLOAD_READINGS_PER_S,
+                at_least=True,
+                unit="readings/s",
+            ),  # fmt: skip
+            "- pipeline CPU <= 25 us per reading: "
+            + _verdict(
+                cpu / upload.k if cpu is not None else None,
+                TARGET_UPLOAD_CPU_US,
+                at_least=False,
+                unit="us",
+            ),  # fmt: skip
+        ]
+    for shape, run in runs.items():
+        lines.append(
+            f"- efficiency >= 0.5 of the slowest raw stage ({shape}): "
+            + _verdict(run.efficiency(), TARGET_EFFICIENCY, at_least=True, unit="")
+        )
+    lines += [
+        "- p99 publish -> alert event <= 500 ms at half the sustained rate: not measured yet "
+        "(issue 14 open).",
+        "- RSS of every Veille process flat within 10 % over a 10-minute soak: not measured yet "
+        "(issue 14 open).",
+        "",
+    ]
+    return lines
+
+
+def _comparison(runs: dict[str, CapacityRun]) -> list[str]:
+    lines = [
+        "| | sustained msg/s | data points (readings)/s | pipeline CPU us/msg "
+        "| us per data point | efficiency |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for shape, run in runs.items():
+        best = run.capacity.sustained
+        cpu = run.capacity.pipeline_cpu_us_per_message()
+        eff = run.efficiency()
+        if best is None or cpu is None:
+            lines.append(f"| Veille, {shape} | not sustained | - | - | - | - |")
+            continue
+        lines.append(
+            f"| Veille, {shape} (this run) | {_n(best.offered_msg_per_s)} | "
+            f"{_n(best.offered_msg_per_s * run.k)} | {cpu:.0f} | {cpu / run.k:.1f} | "
+            f"{'-' if eff is None else f'{eff:.2f}'} |"
+        )
+    tb = THINGSBOARD_CPU_US_PER_MSG
+    lines.append(
+        f"| ThingsBoard, 2 vCPU, Kafka + PostgreSQL ([source]({THINGSBOARD_SOURCE})) | "
+        f"{_n(THINGSBOARD_MSG_PER_S)} | {_n(THINGSBOARD_MSG_PER_S * THINGSBOARD_POINTS_PER_MSG)} "
+        f"| {tb:.0f} | {tb / THINGSBOARD_POINTS_PER_MSG:.0f} | - |"
+    )
+    return [*lines, ""]
+
+
+def capacity_section(runs: list[CapacityRun], calibration_us: float) -> list[str]:
+    by_shape = {r.capacity.shape: r for r in runs}
+    lines = [
+        "## 4. Sustained rate, with production's security (issue 14)",
+        "",
+        "The load generator (`bench/_loadgen.py`, its own process, MQTT 3.1.1 packets built up "
+        "front, 1,000 devices round-robin, QoS 1 over TLS with the simulator's account) offers "
+        "a fixed rate to the whole pipeline (gateway, validator, detector, sink as separate "
+        "processes; Mosquitto with TLS and accounts, Tansu, PostgreSQL with the components' "
+        "own roles). Rates rise by 1.4x in 20 s steps until the lag grows; the best rate is "
+        "then held for 60 s. A step is *sustained* when every message was acknowledged, the "
+        "lag (readings published and not yet stored, from PostgreSQL's insert counter every "
+        "2 s) at its end exceeds the lag at its middle by less than one second's worth, and "
+        "everything is stored within 20 s after it. CPU is each process's user + system time "
+        "over the step, divided by the messages offered.",
+        "",
+        f"**CPU calibration of this run**: the pure path costs {calibration_us:.1f} us per "
+        "reading at 10 readings per message (section 1); compare figures of two runs through "
+        "it (this machine is shared and drifts up to 2x).",
+        "",
+    ]
+    lines += _comparison(by_shape)
+    lines += _targets(by_shape)
+    lines += ["CPU per process at the rate held for 60 s:", ""]
+    lines += _cpu_table(runs)
+    lines += [
+        "Raw stages alone, measured in this run before the pipeline started (efficiency = "
+        "sustained rate / the slowest):",
+        "",
+    ]
+    lines += _ceilings_table(runs)
+    for run in runs:
+        lines += _steps_table(run)
+    lines += [
+        "Not in this run yet (issue 14 open): latency p50/p99 at half rate, the 10-minute "
+        "soak with RSS, py-spy profiles, the plot, the cost of TLS on its own line.",
+        "",
+    ]
+    return lines
+
+
+def capacity_json(runs: list[CapacityRun], calibration_us: float) -> dict[str, Any]:
+    """The headline figures for machines (docs/BENCHMARKS.json); None where not measured."""
+    out: dict[str, Any] = {"calibration_pure_us_per_reading_at_10": round(calibration_us, 2)}
+    for run in runs:
+        best = run.capacity.sustained
+        cpu = run.capacity.pipeline_cpu_us_per_message()
+        eff = run.efficiency()
+        if run.capacity.shape == "single":
+            out["single"] = {
+                "sustained_msg_per_s": best.offered_msg_per_s if best else None,
+                "pipeline_cpu_us_per_msg": round(cpu, 1) if cpu is not None else None,
+                "efficiency": round(eff, 3) if eff is not None else None,
+            }
+        else:
+            out[run.capacity.shape] = {
+                "sustained_readings_per_s": best.offered_msg_per_s * run.k if best else None,
+                "pipeline_cpu_us_per_reading": round(cpu / run.k, 2) if cpu is not None else None,
+                "efficiency": round(eff, 3) if eff is not None else None,
+            }
+    out["p99_publish_to_alert_ms"] = None
+    out["soak_rss_growth_pct"] = {}
+    return out

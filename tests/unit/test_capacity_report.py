@@ -1,0 +1,64 @@
+"""Section 4 of the benchmark report and its JSON, from made-up steps (no servers)."""
+
+from __future__ import annotations
+
+from bench._capacity import Capacity
+from bench._capacity_report import CapacityRun, capacity_json, capacity_section
+from bench._sustain import StepResult
+
+CPU = {"gateway": 100.0, "worker": 150.0, "sink": 10.0, "Kafka (Tansu)": 50.0,
+       "MQTT (Mosquitto)": 20.0, "PostgreSQL": 15.0, "generator": 9.0}  # fmt: skip
+
+
+def step(shape: str, k: int, rate: float, seconds: float, *, sustained: bool) -> StepResult:
+    return StepResult(
+        shape=shape, readings_per_message=k, offered_msg_per_s=rate, seconds=seconds,
+        sent=int(rate * seconds), acked=int(rate * seconds), generator_max_behind_s=0.0,
+        stored_readings_per_s=rate * k, backlog_mid=100,
+        backlog_end=100 if sustained else 100 + int(3 * rate * k),
+        drained_s=0.5 if sustained else None, cpu_us_per_message=CPU,
+    )  # fmt: skip
+
+
+def single_run() -> CapacityRun:
+    capacity = Capacity(
+        "single",
+        search=[
+            step("single", 1, 1000, 20, sustained=True),
+            step("single", 1, 1400, 20, sustained=False),
+        ],  # fmt: skip
+        holds=[step("single", 1, 1000, 60, sustained=True)],
+    )
+    return CapacityRun(capacity, None)
+
+
+def test_the_rule_of_a_sustained_step_is_the_bounded_lag() -> None:
+    assert step("single", 1, 1000, 20, sustained=True).sustained
+    assert not step("single", 1, 1000, 20, sustained=False).sustained
+
+
+def test_the_json_holds_the_issues_keys_with_what_was_measured() -> None:
+    unsustained = Capacity("upload30", search=[step("upload30", 30, 300, 20, sustained=False)])
+    figures = capacity_json([single_run(), CapacityRun(unsustained, None)], 12.5)
+    assert figures["single"] == {
+        "sustained_msg_per_s": 1000,
+        "pipeline_cpu_us_per_msg": 345.0,  # every process but the generator
+        "efficiency": None,  # no ceilings measured
+    }
+    assert figures["upload30"] == {
+        "sustained_readings_per_s": None,
+        "pipeline_cpu_us_per_reading": None,
+        "efficiency": None,
+    }
+    assert figures["p99_publish_to_alert_ms"] is None
+    assert figures["calibration_pure_us_per_reading_at_10"] == 12.5
+
+
+def test_the_section_says_which_targets_are_missed_and_by_how_much() -> None:
+    text = "\n".join(capacity_section([single_run()], 12.5))
+    assert (
+        "1 reading per message, >= 5,000 msg/s sustained: **missed** (1,000.0 msg/s, 5.0x" in text
+    )
+    assert "pipeline CPU <= 190 us per message: **missed** (345.0 us, 1.8x" in text
+    assert "| ThingsBoard, 2 vCPU" in text and "| 5,000 | 15,000 | 380 | 127 |" in text
+    assert "12.5 us per reading" in text
