@@ -4,6 +4,8 @@ stages' ceilings in the same run (efficiency = sustained rate / the slowest stag
 Search: offered rates rise by :data:`FACTOR` from the shape's start in short steps until one
 is not sustained (``_sustain``: every message acknowledged, lag bounded, drained); the best
 search rate is then held for :data:`HOLD_S` seconds, and if that fails, the one below it.
+Then half the held rate for :data:`LATENCY_S` with some patients' SpO2 low: publish -> stored
+and publish -> alert event latencies.
 Ceilings: Mosquitto delivering to a gateway-like subscriber with the shape's payloads
 (``_mqtt_ceiling``), Kafka producing and consuming records of one message of the shape
 (``_kafka_ceiling``: pessimistic, since the gateway packs several messages into a record),
@@ -27,6 +29,8 @@ __all__ = ["Capacity", "Ceilings", "PIPELINE", "find_capacity", "measure_ceiling
 FACTOR = 1.4
 SEARCH_S = 20.0
 HOLD_S = 60.0
+LATENCY_S = 40.0
+ABNORMAL_EVERY = 10  # every 10th device's SpO2 opens an alert: 100 alerts a step
 MAX_SEARCH_STEPS = 8
 START_MSG_PER_S = {"single": 1_000.0, "upload30": 300.0}
 MQTT_CEILING_OFFER = {"single": 20_000.0, "upload30": 5_000.0}
@@ -57,6 +61,7 @@ class Capacity:
     shape: str
     search: list[StepResult] = field(default_factory=list)
     holds: list[StepResult] = field(default_factory=list)
+    at_half: StepResult | None = None  # half the held rate, latencies measured
 
     @property
     def readings_per_message(self) -> int:
@@ -117,4 +122,12 @@ async def find_capacity(
                      f"{'sustained' if hold.sustained else 'NOT sustained'}")  # fmt: skip
             if hold.sustained:
                 break
+        best = found.sustained
+        if best is not None:
+            half = best.offered_msg_per_s / 2
+            found.at_half = await steps.step(shape, half, LATENCY_S, ABNORMAL_EVERY)
+            lat = found.at_half.latency
+            if lat is not None:
+                progress(f"{shape} at {half:,.0f} msg/s: stored p99 {lat.stored_p99_ms:.0f} ms, "
+                         f"alert p99 {lat.alert_p99_ms} ms over {lat.alert_n} alerts")  # fmt: skip
     return found

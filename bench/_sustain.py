@@ -50,6 +50,20 @@ _METRICS = (("heart_rate", 72.0, "/min"), ("spo2", 97.0, "%"), ("respiration_rat
 
 
 @dataclass(frozen=True, slots=True)
+class Latency:
+    """Milliseconds from a reading's publication (its planned send time: the generator's
+    lateness is reported apart) to its row (``stored_at``), and to the ``opened`` alert
+    event's row (``recorded_at``) of the reading that opened an alert."""
+
+    stored_p50_ms: float
+    stored_p99_ms: float
+    stored_n: int
+    alert_p50_ms: float | None
+    alert_p99_ms: float | None
+    alert_n: int
+
+
+@dataclass(frozen=True, slots=True)
 class StepResult:
     shape: str
     readings_per_message: int
@@ -63,6 +77,7 @@ class StepResult:
     backlog_end: int
     drained_s: float | None  # after the step, until every reading is stored
     cpu_us_per_message: dict[str, float] = field(default_factory=dict)
+    latency: Latency | None = None
 
     @property
     def sustained(self) -> bool:
@@ -80,10 +95,12 @@ def _iso(at_us: int) -> str:
 
 
 def _messages(
-    prefix: str, k: int, rate: float, seconds: float, start_us: int
+    prefix: str, k: int, rate: float, seconds: float, start_us: int, abnormal_every: int = 0
 ) -> list[tuple[str, bytes]]:
     """Message ``i`` from device ``i % DEVICES``, sent at ``start + i / rate``; a single
-    reading measured then, or an upload of ``k`` readings a second apart ending then."""
+    reading measured then, or an upload of ``k`` readings a second apart ending then. With
+    ``abnormal_every`` N, every Nth device's SpO2 reads 85 %: its patient's ``spo2_low``
+    alert opens at the third such reading."""
     out = []
     for i in range(int(rate * seconds)):
         device = f"{prefix}-{i % DEVICES:04d}"
@@ -92,6 +109,8 @@ def _messages(
         readings = []
         for j in range(k):
             metric, value, unit = _METRICS[(round_ * k + j) % len(_METRICS)]
+            if abnormal_every and metric == "spo2" and (i % DEVICES) % abnormal_every == 0:
+                value = 85.0
             readings.append({
                 "metric": metric, "value": value, "unit": unit, "seq": round_ * k + j + 1,
                 "measured_at": _iso(sent_us - (k - 1 - j) * 1_000_000),
@@ -140,8 +159,41 @@ async def _stored(conn: psycopg.AsyncConnection[TupleRow], ids: list[str], since
     return int(row[0]) if row else 0
 
 
+async def _latency(
+    conn: psycopg.AsyncConnection[TupleRow], ids: list[str], since: datetime, k: int
+) -> Latency:
+    """Percentiles in SQL. Readings: the last of each upload only (measured at its send time;
+    the others were measured up to ``k - 1`` s before). Alerts: ``spo2_low`` opened events of
+    this step's patients, whose time is the opening reading's."""
+    cur = await conn.execute(
+        "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM "
+        "stored_at - measured_at) * 1000), count(*) FROM readings "
+        "WHERE device_id = ANY(%s) AND measured_at >= %s AND seq %% %s = 0",
+        (ids, since, k),
+    )
+    stored = await cur.fetchone()
+    cur = await conn.execute(
+        "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM "
+        "e.recorded_at - e.at) * 1000), count(*) FROM alert_events e "
+        "JOIN alerts a USING (alert_id) WHERE e.kind = 'opened' AND a.rule = 'spo2_low' "
+        "AND a.patient_pseudonym = ANY(%s) AND e.at >= %s",
+        ([f"p-{i}" for i in ids], since),
+    )
+    alert = await cur.fetchone()
+    assert stored is not None and alert is not None
+    (s50, s99), (a50, a99) = stored[0] or (0.0, 0.0), alert[0] or (None, None)
+    return Latency(s50, s99, int(stored[1]), a50, a99, int(alert[1]))
+
+
 async def _step(
-    stack: LocalStack, dsn: str, pids: _Pids, shape: str, rate: float, seconds: float, n: int
+    stack: LocalStack,
+    dsn: str,
+    pids: _Pids,
+    shape: str,
+    rate: float,
+    seconds: float,
+    n: int,
+    abnormal_every: int = 0,
 ) -> StepResult:
     k = SHAPES[shape]
     prefix = f"s{n}{shape[0]}"
@@ -149,7 +201,7 @@ async def _step(
     await asyncio.sleep(3.0)  # the validator's directory hears of them (LISTEN/NOTIFY)
     start_at = time.time() + 4.0 + rate * seconds * k / 150_000  # packets built first
     start_us = int(start_at * 1e6)
-    messages = _messages(prefix, k, rate, seconds, start_us)
+    messages = _messages(prefix, k, rate, seconds, start_us, abnormal_every)
     since = datetime.fromtimestamp(start_at, UTC) - timedelta(seconds=k + 1)
     total = len(messages) * k
     with tempfile.TemporaryDirectory(prefix="veille-sustain-") as work:
@@ -175,6 +227,10 @@ async def _step(
                     drained_s = time.time() - ended
                     break
                 await asyncio.sleep(0.5)
+            latency = None
+            if abnormal_every:
+                await asyncio.sleep(2.0)  # the sink's next poll stores the last alert events
+                latency = await _latency(conn, ids, since, k)
         result = await asyncio.to_thread(generator.result, 120.0)
     mid = min(samples, key=lambda s: abs(s[0] - seconds / 2))
     last = samples[-1]
@@ -187,6 +243,7 @@ async def _step(
         sent=result.sent, acked=result.acked, generator_max_behind_s=result.max_behind_s,
         stored_readings_per_s=tail_rate, backlog_mid=mid[1] - mid[2],
         backlog_end=last[1] - last[2], drained_s=drained_s, cpu_us_per_message=cpu,
+        latency=latency,
     )  # fmt: skip
 
 
@@ -199,9 +256,14 @@ class Stepper:
     pids: _Pids
     steps: int = 0
 
-    async def step(self, shape: str, rate: float, seconds: float) -> StepResult:
+    async def step(
+        self, shape: str, rate: float, seconds: float, abnormal_every: int = 0
+    ) -> StepResult:
+        """``abnormal_every`` > 0: some patients' SpO2 opens alerts, latencies measured."""
         self.steps += 1
-        return await _step(self.stack, self.dsn, self.pids, shape, rate, seconds, self.steps)
+        return await _step(
+            self.stack, self.dsn, self.pids, shape, rate, seconds, self.steps, abnormal_every
+        )
 
 
 @contextlib.asynccontextmanager
