@@ -14,6 +14,7 @@ and PostgreSQL's COPY of fresh rows (section 2 of the report).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from veille.stack import LocalStack
 
 from ._kafka_ceiling import KafkaCeiling, measure_kafka_ceiling
 from ._mqtt_ceiling import MqttCeiling, measure_mqtt_ceiling
+from ._profile import Profile, profile_processes
 from ._sustain import SHAPES, StepResult, stepper
 
 __all__ = ["Capacity", "Ceilings", "PIPELINE", "find_capacity", "measure_ceilings"]
@@ -38,7 +40,9 @@ MQTT_CEILING_S = 8.0
 KAFKA_CEILING_RECORDS = {"single": 40_000, "upload30": 15_000}
 # Bytes of one message of the shape as the raw record carries it (measured from the load).
 KAFKA_RECORD_BYTES = {"single": 250, "upload30": 4_000}
-PIPELINE = ("gateway", "worker", "sink", "Kafka (Tansu)", "MQTT (Mosquitto)", "PostgreSQL")
+PIPELINE = (
+    "gateway", "validator", "detector", "sink", "Kafka (Tansu)", "MQTT (Mosquitto)", "PostgreSQL",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,7 @@ class Capacity:
     search: list[StepResult] = field(default_factory=list)
     holds: list[StepResult] = field(default_factory=list)
     at_half: StepResult | None = None  # half the held rate, latencies measured
+    profiles: list[Profile] = field(default_factory=list)  # during the first hold
 
     @property
     def readings_per_message(self) -> int:
@@ -116,7 +121,14 @@ async def find_capacity(
             (s.offered_msg_per_s for s in found.search if s.sustained), reverse=True
         )
         for candidate in candidates[:2]:
+            sampling = None
+            if not found.holds:  # py-spy 20 s in: the generator has been running ~10 s
+                sampling = asyncio.ensure_future(
+                    profile_processes(steps.pids.components, delay_s=20.0, seconds=20.0)
+                )
             hold = await steps.step(shape, candidate, HOLD_S)
+            if sampling is not None:
+                found.profiles = await sampling
             found.holds.append(hold)
             progress(f"{shape} {candidate:,.0f} msg/s held {HOLD_S:.0f} s: "
                      f"{'sustained' if hold.sustained else 'NOT sustained'}")  # fmt: skip

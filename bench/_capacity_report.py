@@ -148,6 +148,27 @@ def _latency_table(runs: list[CapacityRun]) -> list[str]:
     return [*lines, ""]
 
 
+def _profiles(runs: list[CapacityRun]) -> list[str]:
+    lines = [
+        "py-spy (`--nonblocking`, 100 Hz, 20 s during the 60 s hold): the frames most often on "
+        "top of each Veille process's stack, as shares of its busy samples (waits in `select` "
+        "counted apart as idle).",
+        "",
+    ]
+    for run in runs:
+        if not run.capacity.profiles:
+            lines += [f"- {run.capacity.shape}: no profile (py-spy missing or no hold)", ""]
+            continue
+        for prof in run.capacity.profiles:
+            top = "; ".join(f"{share:.0%} `{frame}`" for frame, share in prof.top[:6])
+            lines.append(
+                f"- **{run.capacity.shape}, {prof.process}** ({prof.samples:,} samples, "
+                f"{prof.idle_share:.0%} idle): {top}"
+            )
+        lines.append("")
+    return lines
+
+
 def _verdict(measured: float | None, target: float, *, at_least: bool, unit: str) -> str:
     if measured is None:
         return "not measured (no rate was sustained)"
@@ -270,11 +291,12 @@ def capacity_section(runs: list[CapacityRun], calibration_us: float) -> list[str
     ]
     lines += _ceilings_table(runs)
     lines += _latency_table(runs)
+    lines += _profiles(runs)
     for run in runs:
         lines += _steps_table(run)
     lines += [
-        "Not in this run yet (issue 14 open): the 10-minute soak with RSS, py-spy profiles, "
-        "the plot, the cost of TLS on its own line.",
+        "Not in this run yet (issue 14 open): the 10-minute soak with RSS, the plot, the cost "
+        "of TLS on its own line.",
         "",
     ]
     return lines

@@ -236,7 +236,8 @@ async def _step(
     last = samples[-1]
     tail_rate = (last[2] - mid[2]) / max(last[0] - mid[0], 1e-9)
     cpu = {name: (cpu_after[name] - cpu_before[name]) / max(result.sent, 1) * 1e6
-           for name in PROCESSES if name != "publisher (bench)"}  # fmt: skip
+           for name in (*PROCESSES, "validator", "detector") if name in cpu_after
+           and name != "publisher (bench)"}  # fmt: skip
     cpu["generator"] = result.cpu_us_per_message
     return StepResult(
         shape=shape, readings_per_message=k, offered_msg_per_s=rate, seconds=seconds,

@@ -6,7 +6,7 @@ from bench._capacity import Capacity
 from bench._capacity_report import CapacityRun, capacity_json, capacity_section
 from bench._sustain import StepResult
 
-CPU = {"gateway": 100.0, "worker": 150.0, "sink": 10.0, "Kafka (Tansu)": 50.0,
+CPU = {"gateway": 100.0, "validator": 50.0, "detector": 100.0, "worker": 150.0, "sink": 10.0, "Kafka (Tansu)": 50.0,
        "MQTT (Mosquitto)": 20.0, "PostgreSQL": 15.0, "generator": 9.0}  # fmt: skip
 
 
