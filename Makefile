@@ -3,7 +3,7 @@ PY := .venv/bin/python
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap demo test test-fast lint stack-up stack-down clean bench faults
+.PHONY: bootstrap demo test test-fast lint stack-up stack-down clean bench soak faults
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -13,6 +13,10 @@ demo: bootstrap
 
 bench: bootstrap
 	$(PY) -m bench $(ARGS)
+
+# Ten minutes at half the sustained single-reading rate; memory of every process (docs/SOAK.md).
+soak: bootstrap
+	$(PY) -m bench._soak $(ARGS)
 
 lint: bootstrap
 	$(PY) -m ruff check .

@@ -23,6 +23,7 @@ from veille.stack import LocalStack
 
 from ._kafka_ceiling import KafkaCeiling, measure_kafka_ceiling
 from ._mqtt_ceiling import MqttCeiling, measure_mqtt_ceiling
+from ._proc import memory_kib
 from ._profile import Profile, profile_processes
 from ._sustain import SHAPES, StepResult, stepper
 
@@ -67,6 +68,7 @@ class Capacity:
     holds: list[StepResult] = field(default_factory=list)
     at_half: StepResult | None = None  # half the held rate, latencies measured
     profiles: list[Profile] = field(default_factory=list)  # during the first hold
+    peak_rss_mib: dict[str, float] = field(default_factory=dict)  # VmHWM after the steps
 
     @property
     def readings_per_message(self) -> int:
@@ -134,6 +136,11 @@ async def find_capacity(
                      f"{'sustained' if hold.sustained else 'NOT sustained'}")  # fmt: skip
             if hold.sustained:
                 break
+        processes = {**steps.pids.components, **steps.pids.services}
+        for name, pid in processes.items():
+            memory = memory_kib(pid)
+            if memory is not None:
+                found.peak_rss_mib[name] = memory[1] / 1024
         best = found.sustained
         if best is not None:
             half = best.offered_msg_per_s / 2

@@ -291,6 +291,15 @@ def capacity_section(runs: list[CapacityRun], calibration_us: float) -> list[str
     ]
     lines += _ceilings_table(runs)
     lines += _latency_table(runs)
+    for run in runs:
+        peaks = run.capacity.peak_rss_mib
+        if peaks:
+            listed = ", ".join(f"{name} {mib:,.0f}" for name, mib in peaks.items())
+            lines += [
+                f"Peak resident memory (VmHWM, MiB) after the {run.capacity.shape} steps: "
+                f"{listed} (postgres: the postmaster only; Tansu keeps every record).",
+                "",
+            ]
     lines += _profiles(runs)
     for run in runs:
         lines += _steps_table(run)

@@ -217,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         if stack.capacity:
             headline = capacity_json(stack.capacity, cpu.total_us(10))
             figures = Path(args.output).with_suffix(".json")
+            if figures.exists():  # `make soak` writes its figures there; keep them
+                previous = json.loads(figures.read_text()).get("soak_rss_growth_pct", {})
+                headline["soak_rss_growth_pct"] = previous
             figures.write_text(json.dumps(headline, indent=2) + "\n")
             _progress(f"wrote {figures}")
     if not stack.complete:

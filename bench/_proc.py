@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cpu_seconds", "own_cpu_seconds"]
+__all__ = ["cpu_seconds", "memory_kib", "own_cpu_seconds"]
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
@@ -49,3 +49,19 @@ def own_cpu_seconds() -> float:
     """This process, all threads (the publisher's paho thread included), not its children."""
     t = os.times()
     return t.user + t.system
+
+
+def memory_kib(pid: int) -> tuple[int, int] | None:
+    """``(resident now, peak resident)`` of ``pid`` in KiB (VmRSS, VmHWM), None once gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    values = {}
+    for line in status.splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0])
+    if len(values) < 2:
+        return None
+    return values["VmRSS"], values["VmHWM"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench._capacity import Capacity
 from bench._capacity_report import CapacityRun, capacity_json, capacity_section
+from bench._profile import _summary
 from bench._sustain import StepResult
 
 CPU = {"gateway": 100.0, "validator": 50.0, "detector": 100.0, "worker": 150.0, "sink": 10.0, "Kafka (Tansu)": 50.0,
@@ -62,3 +63,18 @@ def test_the_section_says_which_targets_are_missed_and_by_how_much() -> None:
     assert "pipeline CPU <= 190 us per message: **missed** (345.0 us, 1.8x" in text
     assert "| ThingsBoard, 2 vCPU" in text and "| 5,000 | 15,000 | 380 | 127 |" in text
     assert "12.5 us per reading" in text
+
+
+def test_a_py_spy_profile_is_summarised_without_its_idle_waits() -> None:
+    folded = (
+        "main (a.py:1);run (b.py:2);select (selectors.py:468) 60\n"
+        "main (a.py:1);handle (streams/_app.py:9);process_readings (streams/_patient.py:48) 30\n"
+        "main (a.py:1);handle (streams/_app.py:9) 10\n"
+    )
+    prof = _summary("detector", folded)
+    assert prof.samples == 100
+    assert prof.idle_share == 0.6
+    assert prof.top == [
+        ("process_readings (streams/_patient.py:48)", 0.75),
+        ("handle (streams/_app.py:9)", 0.25),
+    ]
