@@ -11,7 +11,9 @@ from typing import Any
 from ._capacity import PIPELINE, Capacity, Ceilings
 from ._sustain import StepResult
 
-__all__ = ["CapacityRun", "capacity_json", "capacity_section"]
+__all__ = ["PLOT", "CapacityRun", "capacity_json", "capacity_section"]
+
+PLOT = "img/bench_sustained.png"  # beside the report
 
 # ThingsBoard's published figure, as issue 14 quotes it: one 2-vCPU node running ThingsBoard,
 # Kafka and PostgreSQL sustains 5,000 msg/s of 3 data points (15,000 data points/s) at 95 % CPU.
@@ -280,6 +282,7 @@ def capacity_section(runs: list[CapacityRun], calibration_us: float) -> list[str
         "it (this machine is shared and drifts up to 2x).",
         "",
     ]
+    lines += [f"![Stored rate and p99 latency against the offered rate]({PLOT})", ""]
     lines += _comparison(by_shape)
     lines += _targets(by_shape)
     lines += ["CPU per process at the rate held for 60 s:", ""]

@@ -26,12 +26,13 @@ from veille.settings import Settings
 from veille.stack import LocalStack
 
 from ._capacity import find_capacity, measure_ceilings
-from ._capacity_report import CapacityRun, capacity_json
+from ._capacity_report import PLOT, CapacityRun, capacity_json
 from ._cpu import CpuResult, run_cpu_bench
 from ._db import WriteResultSet, run_write_bench
 from ._e2e import RunPlan, RunResult, run_pipeline_bench
 from ._fetch import FetchProbe, probe_fetch_wait
 from ._machine import describe_machine
+from ._plot import plot_capacity
 from ._report import Report, render
 from ._stats import median
 from ._workload import monitor_streams
@@ -222,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
                 headline["soak_rss_growth_pct"] = previous
             figures.write_text(json.dumps(headline, indent=2) + "\n")
             _progress(f"wrote {figures}")
+            image = Path(args.output).parent / PLOT
+            plot_capacity([c.capacity for c in stack.capacity], image)
+            _progress(f"wrote {image}")
     if not stack.complete:
         _progress(f"INCOMPLETE: {stack.failure}")
         return 1

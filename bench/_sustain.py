@@ -227,10 +227,9 @@ async def _step(
                     drained_s = time.time() - ended
                     break
                 await asyncio.sleep(0.5)
-            latency = None
             if abnormal_every:
                 await asyncio.sleep(2.0)  # the sink's next poll stores the last alert events
-                latency = await _latency(conn, ids, since, k)
+            latency = await _latency(conn, ids, since, k)  # after the CPU figures are taken
         result = await asyncio.to_thread(generator.result, 120.0)
     mid = min(samples, key=lambda s: abs(s[0] - seconds / 2))
     last = samples[-1]

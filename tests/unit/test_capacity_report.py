@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench._capacity import Capacity
 from bench._capacity_report import CapacityRun, capacity_json, capacity_section
+from bench._plot import plot_capacity
 from bench._profile import _summary
 from bench._sustain import StepResult
 
@@ -78,3 +81,9 @@ def test_a_py_spy_profile_is_summarised_without_its_idle_waits() -> None:
         ("process_readings (streams/_patient.py:48)", 0.75),
         ("handle (streams/_app.py:9)", 0.25),
     ]
+
+
+def test_the_plot_is_a_png_of_every_step(tmp_path: Path) -> None:
+    image = tmp_path / "img" / "plot.png"
+    plot_capacity([single_run().capacity], image)
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
