@@ -176,9 +176,10 @@ def _verdict(measured: float | None, target: float, *, at_least: bool, unit: str
         return "not measured (no rate was sustained)"
     met = measured >= target if at_least else measured <= target
     if met:
-        return f"**met** ({measured:,.1f} {unit})"
+        return f"**met** ({measured:,.2f}{' ' + unit if unit else ''})"
     ratio = target / measured if at_least else measured / target
-    return f"**missed** ({measured:,.1f} {unit}, {ratio:.1f}x short of {target:,.0f})"
+    shown = f"{measured:,.2f}{' ' + unit if unit else ''}"
+    return f"**missed** ({shown}, {ratio:.1f}x short of {target:,g})"
 
 
 def _targets(runs: dict[str, CapacityRun]) -> list[str]:
@@ -227,8 +228,8 @@ def _targets(runs: dict[str, CapacityRun]) -> list[str]:
     lines += [
         "- p99 publish -> alert event <= 500 ms at half the sustained rate (single readings): "
         + _verdict(lat.alert_p99_ms if lat else None, 500.0, at_least=False, unit="ms"),
-        "- RSS of every Veille process flat within 10 % over a 10-minute soak: not measured yet "
-        "(issue 14 open).",
+        "- RSS of every Veille process flat within 10 % over a 10-minute soak: `make soak` "
+        "(docs/SOAK.md, docs/BENCHMARKS.json).",
         "",
     ]
     return lines
@@ -307,8 +308,8 @@ def capacity_section(runs: list[CapacityRun], calibration_us: float) -> list[str
     for run in runs:
         lines += _steps_table(run)
     lines += [
-        "Not in this run yet (issue 14 open): the 10-minute soak with RSS, the plot, the cost "
-        "of TLS on its own line.",
+        "Not in this run: the ten-minute soak (`make soak`, docs/SOAK.md); the cost of TLS on "
+        "its own line (not measured yet).",
         "",
     ]
     return lines

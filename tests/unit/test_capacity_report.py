@@ -61,9 +61,9 @@ def test_the_json_holds_the_issues_keys_with_what_was_measured() -> None:
 def test_the_section_says_which_targets_are_missed_and_by_how_much() -> None:
     text = "\n".join(capacity_section([single_run()], 12.5))
     assert (
-        "1 reading per message, >= 5,000 msg/s sustained: **missed** (1,000.0 msg/s, 5.0x" in text
+        "1 reading per message, >= 5,000 msg/s sustained: **missed** (1,000.00 msg/s, 5.0x" in text
     )
-    assert "pipeline CPU <= 190 us per message: **missed** (345.0 us, 1.8x" in text
+    assert "pipeline CPU <= 190 us per message: **missed** (345.00 us, 1.8x" in text
     assert "| ThingsBoard, 2 vCPU" in text and "| 5,000 | 15,000 | 380 | 127 |" in text
     assert "12.5 us per reading" in text
 
