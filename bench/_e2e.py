@@ -23,7 +23,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from psycopg.rows import TupleRow
 
-from devices import RawEnvelope, ReadingBatch, now_us
+from devices import batches_of, envelopes_of, now_us
 from ingest import MqttEndpoint
 from store import upsert_bindings
 from streams.runtime import true_end_offsets
@@ -225,14 +225,13 @@ async def _hop_latencies(
 def _record_delays(topic: str, value: bytes, timestamp_ms: int, topics: TopicNames) -> list[float]:
     """Per reading: record creation time minus the gateway's receipt, in ms."""
     if topic == topics.raw:
-        envelope = RawEnvelope.from_json(value)
         return [
             timestamp_ms - m.received_at_us / 1000
+            for envelope in envelopes_of(value)
             for m in envelope.messages
             for _ in range(_readings_in(m.payload))
         ]
-    batch = ReadingBatch.from_json(value)
-    return [timestamp_ms - r / 1000 for r in batch.received_at_us]
+    return [timestamp_ms - r / 1000 for b in batches_of(value) for r in b.received_at_us]
 
 
 def _readings_in(payload: object) -> int:
