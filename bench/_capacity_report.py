@@ -227,7 +227,11 @@ def _targets(runs: dict[str, CapacityRun]) -> list[str]:
     lat = alert.capacity.at_half.latency if alert and alert.capacity.at_half else None
     lines += [
         "- p99 publish -> alert event <= 500 ms at half the sustained rate (single readings): "
-        + _verdict(lat.alert_p99_ms if lat else None, 500.0, at_least=False, unit="ms"),
+        + (
+            _verdict(lat.alert_p99_ms, 500.0, at_least=False, unit="ms")
+            if lat is not None and lat.alert_n
+            else "not measured (no alert opened in the latency step)"
+        ),
         "- RSS of every Veille process flat within 10 % over a 10-minute soak: `make soak` "
         "(docs/SOAK.md, docs/BENCHMARKS.json).",
         "",
