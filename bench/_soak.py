@@ -41,13 +41,21 @@ class SoakResult:
     samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # (t, KiB)
     step: StepResult | None = None
 
-    def growth_pct(self, process: str) -> float | None:
+    def windows_kib(self, process: str) -> tuple[float, float] | None:
+        """Median RSS of the first minute after the warm-up and of the last minute."""
         points = self.samples.get(process, [])
         first = [kib for t, kib in points if WARM_UP_S <= t < WARM_UP_S + WINDOW_S]
         last = [kib for t, kib in points if t >= self.seconds - WINDOW_S]
         if not first or not last:
             return None
-        return (median(last) - median(first)) / median(first) * 100
+        return median(first), median(last)
+
+    def growth_pct(self, process: str) -> float | None:
+        windows = self.windows_kib(process)
+        if windows is None:
+            return None
+        first, last = windows
+        return (last - first) / first * 100
 
 
 async def _sample(pids: dict[str, int], out: SoakResult, started: float) -> None:
@@ -87,17 +95,20 @@ def _report(r: SoakResult) -> str:
         f"median of the first minute after a {WARM_UP_S:.0f} s warm-up; flat within "
         f"{FLAT_PCT:.0f} %.",
         "",
-        "| process | first minute MiB | last minute MiB | growth | flat |",
-        "|---|---:|---:|---:|---|",
+        "| process | at start MiB | first minute MiB | last minute MiB | peak MiB | growth "
+        "| flat |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for name, points in r.samples.items():
         growth = r.growth_pct(name)
+        windows = r.windows_kib(name)
         kib = [k for _, k in points]
         verdict = "-" if growth is None else ("yes" if abs(growth) <= FLAT_PCT else "**no**")
         if name == "Kafka (Tansu)":
             verdict = "grows by design (memory storage)"
+        first, last = ("-", "-") if windows is None else (f"{w / 1024:,.0f}" for w in windows)
         lines.append(
-            f"| {name} | {kib[0] / 1024:,.0f} | {kib[-1] / 1024:,.0f} | "
+            f"| {name} | {kib[0] / 1024:,.0f} | {first} | {last} | {max(kib) / 1024:,.0f} | "
             f"{'-' if growth is None else f'{growth:+.1f} %'} | {verdict} |"
         )
     if r.step is not None:
