@@ -134,6 +134,18 @@ class FaultBench:
         path = self.components[name].log_path
         return path.stat().st_size if path.exists() else 0
 
+    def dump_worker_tasks(self) -> list[str]:
+        """SIGUSR1 to each Faust worker: mode's Worker prints every thread's stack and every
+        asyncio task into its log, which a kept failed run then shows (where a stage waits)."""
+        dumped = []
+        for name, component in self.components.items():
+            if component.argv[3] == "worker" and component.alive():  # python -m veille worker
+                component.signal(signal.SIGUSR1)
+                dumped.append(name)
+        if dumped:
+            time.sleep(2.0)  # the dump runs as a task on the worker's loop
+        return dumped
+
     # -- services --------------------------------------------------------------------------
     def service_pid(self, service: str) -> int:
         status = {s.name: s for s in self.stack.status()}[service]

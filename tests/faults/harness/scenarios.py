@@ -227,6 +227,8 @@ async def _run_on(bench: FaultBench, scenario: Scenario, profile: Profile) -> Ru
         published = await asyncio.to_thread(stream.finish)
     if await _settle(dsn, ids, published, profile.settle_timeout_s) is None:
         notes.append(f"not settled within {profile.settle_timeout_s:.0f} s")
+        dumped = await asyncio.to_thread(bench.dump_worker_tasks)
+        notes.append(f"tasks of {', '.join(dumped) or 'no worker'} dumped into their logs")
     patients = [d.patient for d in devices]
     if not await _alerts_settle(dsn, patients, published, ALERTS_SETTLE_S):
         notes.append(f"alerts not settled within {ALERTS_SETTLE_S:.0f} s")
