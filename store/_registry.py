@@ -1,12 +1,13 @@
 """Device registry: provision, bind to a patient, revoke, list; bindings for the validator.
 
-Every change fires ``NOTIFY veille_registry`` (a trigger in the schema), so validators reload
-their cache at once instead of accepting a revoked device's data until the next timer.
+Every change fires ``NOTIFY veille_registry`` with the device's id (a trigger in the schema),
+so validators reload that device at once instead of accepting a revoked device's data until
+the next timer, and without reading the whole registry per change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,7 +25,7 @@ from devices import (
 from veille.errors import StoreError
 
 from ._credentials import hash_credential, new_credential
-from ._notify import follow_notifications
+from ._notify import follow_changes
 
 __all__ = [
     "DeviceRow",
@@ -194,21 +195,28 @@ async def record_patient_identity(
     )
 
 
-async def list_devices(conn: Connection, *, tenant: str | None = None) -> list[DeviceRow]:
+async def list_devices(
+    conn: Connection, *, tenant: str | None = None, device_ids: Collection[str] | None = None
+) -> list[DeviceRow]:
     cur = await conn.execute(
         """SELECT device_id, device_type, tenant, status, care_unit, patient_pseudonym,
                   bound_since, revoked_at
-           FROM devices WHERE %(tenant)s::text IS NULL OR tenant = %(tenant)s
+           FROM devices
+           WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+             AND (%(ids)s::text[] IS NULL OR device_id = ANY(%(ids)s::text[]))
            ORDER BY tenant, device_id""",
-        {"tenant": tenant},
+        {"tenant": tenant, "ids": None if device_ids is None else list(device_ids)},
     )
     return [DeviceRow(*row) for row in await cur.fetchall()]
 
 
-async def load_registry(conn: Connection) -> dict[str, RegistryEntry]:
-    """Every device, active or revoked: the validator must tell "revoked" from "unknown"."""
+async def load_registry(
+    conn: Connection, device_ids: Collection[str] | None = None
+) -> dict[str, RegistryEntry]:
+    """Every device, active or revoked (the validator must tell "revoked" from "unknown"), or
+    those of ``device_ids`` that exist."""
     entries = {}
-    for d in await list_devices(conn):
+    for d in await list_devices(conn, device_ids=device_ids):
         binding = None
         if d.patient is not None and d.care_unit is not None and d.bound_since is not None:
             binding = DeviceBinding(
@@ -228,13 +236,14 @@ class StoredRegistry:
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
 
-    async def load(self) -> dict[str, RegistryEntry]:
+    async def load(self, device_ids: Collection[str] | None = None) -> dict[str, RegistryEntry]:
         async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
-            return await load_registry(conn)
+            return await load_registry(conn, device_ids)
 
-    async def follow(self, on_change: Callable[[], Awaitable[None]]) -> None:
-        """Call ``on_change`` after every change (and every reconnect); runs until cancelled."""
-        await follow_notifications(self._conninfo, CHANNEL, on_change)
+    async def follow(self, on_change: Callable[[frozenset[str] | None], Awaitable[None]]) -> None:
+        """Call ``on_change`` with the ids of the devices that changed, or ``None`` after a
+        (re)connect (anything may have changed); runs until cancelled."""
+        await follow_changes(self._conninfo, CHANNEL, on_change)
 
 
 async def upsert_bindings(conn: Connection, bindings: Iterable[tuple[DeviceBinding, str]]) -> int:

@@ -1,12 +1,14 @@
 """The device registry as the validate agent sees it, cached in memory.
 
-Reloaded when the registry changes (``LISTEN veille_registry``, fired by a trigger on the
-devices table), on a timer as a safety net, and on demand when a message comes from a
-device the cache does not know or has not bound: if the last reload started before that
-message reached the gateway, the cache may predate the device's provisioning, so it is
-reloaded (waiting out the minimum interval if needed) before the device is refused. A flood
-from unknown devices thus costs at most one reload per interval. What it reads the registry
-from is a :class:`RegistrySource` (``store.StoredRegistry``).
+The devices a change names are reloaded when the registry changes (``LISTEN
+veille_registry``, fired by a trigger on the devices table, payload the device id: provisioning
+a thousand devices costs a thousand rows read, not a thousand whole registries); the whole
+registry after the listener (re)connects, on a timer as a safety net, and on demand when a
+message comes from a device the cache does not know or has not bound: if the last reload
+started before that message reached the gateway, the cache may predate the device's
+provisioning, so it is reloaded (waiting out the minimum interval if needed) before the
+device is refused. A flood from unknown devices thus costs at most one reload per interval.
+What it reads the registry from is a :class:`RegistrySource` (``store.StoredRegistry``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Protocol
 
 import psycopg
@@ -27,19 +29,20 @@ log = logging.getLogger(__name__)
 
 
 class RegistrySource(Protocol):
-    async def load(self) -> Mapping[str, RegistryEntry]:
-        """Every device, active or revoked, by id."""
+    async def load(self, device_ids: Collection[str] | None = None) -> Mapping[str, RegistryEntry]:
+        """Every device, active or revoked, by id; or those of ``device_ids`` that exist."""
         ...
 
-    async def follow(self, on_change: Callable[[], Awaitable[None]]) -> None:
-        """Call ``on_change`` after every change and every reconnect; runs until cancelled."""
+    async def follow(self, on_change: Callable[[frozenset[str] | None], Awaitable[None]]) -> None:
+        """Call ``on_change`` with the ids of the devices that changed, or ``None`` when
+        anything may have (every reconnect); runs until cancelled."""
         ...
 
 
 class DeviceDirectory:
     def __init__(self, source: RegistrySource, *, min_refresh_s: float = 1.0) -> None:
         self._source = source
-        self._entries: Mapping[str, RegistryEntry] = {}
+        self._entries: dict[str, RegistryEntry] = {}
         self._loaded = asyncio.Event()
         self._last_refresh = 0.0  # monotonic
         self._last_refresh_started_us = 0  # wall clock, comparable with gateway arrival times
@@ -55,10 +58,27 @@ class DeviceDirectory:
     async def refresh(self) -> None:
         async with self._lock:
             started_us = now_us()
-            self._entries = await self._source.load()
+            self._entries = dict(await self._source.load())
             self._last_refresh = time.monotonic()
             self._last_refresh_started_us = started_us
             self._loaded.set()
+
+    async def refresh_devices(self, device_ids: Collection[str]) -> None:
+        """Reload only ``device_ids``: those the registry no longer has leave the cache."""
+        async with self._lock:
+            found = await self._source.load(device_ids)
+            for device_id in device_ids:
+                entry = found.get(device_id)
+                if entry is None:
+                    self._entries.pop(device_id, None)
+                else:
+                    self._entries[device_id] = entry
+
+    async def on_change(self, device_ids: frozenset[str] | None) -> None:
+        if device_ids is None or not self._loaded.is_set():
+            await self.refresh()
+        else:
+            await self.refresh_devices(device_ids)
 
     async def wait_loaded(self) -> None:
         await self._loaded.wait()
@@ -85,5 +105,6 @@ class DeviceDirectory:
             log.warning("device registry refresh failed (%s); using the cached registry", exc)
 
     async def listen(self) -> None:
-        """Reload on every registry change; reconnects with backoff, runs until cancelled."""
-        await self._source.follow(self.refresh)
+        """Reload what every registry change names; reconnects with backoff, runs until
+        cancelled."""
+        await self._source.follow(self.on_change)
