@@ -17,7 +17,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -52,25 +52,31 @@ class GatewayCounters:
     stale_not_acked: int = 0  # forwarded, not acknowledged: delivered by an earlier connection
 
 
+class _Arrivals(Protocol):
+    def announce(self, waiting: bool) -> None: ...
+    def take_arrived(self) -> None: ...
+
+
 async def _take_burst(
-    queue: asyncio.Queue[InboundMessage], linger_s: float
+    queue: asyncio.Queue[InboundMessage], linger_s: float, arrivals: _Arrivals
 ) -> list[InboundMessage]:
     """What arrives within ``linger_s`` of the first message, at most MAX_MESSAGES_PER_ROUND.
-    Waits (a timer each time) only when the queue is empty: what is there is taken at once."""
-    burst = [await queue.get()]
+    Only the first message wakes the loop; the rest are taken when the linger ends."""
+    arrivals.announce(True)
+    try:
+        burst = [await queue.get()]
+    finally:
+        arrivals.announce(False)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + linger_s
-    while len(burst) < MAX_MESSAGES_PER_ROUND:
+    while True:
+        arrivals.take_arrived()
         while not queue.empty() and len(burst) < MAX_MESSAGES_PER_ROUND:
             burst.append(queue.get_nowait())
         remaining = deadline - loop.time()
         if remaining <= 0 or len(burst) >= MAX_MESSAGES_PER_ROUND:
-            break
-        try:
-            burst.append(await asyncio.wait_for(queue.get(), remaining))
-        except TimeoutError:
-            break
-    return burst
+            return burst
+        await asyncio.sleep(remaining)
 
 
 class _RawPartitions:
@@ -200,7 +206,7 @@ async def run_gateway(
     linger_s = settings.gateway_linger_ms / 1000
     try:
         while not stop.is_set():
-            getter = asyncio.ensure_future(_take_burst(queue, linger_s))
+            getter = asyncio.ensure_future(_take_burst(queue, linger_s, session))
             stopper = asyncio.ensure_future(stop.wait())
             done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if getter not in done:
