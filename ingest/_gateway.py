@@ -181,7 +181,7 @@ async def run_gateway(
         acks="all",
         enable_idempotence=False,  # Tansu rejects InitProducerId; keys make duplicates harmless
         linger_ms=settings.gateway_linger_ms,
-        request_timeout_ms=15_000,
+        request_timeout_ms=int(settings.kafka_produce_timeout_s * 1000),
     )
     await producer.start()
     partitions = _RawPartitions(producer, settings.topics.raw)

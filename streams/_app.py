@@ -87,6 +87,9 @@ def build_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Faust's default (1,200 s) let one lost produce response hold every output, and so
+        # every ack and commit, for 20 minutes; ConfirmedAcks sends a failed one again.
+        producer_request_timeout=settings.kafka_produce_timeout_s,
         web_port=settings.worker_web_port,
         web_bind="127.0.0.1",
         datadir=settings.worker_data_dir,

@@ -188,6 +188,12 @@ class Settings(_VeilleSettings):
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="VEILLE_KAFKA_BOOTSTRAP, comma-separated host:port"
     )
+    kafka_produce_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="VEILLE_KAFKA_PRODUCE_TIMEOUT_S, a produce request unanswered this long has "
+        "failed and is sent again (gateway and workers; Faust's own default is 20 minutes)",
+    )
     database_url: SecretStr = Field(
         SecretStr("postgresql://veille@127.0.0.1:5432/veille"),
         description="VEILLE_DATABASE_URL, libpq URL of the TimescaleDB/PostgreSQL database as "
