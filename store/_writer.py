@@ -19,18 +19,17 @@ from enum import StrEnum
 import psycopg
 from psycopg.rows import TupleRow
 
+from ._reading_batches import COPY_HEADER, COPY_TRAILER, ReadingBatches, ReadingRow, as_rows
+
 __all__ = [
     "AlertEventRow",
     "BatchWriter",
     "DeadLetterRow",
+    "ReadingBatches",
     "ReadingRow",
     "WriteMethod",
     "WriteResult",
 ]
-
-ReadingRow = tuple[datetime, str, str, str, str, str, float | None, str, int, datetime]
-"""measured_at, tenant, care_unit, patient_pseudonym, device_id, metric, value (None: no
-signal), unit, seq, received_at"""
 
 READING_COLUMNS = (
     "measured_at, tenant, care_unit, patient_pseudonym, device_id, metric, value, unit, seq, "
@@ -88,7 +87,7 @@ class BatchWriter:
 
     async def write(
         self,
-        readings: Sequence[ReadingRow] = (),
+        readings: Sequence[ReadingRow] | ReadingBatches = (),
         alert_events: Sequence[AlertEventRow] = (),
         dead_letters: Sequence[DeadLetterRow] = (),
     ) -> WriteResult:
@@ -113,9 +112,9 @@ class BatchWriter:
                 result.dead_letters_inserted = await self._write_dead_letters(dead_letters)
         return result
 
-    async def _write_readings(self, rows: Sequence[ReadingRow]) -> int:
+    async def _write_readings(self, readings: Sequence[ReadingRow] | ReadingBatches) -> int:
         if self.method is WriteMethod.UNNEST:
-            columns = list(zip(*rows, strict=True))
+            columns = list(zip(*as_rows(readings), strict=True))
             casts = ", ".join(f"%s::{t}[]" for t in _READING_TYPES)
             cur = await self.conn.execute(
                 f"INSERT INTO readings ({READING_COLUMNS}) SELECT * FROM unnest({casts}) "  # noqa: S608
@@ -125,24 +124,27 @@ class BatchWriter:
             return cur.rowcount
         try:
             async with self.conn.transaction():  # a savepoint: a duplicate undoes this COPY only
-                await self._copy_into("readings", rows)
-            return len(rows)
+                await self._copy_into("readings", readings)
+            return len(readings)
         except psycopg.errors.UniqueViolation:
             pass  # a redelivery or a repeat within the batch: the keys decide, row by row
-        await self._copy_into("readings_staging", rows)
+        await self._copy_into("readings_staging", readings)
         cur = await self.conn.execute(
             f"INSERT INTO readings ({READING_COLUMNS}) "  # noqa: S608
             f"SELECT {READING_COLUMNS} FROM readings_staging ON CONFLICT DO NOTHING"
         )
         return cur.rowcount
 
-    async def _copy_into(self, table: str, rows: Sequence[ReadingRow]) -> None:
+    async def _copy_into(self, table: str, readings: Sequence[ReadingRow] | ReadingBatches) -> None:
         async with self.conn.cursor() as cur:
             async with cur.copy(
                 f"COPY {table} ({READING_COLUMNS}) FROM STDIN (FORMAT BINARY)"
             ) as copy:
+                if isinstance(readings, ReadingBatches):  # the sink: bytes built per batch
+                    await copy.write(COPY_HEADER + readings.copy_data() + COPY_TRAILER)
+                    return
                 copy.set_types(list(_READING_TYPES))
-                for row in rows:
+                for row in readings:
                     await copy.write_row(row)
 
     async def _apply_alert_event(self, e: AlertEventRow) -> int:

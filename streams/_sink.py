@@ -22,9 +22,7 @@ from devices import (
     AlertEvent,
     DeadLetter,
     DeadLetterReason,
-    ReadingBatch,
     batches_of,
-    metric_named,
     us_to_datetime,
 )
 from store import (
@@ -32,7 +30,7 @@ from store import (
     BatchWriter,
     DeadLetterRow,
     Flavour,
-    ReadingRow,
+    ReadingBatches,
     SchemaOptions,
     WriteMethod,
     run_maintenance,
@@ -61,28 +59,15 @@ class SinkCounters:
 
 @dataclass(slots=True)
 class SinkRows:
-    readings: list[ReadingRow]
+    readings: ReadingBatches
     alert_events: list[AlertEventRow]
     dead_letters: list[DeadLetterRow]
-
-
-def _reading_rows(batch: ReadingBatch) -> Iterable[ReadingRow]:
-    for metric, value, measured, seq, received in zip(
-        batch.metrics, batch.values, batch.measured_at_us, batch.seqs, batch.received_at_us,
-        strict=True,
-    ):  # fmt: skip
-        entry = metric_named(metric)
-        unit = entry.unit if entry else ""
-        yield (
-            us_to_datetime(measured), batch.tenant, batch.care_unit, batch.patient,
-            batch.device_id, metric, value, unit, seq, us_to_datetime(received),
-        )  # fmt: skip
 
 
 def rows_from_records(
     records: Iterable[ConsumerRecord[bytes, bytes]], settings: Settings
 ) -> SinkRows:
-    rows = SinkRows([], [], [])
+    rows = SinkRows(ReadingBatches(), [], [])
     topics = settings.topics
     for record in records:
         value = record.value
@@ -116,7 +101,7 @@ def _dead_letter_row(d: DeadLetter) -> DeadLetterRow:
 def _add_record(rows: SinkRows, topic: str, value: bytes, topics: TopicNames) -> None:
     if topic == topics.readings:
         for batch in batches_of(value):
-            rows.readings.extend(_reading_rows(batch))
+            rows.readings.add(batch)
     elif topic == topics.alerts:
         e = AlertEvent.from_json(value)
         rows.alert_events.append(
@@ -190,7 +175,7 @@ class _Database:
                     error=exc,
                     reason=DeadLetterReason.STORE_REJECTED,
                 )
-                rows = SinkRows([], [], [_dead_letter_row(dead)])
+                rows = SinkRows(ReadingBatches(), [], [_dead_letter_row(dead)])
                 if not await self._write_until_durable(rows):
                     return False
         return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -10,11 +11,12 @@ import psycopg
 import pytest
 from aiokafka import ConsumerRecord
 
-from devices import ReadingBatch
+from devices import ReadingBatch, now_us, us_to_datetime
 from store import (
     AlertEventRow,
     BatchWriter,
     Flavour,
+    ReadingBatches,
     SchemaOptions,
     WriteMethod,
     migrate,
@@ -206,3 +208,46 @@ async def test_sink_keeps_a_record_the_database_refuses_and_stores_the_rest(
     assert len(dead) == 1 and dead[0][:2] == ("sink", "store_rejected")
     assert "refused veille.readings record" in dead[0][2]
     assert counters.readings_inserted == 1 and counters.dead_letters == 1
+
+
+async def test_the_sinks_copy_bytes_store_what_the_row_path_stores(
+    running_stack: RunningStack,
+) -> None:
+    """ReadingBatches (binary COPY built per batch, times as microseconds) against the row
+    tuples psycopg encodes itself: same rows, to the microsecond, NULLs and non-ASCII text
+    included; a batch that repeats a stored reading goes through the staging path."""
+    tag = uuid.uuid4().hex[:8]
+    base = now_us() - 3_600_000_000
+    batches = [
+        ReadingBatch("chu-test", "réa-néonat", f"p-é{tag}", f"dev-a-{tag}",
+                     ("spo2", "pulse_rate", "spo2"), (97.0, None, 88.5),
+                     (base + 1, base + 2, base + 999_999), (1, 2, 3), (base + 5, base + 6, base + 7)),
+        ReadingBatch("chu-test", "icu", f"p-{tag}", f"dev-b-{tag}", ("body_temperature",),
+                     (38.25,), (base + 10,), (2**40,), (base + 11,)),
+    ]  # fmt: skip
+    fast, slow = ReadingBatches(), ReadingBatches()
+    for batch in batches:
+        fast.add(batch)
+    for batch in batches:  # the same readings under other devices, written as row tuples
+        slow.add(dataclasses.replace(batch, device_id=batch.device_id.replace("dev-", "row-")))
+    select = """SELECT measured_at, tenant, care_unit, patient_pseudonym, metric, value, unit,
+                       seq, received_at FROM readings WHERE device_id LIKE %s
+                ORDER BY measured_at, metric, seq"""
+    async with await psycopg.AsyncConnection.connect(running_stack.dsn, autocommit=True) as conn:
+        writer = BatchWriter(conn, WriteMethod.COPY)
+        assert (await writer.write(fast)).readings_inserted == 4
+        assert (await writer.write(slow.rows())).readings_inserted == 4
+        again = ReadingBatches()
+        again.add(batches[1])  # stored already: COPY fails, staging + ON CONFLICT takes it
+        again.add(dataclasses.replace(batches[1], seqs=(2**40 + 1,)))
+        repeat = await writer.write(again)
+        by_copy = await (await conn.execute(select, (f"dev-%-{tag}",))).fetchall()
+        by_rows = await (await conn.execute(select, (f"row-%-{tag}",))).fetchall()
+    assert (repeat.readings_inserted, repeat.readings_duplicate) == (1, 1)
+    assert [r for r in by_copy if r[7] != 2**40 + 1] == by_rows
+    assert by_rows[0][0] == us_to_datetime(base + 1)
+    assert by_rows[-1][0] == us_to_datetime(base + 999_999)
+    assert [r[5] for r in by_rows] == [97.0, None, 38.25, 88.5]
+    assert [r[6] for r in by_rows] == ["%", "/min", "Cel", "%"]
+    assert by_rows[0][2] == "réa-néonat"
+    assert [r[7] for r in by_copy] == [1, 2, 2**40, 2**40 + 1, 3]

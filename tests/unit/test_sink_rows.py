@@ -41,7 +41,7 @@ def test_rows_from_each_topic() -> None:
         ],
         SETTINGS,
     )
-    assert rows.readings == [
+    assert rows.readings.rows() == [
         (us_to_datetime(T0), "t", "icu", "p-1", "d-1", "spo2", 97.0, "%", 1, us_to_datetime(T0 + 5)),
         (us_to_datetime(T0 + 1), "t", "icu", "p-1", "d-1", "body_temperature", 38.5, "Cel", 2,
          us_to_datetime(T0 + 6)),
