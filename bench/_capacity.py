@@ -22,10 +22,11 @@ from pathlib import Path
 from veille.stack import LocalStack
 
 from ._kafka_ceiling import KafkaCeiling, measure_kafka_ceiling
-from ._mqtt_ceiling import MqttCeiling, measure_mqtt_ceiling
+from ._mqtt_ceiling import MqttCeiling, measure_mqtt_ceiling, publish_packet_bytes
 from ._proc import memory_kib
 from ._profile import Profile, profile_processes
 from ._sustain import SHAPES, StepResult, stepper
+from ._tls_cost import TlsCost, measure_tls_cost
 
 __all__ = ["Capacity", "Ceilings", "PIPELINE", "find_capacity", "measure_ceilings"]
 
@@ -38,6 +39,7 @@ MAX_SEARCH_STEPS = 8
 START_MSG_PER_S = {"single": 1_000.0, "upload30": 300.0}
 MQTT_CEILING_OFFER = {"single": 20_000.0, "upload30": 5_000.0}
 MQTT_CEILING_S = 8.0
+TLS_MESSAGES = 20_000
 KAFKA_CEILING_RECORDS = {"single": 40_000, "upload30": 15_000}
 # Bytes of one message of the shape as the raw record carries it (measured from the load).
 KAFKA_RECORD_BYTES = {"single": 250, "upload30": 4_000}
@@ -51,6 +53,7 @@ class Ceilings:
     mqtt: MqttCeiling
     kafka: KafkaCeiling
     database_rows_per_s: float  # COPY, fresh rows
+    tls: TlsCost | None = None  # what TLS adds per message on the MQTT hops
 
     def messages_per_s(self, k: int) -> dict[str, float]:
         """Each stage's limit in messages of ``k`` readings a second."""
@@ -102,7 +105,11 @@ async def measure_ceilings(
         KAFKA_RECORD_BYTES[shape],
     )  # fmt: skip
     progress(f"ceiling {shape}: Kafka {kafka.produced_per_s:,.0f} records/s produced")
-    return Ceilings(mqtt, kafka, database_rows_per_s)
+    tls = await asyncio.to_thread(
+        measure_tls_cost, stack.certificates, publish_packet_bytes(k), TLS_MESSAGES
+    )
+    progress(f"ceiling {shape}: TLS {tls.per_message_us:.1f} us per message (two MQTT hops)")
+    return Ceilings(mqtt, kafka, database_rows_per_s, tls)
 
 
 async def find_capacity(

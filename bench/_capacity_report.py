@@ -298,6 +298,7 @@ def capacity_section(runs: list[CapacityRun], calibration_us: float) -> list[str
         "",
     ]
     lines += _ceilings_table(runs)
+    lines += _tls_lines(runs)
     lines += _latency_table(runs)
     for run in runs:
         peaks = run.capacity.peak_rss_mib
@@ -311,12 +312,40 @@ def capacity_section(runs: list[CapacityRun], calibration_us: float) -> list[str
     lines += _profiles(runs)
     for run in runs:
         lines += _steps_table(run)
-    lines += [
-        "Not in this run: the ten-minute soak (`make soak`, docs/SOAK.md); the cost of TLS on "
-        "its own line (not measured yet).",
+    lines += ["The ten-minute soak is `make soak` (docs/SOAK.md).", ""]
+    return lines
+
+
+def _tls_lines(runs: list[CapacityRun]) -> list[str]:
+    """The cost of TLS, apart: Mosquitto has no plaintext listener to compare the pipeline
+    with, so one hop's record layer is measured at the shape's packet size
+    (``bench/_tls_cost.py``)."""
+    lines = []
+    for r in runs:
+        tls = r.ceilings.tls if r.ceilings else None
+        if tls is None:
+            continue
+        total = r.capacity.pipeline_cpu_us_per_message()
+        share = (
+            f", {tls.per_message_us / total:.0%} of the pipeline's CPU per message" if total else ""
+        )
+        lines.append(
+            f"- **TLS, {r.capacity.shape}** ({tls.packet_bytes:,} B PUBLISH, one TLS record per "
+            f"packet each way): {tls.per_hop_us:.1f} µs per message per MQTT hop, both ends "
+            f"(plain TCP {tls.plain_us:.1f}, TLS {tls.tls_us:.1f}); two hops (device -> broker "
+            f"-> gateway): **{tls.per_message_us:.1f} µs per message**, "
+            f"{tls.per_message_us / r.k:.2f} per reading{share}."
+        )
+    if not lines:
+        return []
+    return [
+        "Cost of TLS (Python's `ssl` on a loopback pair with the stack's certificates, CPU of "
+        "both ends, median of 3; Mosquitto's C side pays the same record crypto with less "
+        "wrapper; Kafka and the local PostgreSQL are not on TLS here):",
+        "",
+        *lines,
         "",
     ]
-    return lines
 
 
 def capacity_json(runs: list[CapacityRun], calibration_us: float) -> dict[str, Any]:

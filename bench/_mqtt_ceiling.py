@@ -27,9 +27,10 @@ from veille.security import GATEWAY_ACCOUNT
 from veille.stack import LocalStack
 
 from ._loadgen import start_on_stack
+from ._mqtt_packets import build_stream
 from ._proc import cpu_seconds, own_cpu_seconds
 
-__all__ = ["MqttCeiling", "measure_mqtt_ceiling"]
+__all__ = ["MqttCeiling", "measure_mqtt_ceiling", "publish_packet_bytes"]
 
 DEVICES = 1000
 CONNECTIONS = 4
@@ -47,6 +48,12 @@ class MqttCeiling:
     generator_cpu_us: float  # per message
     mosquitto_cpu_us: float
     subscriber_cpu_us: float
+
+
+def publish_packet_bytes(k: int) -> int:
+    """The mean size of the PUBLISH packets this ceiling offers for payloads of ``k``."""
+    sample = 100
+    return len(build_stream(_messages(sample, 1_790_000_000_000_000, 1.0, k)).data) // sample
 
 
 def _messages(count: int, start_us: int, rate: float, k: int) -> list[tuple[str, bytes]]:

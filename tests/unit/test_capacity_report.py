@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench._capacity import Capacity
+from bench._capacity import Capacity, Ceilings
 from bench._capacity_report import CapacityRun, capacity_json, capacity_section
+from bench._kafka_ceiling import KafkaCeiling
+from bench._mqtt_ceiling import MqttCeiling
 from bench._plot import plot_capacity
 from bench._profile import _summary
 from bench._sustain import StepResult
+from bench._tls_cost import TlsCost
 
 CPU = {"gateway": 100.0, "validator": 50.0, "detector": 100.0, "worker": 150.0, "sink": 10.0, "Kafka (Tansu)": 50.0,
        "MQTT (Mosquitto)": 20.0, "PostgreSQL": 15.0, "generator": 9.0}  # fmt: skip
@@ -87,3 +90,17 @@ def test_the_plot_is_a_png_of_every_step(tmp_path: Path) -> None:
     image = tmp_path / "img" / "plot.png"
     plot_capacity([single_run().capacity], image)
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_cost_of_tls_has_its_own_line() -> None:
+    mqtt = MqttCeiling(1000.0, 8000, 8000, 8000, 1000.0, 5.0, 30.0, 40.0)
+    kafka = KafkaCeiling(40_000, 250, 9_000.0, 20_000.0, 60.0, 10.0)
+    tls = TlsCost(packet_bytes=180, messages=20_000, plain_us=7.0, tls_us=20.5)
+    run = CapacityRun(single_run().capacity, Ceilings(mqtt, kafka, 100_000.0, tls))
+    text = "\n".join(capacity_section([run], 12.5))
+    assert (
+        "- **TLS, single** (180 B PUBLISH, one TLS record per packet each way): 13.5 µs per "
+        "message per MQTT hop, both ends (plain TCP 7.0, TLS 20.5); two hops (device -> broker "
+        "-> gateway): **27.0 µs per message**, 27.00 per reading, 8% of the pipeline's CPU per "
+        "message." in text
+    )
