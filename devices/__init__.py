@@ -8,12 +8,20 @@ from __future__ import annotations
 from ._alerts import PRIORITY_ORDER, AlertEvent, AlertEventKind, Priority, alert_id_for
 from ._dead_letters import DeadLetter, DeadLetterReason
 from ._device_types import DEVICE_TYPES, DeviceType, device_type_named
-from ._envelope import CarriedMessage, RawEnvelope, RawMessage, encode_raw_record, envelopes_of
+from ._envelope import (
+    CarriedMessage,
+    RawEnvelope,
+    RawMessage,
+    encode_raw_record,
+    encode_raw_records,
+    envelopes_of,
+)
 from ._identity import pseudonymise
 from ._metrics import ACVPU_CODES, CATALOGUE, Metric, UnitConversion, metric_named
 from ._partitions import KeyPartitioner
 from ._payloads import PAYLOAD_ADAPTER, BatchPayloadV1, ReadingV1, SinglePayloadV1
-from ._readings import ReadingBatch, batches_of, encode_readings_record
+from ._readings import ReadingBatch, batches_of, encode_readings_record, encode_readings_records
+from ._record_size import RECORD_BUDGET_BYTES
 from ._registry import DeviceBinding, DeviceStatus, RegistryEntry
 from ._replay import MIMIC_NUMERICS_COLUMNS, RecordedRow, payload_for_row, read_numerics
 from ._time import datetime_to_us, now_us, us_to_datetime
@@ -55,7 +63,10 @@ __all__ = [
     "batches_of",
     "datetime_to_us",
     "encode_raw_record",
+    "encode_raw_records",
     "encode_readings_record",
+    "encode_readings_records",
+    "RECORD_BUDGET_BYTES",
     "envelopes_of",
     "device_topic",
     "metric_named",

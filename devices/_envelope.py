@@ -17,9 +17,17 @@ from typing import Any
 
 import orjson
 
+from ._record_size import RECORD_BUDGET_BYTES, chunks_within
 from ._topics import parse_device_topic
 
-__all__ = ["CarriedMessage", "RawEnvelope", "RawMessage", "encode_raw_record", "envelopes_of"]
+__all__ = [
+    "CarriedMessage",
+    "RawEnvelope",
+    "RawMessage",
+    "encode_raw_record",
+    "encode_raw_records",
+    "envelopes_of",
+]
 
 ENVELOPE_VERSION = 1
 PACKED_VERSION = 2
@@ -93,6 +101,24 @@ def encode_raw_record(gateway_id: str, messages: Sequence[CarriedMessage]) -> by
             ],
         }
     )
+
+
+# Bytes a message adds to a raw record besides its topic and payload: brackets, quotes,
+# commas and the arrival time (16 digits).
+_MESSAGE_OVERHEAD = 32
+
+
+def encode_raw_records(
+    gateway_id: str, messages: Sequence[CarriedMessage], budget: int = RECORD_BUDGET_BYTES
+) -> list[tuple[bytes, int]]:
+    """Format 2 records holding ``messages`` in order, each within ``budget`` bytes (one
+    message alone may exceed it), with how many messages each holds."""
+    sizes = [len(m.payload_json) + len(m.mqtt_topic) + _MESSAGE_OVERHEAD for m in messages]
+    head = 64 + len(gateway_id)
+    return [
+        (encode_raw_record(gateway_id, messages[chunk.start : chunk.stop]), len(chunk))
+        for chunk in chunks_within(sizes, budget - head)
+    ]
 
 
 def _envelopes_v2(obj: dict[str, Any]) -> list[RawEnvelope]:

@@ -14,7 +14,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ReadingBatch", "batches_of", "encode_readings_record"]
+from ._record_size import RECORD_BUDGET_BYTES, chunks_within
+
+__all__ = ["ReadingBatch", "batches_of", "encode_readings_record", "encode_readings_records"]
 
 PACKED_VERSION = 2
 
@@ -95,6 +97,19 @@ class ReadingBatch:
 def encode_readings_record(batches: list[ReadingBatch]) -> bytes:
     """A format 2 record holding ``batches`` in order."""
     return orjson.dumps({"v": PACKED_VERSION, "batches": [b.to_obj() for b in batches]})
+
+
+def encode_readings_records(
+    batches: list[ReadingBatch], budget: int = RECORD_BUDGET_BYTES
+) -> list[bytes]:
+    """Format 2 records holding ``batches`` in order, each within ``budget`` bytes (one batch
+    alone may exceed it): the bytes :func:`encode_readings_record` gives for each chunk."""
+    encoded = [orjson.dumps(b.to_obj()) for b in batches]
+    head = b'{"v":%d,"batches":[' % PACKED_VERSION
+    return [
+        head + b",".join(encoded[i] for i in chunk) + b"]}"
+        for chunk in chunks_within([len(e) + 1 for e in encoded], budget - len(head) - 2)
+    ]
 
 
 def batches_of(data: bytes) -> list[ReadingBatch]:

@@ -19,7 +19,7 @@ from devices import (
     DeadLetter,
     DeadLetterReason,
     KeyPartitioner,
-    encode_raw_record,
+    encode_raw_records,
     parse_device_topic,
 )
 
@@ -36,8 +36,9 @@ _JSON_WHITESPACE = b" \t\n\r"
 
 @dataclass(frozen=True, slots=True)
 class PackedRecord:
-    """One raw-topic record: every accepted message of the burst whose device hashes to
-    ``partition``, in receive order (``devices.encode_raw_record``, format 2)."""
+    """One raw-topic record: accepted messages of the burst whose device hashes to
+    ``partition``, in receive order (``devices.encode_raw_records``, format 2); a partition's
+    messages take several records when they exceed ``devices.RECORD_BUDGET_BYTES``."""
 
     partition: int
     value: bytes
@@ -180,7 +181,8 @@ def plan_forward(
             CarriedMessage(message.topic, message.received_at_us, carried)
         )
     plan.records = [
-        PackedRecord(partition, encode_raw_record(gateway_id, items), len(items))
+        PackedRecord(partition, value, count)
         for partition, items in grouped.items()
+        for value, count in encode_raw_records(gateway_id, items)
     ]
     return plan

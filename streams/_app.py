@@ -31,7 +31,7 @@ from devices import (
     RawEnvelope,
     ReadingBatch,
     batches_of,
-    encode_readings_record,
+    encode_readings_records,
     envelopes_of,
     now_us,
 )
@@ -207,13 +207,15 @@ async def _partition_count(bootstrap: str, topic: str) -> int:
 def _packed_readings(
     readings_topic: Any, partitioner: KeyPartitioner, batches: list[ReadingBatch]
 ) -> list[Output]:
-    """One record per readings partition: each patient's batches on its key's partition."""
+    """Records per readings partition (several when over the size budget): each patient's
+    batches on its key's partition, in order."""
     by_partition: dict[int, list[ReadingBatch]] = {}
     for batch in batches:
         by_partition.setdefault(partitioner.partition_of(batch.patient), []).append(batch)
     return [
-        Output(readings_topic, str(partition).encode(), encode_readings_record(own), partition)
+        Output(readings_topic, str(partition).encode(), record, partition)
         for partition, own in by_partition.items()
+        for record in encode_readings_records(own)
     ]
 
 
