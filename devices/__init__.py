@@ -20,7 +20,14 @@ from ._identity import pseudonymise
 from ._metrics import ACVPU_CODES, CATALOGUE, Metric, UnitConversion, metric_named
 from ._partitions import KeyPartitioner
 from ._payloads import PAYLOAD_ADAPTER, BatchPayloadV1, ReadingV1, SinglePayloadV1
-from ._readings import ReadingBatch, batches_of, encode_readings_record, encode_readings_records
+from ._readings import (
+    ReadingBatch,
+    ReadingsRecord,
+    batches_of,
+    encode_readings_record,
+    encode_readings_records,
+    read_readings_record,
+)
 from ._record_size import RECORD_BUDGET_BYTES
 from ._registry import DeviceBinding, DeviceStatus, RegistryEntry
 from ._replay import MIMIC_NUMERICS_COLUMNS, RecordedRow, payload_for_row, read_numerics
@@ -61,6 +68,8 @@ __all__ = [
     "SinglePayloadV1",
     "UnitConversion",
     "batches_of",
+    "read_readings_record",
+    "ReadingsRecord",
     "datetime_to_us",
     "encode_raw_record",
     "encode_raw_records",

@@ -59,6 +59,7 @@ class RawEnvelope:
     tenant: str
     device_id: str
     messages: tuple[RawMessage, ...]
+    correlation_id: str | None = None  # the gateway burst's, for the logs (format 2 only)
 
     def to_json(self) -> bytes:
         """Format 1, as gateways before issue 14 wrote it (kept for upgrade tests)."""
@@ -90,17 +91,18 @@ def _envelope_v1(obj: dict[str, Any]) -> RawEnvelope:
     )
 
 
-def encode_raw_record(gateway_id: str, messages: Sequence[CarriedMessage]) -> bytes:
-    """Format 2: ``{"v": 2, "gateway", "messages": [[topic, received_at_us, payload], ...]}``."""
-    return orjson.dumps(
-        {
-            "v": PACKED_VERSION,
-            "gateway": gateway_id,
-            "messages": [
-                [m.mqtt_topic, m.received_at_us, orjson.Fragment(m.payload_json)] for m in messages
-            ],
-        }
-    )
+def encode_raw_record(
+    gateway_id: str, messages: Sequence[CarriedMessage], *, correlation_id: str | None = None
+) -> bytes:
+    """Format 2: ``{"v": 2, "gateway", "cid", "messages": [[topic, received_at_us, payload],
+    ...]}``; ``cid``, the burst's correlation id, is optional (readers ignore its absence)."""
+    record: dict[str, Any] = {"v": PACKED_VERSION, "gateway": gateway_id}
+    if correlation_id is not None:
+        record["cid"] = correlation_id
+    record["messages"] = [
+        [m.mqtt_topic, m.received_at_us, orjson.Fragment(m.payload_json)] for m in messages
+    ]
+    return orjson.dumps(record)
 
 
 # Bytes a message adds to a raw record besides its topic and payload: brackets, quotes,
@@ -109,20 +111,31 @@ _MESSAGE_OVERHEAD = 32
 
 
 def encode_raw_records(
-    gateway_id: str, messages: Sequence[CarriedMessage], budget: int = RECORD_BUDGET_BYTES
+    gateway_id: str,
+    messages: Sequence[CarriedMessage],
+    budget: int = RECORD_BUDGET_BYTES,
+    *,
+    correlation_id: str | None = None,
 ) -> list[tuple[bytes, int]]:
     """Format 2 records holding ``messages`` in order, each within ``budget`` bytes (one
     message alone may exceed it), with how many messages each holds."""
     sizes = [len(m.payload_json) + len(m.mqtt_topic) + _MESSAGE_OVERHEAD for m in messages]
-    head = 64 + len(gateway_id)
+    head = 64 + len(gateway_id) + len(correlation_id or "")
     return [
-        (encode_raw_record(gateway_id, messages[chunk.start : chunk.stop]), len(chunk))
+        (
+            encode_raw_record(
+                gateway_id, messages[chunk.start : chunk.stop], correlation_id=correlation_id
+            ),
+            len(chunk),
+        )
         for chunk in chunks_within(sizes, budget - head)
     ]
 
 
 def _envelopes_v2(obj: dict[str, Any]) -> list[RawEnvelope]:
     gateway = obj["gateway"]
+    cid = obj.get("cid")
+    correlation_id = cid if isinstance(cid, str) else None
     grouped: dict[tuple[str, str], list[RawMessage]] = {}
     for topic, received_at_us, payload in obj["messages"]:
         parsed = parse_device_topic(topic)
@@ -133,7 +146,7 @@ def _envelopes_v2(obj: dict[str, Any]) -> list[RawEnvelope]:
         key = (parsed.tenant, parsed.device_id)
         grouped.setdefault(key, []).append(RawMessage(topic, received_at_us, payload))
     return [
-        RawEnvelope(gateway, tenant, device, tuple(items))
+        RawEnvelope(gateway, tenant, device, tuple(items), correlation_id)
         for (tenant, device), items in grouped.items()
     ]
 

@@ -9,14 +9,22 @@ still read, so workers can drain what older validators wrote during an upgrade.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from ._record_size import RECORD_BUDGET_BYTES, chunks_within
 
-__all__ = ["ReadingBatch", "batches_of", "encode_readings_record", "encode_readings_records"]
+__all__ = [
+    "ReadingBatch",
+    "ReadingsRecord",
+    "batches_of",
+    "encode_readings_record",
+    "encode_readings_records",
+    "read_readings_record",
+]
 
 PACKED_VERSION = 2
 
@@ -100,27 +108,44 @@ def encode_readings_record(batches: list[ReadingBatch]) -> bytes:
 
 
 def encode_readings_records(
-    batches: list[ReadingBatch], budget: int = RECORD_BUDGET_BYTES
+    batches: list[ReadingBatch],
+    budget: int = RECORD_BUDGET_BYTES,
+    *,
+    correlation_ids: Sequence[str] = (),
 ) -> list[bytes]:
     """Format 2 records holding ``batches`` in order, each within ``budget`` bytes (one batch
-    alone may exceed it): the bytes :func:`encode_readings_record` gives for each chunk."""
+    alone may exceed it): the bytes :func:`encode_readings_record` gives for each chunk, with
+    ``"cids"``, the correlation ids of the gateway bursts they came from, when given."""
     encoded = [orjson.dumps(b.to_obj()) for b in batches]
-    head = b'{"v":%d,"batches":[' % PACKED_VERSION
+    cids = b'"cids":%s,' % orjson.dumps(list(correlation_ids)) if correlation_ids else b""
+    head = b'{"v":%d,%s"batches":[' % (PACKED_VERSION, cids)
     return [
         head + b",".join(encoded[i] for i in chunk) + b"]}"
         for chunk in chunks_within([len(e) + 1 for e in encoded], budget - len(head) - 2)
     ]
 
 
-def batches_of(data: bytes) -> list[ReadingBatch]:
-    """The batches of a readings record of either format, in the order written.
-    Raises ValueError, KeyError or TypeError for a record that is neither."""
+class ReadingsRecord(NamedTuple):
+    batches: list[ReadingBatch]
+    correlation_ids: list[str]  # of the gateway bursts, for the logs; empty in format 1
+
+
+def read_readings_record(data: bytes) -> ReadingsRecord:
+    """The batches of a readings record of either format, in the order written, and its
+    correlation ids. Raises ValueError, KeyError or TypeError for a record that is neither."""
     obj = orjson.loads(data)
     if not isinstance(obj, dict):
         raise ValueError("a readings record is a JSON object")
     version = obj.get("v")
     if version == PACKED_VERSION:
-        return [ReadingBatch.from_obj(b) for b in obj["batches"]]
+        cids = obj.get("cids")
+        ids = [c for c in cids if isinstance(c, str)] if isinstance(cids, list) else []
+        return ReadingsRecord([ReadingBatch.from_obj(b) for b in obj["batches"]], ids)
     if version is None:
-        return [ReadingBatch.from_obj(obj)]
+        return ReadingsRecord([ReadingBatch.from_obj(obj)], [])
     raise ValueError(f"readings record format {version!r} is not one this worker reads (1 or 2)")
+
+
+def batches_of(data: bytes) -> list[ReadingBatch]:
+    """The batches of a readings record of either format, in the order written."""
+    return read_readings_record(data).batches

@@ -132,7 +132,10 @@ def _carried_or_problem(payload: bytes, body: Any) -> bytes | tuple[DeadLetterRe
 
 
 def plan_forward(
-    messages: Sequence[InboundMessage], gateway_id: str, partitioner: KeyPartitioner
+    messages: Sequence[InboundMessage],
+    gateway_id: str,
+    partitioner: KeyPartitioner,
+    correlation_id: str | None = None,
 ) -> ForwardPlan:
     """One record per raw partition the burst touches; a device's partition is its id's."""
     plan = ForwardPlan()
@@ -183,6 +186,6 @@ def plan_forward(
     plan.records = [
         PackedRecord(partition, value, count)
         for partition, items in grouped.items()
-        for value, count in encode_raw_records(gateway_id, items)
+        for value, count in encode_raw_records(gateway_id, items, correlation_id=correlation_id)
     ]
     return plan

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -23,9 +25,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from devices import SUBSCRIPTION_FILTER, KeyPartitioner
+from telemetry import GatewayMetrics, correlated, new_correlation_id
 from veille.settings import Settings
 
-from ._forward import plan_forward
+from ._forward import ForwardPlan, plan_forward
 from ._mqtt import GatewaySession, InboundMessage, MqttEndpoint
 
 __all__ = ["GatewayCounters", "run_gateway", "subscription_filters"]
@@ -50,6 +53,7 @@ class GatewayCounters:
     dead_lettered: int = 0
     send_failures: int = 0
     stale_not_acked: int = 0  # forwarded, not acknowledged: delivered by an earlier connection
+    kafka_failing: bool = False  # the last send failed: not ready (readiness check)
 
 
 class _Arrivals(Protocol):
@@ -100,8 +104,9 @@ async def _forward(
     settings: Settings,
     burst: list[InboundMessage],
     partitioner: KeyPartitioner,
-) -> tuple[int, int]:
-    plan = plan_forward(burst, settings.gateway_id, partitioner)
+    correlation_id: str,
+) -> ForwardPlan:
+    plan = plan_forward(burst, settings.gateway_id, partitioner, correlation_id)
     raw = settings.topics.raw
     key = settings.gateway_id.encode()
     futures = [
@@ -117,7 +122,7 @@ async def _forward(
         for d in plan.dead_letters
     ]
     await asyncio.gather(*futures)
-    return len(plan.records), len(plan.dead_letters)
+    return plan
 
 
 def subscription_filters(mode: Literal["plain", "shared"]) -> tuple[str, str]:
@@ -146,13 +151,20 @@ async def _forward_until_sent(
     burst: list[InboundMessage],
     counters: GatewayCounters,
     stop: asyncio.Event,
-) -> tuple[int, int] | None:
+    metrics: GatewayMetrics | None,
+) -> ForwardPlan | None:
     delay = 0.2
+    correlation_id = new_correlation_id()
     while True:
         try:
-            return await _forward(producer, settings, burst, await partitions.current())
+            with correlated(correlation_id):
+                partitioner = await partitions.current()
+                return await _forward(producer, settings, burst, partitioner, correlation_id)
         except KafkaError as exc:
             counters.send_failures += 1
+            counters.kafka_failing = True
+            if metrics is not None:
+                metrics.send_failures.inc()
             if stop.is_set():
                 return None
             log.warning("Kafka send failed (%s); retry in %.1f s, nothing acknowledged", exc, delay)
@@ -166,11 +178,14 @@ async def run_gateway(
     counters: GatewayCounters | None = None,
     *,
     ready_file: Path | None = None,
+    metrics: GatewayMetrics | None = None,
+    on_session: Callable[[GatewaySession], None] | None = None,
 ) -> GatewayCounters:
     """Run until ``stop`` is set; then finish the burst in hand and disconnect.
 
     ``ready_file`` is written once the subscription is in place: from then on the broker
-    keeps messages for this gateway's session even while it is down.
+    keeps messages for this gateway's session even while it is down. ``on_session`` gets
+    the MQTT session once it exists (the readiness check watches its connection).
     """
     counters = counters or GatewayCounters()
     queue: asyncio.Queue[InboundMessage] = asyncio.Queue(
@@ -197,6 +212,8 @@ async def run_gateway(
         on_subscribed=(lambda: _mark_ready(ready_file)) if ready_file else None,
     )
     session.start()
+    if on_session is not None:
+        on_session(session)
     log.info(
         "gateway %s forwarding %s -> %s",
         settings.gateway_id,
@@ -215,16 +232,32 @@ async def run_gateway(
             stopper.cancel()
             burst = getter.result()
             counters.received += len(burst)
-            counters.redelivered += sum(message.duplicate for message in burst)
-            sent = await _forward_until_sent(producer, partitions, settings, burst, counters, stop)
-            if sent is None:
+            redelivered = sum(message.duplicate for message in burst)
+            counters.redelivered += redelivered
+            if metrics is not None:
+                metrics.received.inc(len(burst))
+                metrics.redelivered.inc(redelivered)
+                metrics.burst.observe(len(burst))
+                metrics.awaiting.set(len(burst))
+            started = time.monotonic()
+            plan = await _forward_until_sent(
+                producer, partitions, settings, burst, counters, stop, metrics
+            )
+            if plan is None:
                 break  # stopping while Kafka is down: the broker redelivers the burst later
-            records, dead = sent
+            counters.kafka_failing = False
             acked = sum(session.ack(message) for message in burst)
-            counters.records_sent += records
-            counters.dead_lettered += dead
+            counters.records_sent += len(plan.records)
+            counters.dead_lettered += len(plan.dead_letters)
             counters.acknowledged += acked
             counters.stale_not_acked += len(burst) - acked
+            if metrics is not None:
+                metrics.produce.observe(time.monotonic() - started)
+                metrics.awaiting.set(0)
+                metrics.records_sent.inc(len(plan.records))
+                metrics.forwarded.inc(sum(r.messages for r in plan.records))
+                metrics.acknowledged.inc(acked)
+                metrics.count(d.reason.value for d in plan.dead_letters)
     finally:
         session.stop()
         await producer.stop()

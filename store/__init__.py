@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._access import ROLE_NAMES, SHARED_WITH_FUNCTION, enter_care_context
+from ._alert_board import OpenAlertCount, open_alert_counts
 from ._audit import AuditEntry, list_audit, record_audit, verify_audit_chain
 from ._audit_chain import (
     AuditRow,
@@ -145,6 +146,8 @@ __all__ = [
     "migrate",
     "recorded_flavour",
     "run_maintenance",
+    "OpenAlertCount",
+    "open_alert_counts",
     "statements_for",
     "threshold_history",
     "upsert_bindings",

@@ -30,12 +30,13 @@ from devices import (
     KeyPartitioner,
     RawEnvelope,
     ReadingBatch,
-    batches_of,
     encode_readings_records,
     envelopes_of,
     now_us,
+    read_readings_record,
 )
 from store import StoredOverrides, StoredRegistry
+from telemetry import ComponentRegistry, WorkerMetrics, correlated
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
@@ -49,6 +50,7 @@ from ._outbox import Outbox
 from ._patient import process_readings
 from ._tansu_compat import install_end_offset_workaround
 from ._technical_alerts import TechnicalKind, check_silence, technical_alert_event
+from ._telemetry import GroupTelemetry, attach_telemetry
 from ._threshold_book import ThresholdBook
 from ._validate import ValidationLimits, validate_envelope
 
@@ -57,6 +59,7 @@ __all__ = ["APP_IDS", "build_app"]
 log = logging.getLogger(__name__)
 
 APP_IDS = {"validate": "veille-validate", "detect": "veille-detect"}
+_COMPONENTS = {"validate": "validator", "detect": "detector"}  # as metrics and logs name them
 CACHE_RELOAD_S = 60.0  # registry and thresholds: the safety net should a NOTIFY be missed
 ESCALATION_CHECK_S = 5.0
 
@@ -100,11 +103,18 @@ def build_app(settings: Settings) -> faust.App:
     dead_letter_topic = app.topic(topics.dead_letters, key_type=bytes, value_type=bytes)
     alerts_topic = app.topic(topics.alerts, key_type=bytes, value_type=bytes)
     dsn = settings.database_url_for("worker").get_secret_value()
+    component = ComponentRegistry(_COMPONENTS[role])
+    metrics = WorkerMetrics(component.registry, role)
     if role == "validate":
         limits = ValidationLimits(
             future_tolerance_us=int(settings.future_tolerance_s * 1e6),
             max_age_us=int(settings.max_age_s * 1e6),
         )
+        directory = DeviceDirectory(StoredRegistry(dsn))
+        attach_telemetry(
+            app, settings, component, metrics, input_topics=[topics.raw],
+            loaded=("device_registry_loaded", lambda: directory.loaded),
+        )  # fmt: skip
         _validate_agents(
             app,
             settings.kafka_bootstrap,
@@ -112,8 +122,9 @@ def build_app(settings: Settings) -> faust.App:
             raw_topic,
             readings_topic,
             dead_letter_topic,
-            DeviceDirectory(StoredRegistry(dsn)),
+            directory,
             limits,
+            GroupTelemetry(metrics),
         )
     if role == "detect":
         # Keys and values are bytes we encode ourselves. Faust derives a table's changelog codec
@@ -130,14 +141,21 @@ def build_app(settings: Settings) -> faust.App:
             use_partitioner=True,
         )
         escalation = EscalationPolicy(after_s=settings.escalate_after_s)
+        thresholds = ThresholdBook(StoredOverrides(dsn))
+        attach_telemetry(
+            app, settings, component, metrics, input_topics=[topics.readings],
+            loaded=("thresholds_loaded", lambda: thresholds.loaded),
+        )  # fmt: skip
+        metrics.patients.set_function(lambda: float(len(detector_state)))
         _detect_agents(
             app,
             _Grouping.of(settings),
             readings_topic,
             alerts_topic,
             detector_state,
-            ThresholdBook(StoredOverrides(dsn)),
+            thresholds,
             escalation,
+            GroupTelemetry(metrics),
         )
     return app
 
@@ -205,17 +223,20 @@ async def _partition_count(bootstrap: str, topic: str) -> int:
 
 
 def _packed_readings(
-    readings_topic: Any, partitioner: KeyPartitioner, batches: list[ReadingBatch]
+    readings_topic: Any,
+    partitioner: KeyPartitioner,
+    batches: list[ReadingBatch],
+    correlation_ids: Sequence[str] = (),
 ) -> list[Output]:
     """Records per readings partition (several when over the size budget): each patient's
-    batches on its key's partition, in order."""
+    batches on its key's partition, in order, with the group's correlation ids."""
     by_partition: dict[int, list[ReadingBatch]] = {}
     for batch in batches:
         by_partition.setdefault(partitioner.partition_of(batch.patient), []).append(batch)
     return [
         Output(readings_topic, str(partition).encode(), record, partition)
         for partition, own in by_partition.items()
-        for record in encode_readings_records(own)
+        for record in encode_readings_records(own, correlation_ids=correlation_ids)
     ]
 
 
@@ -228,6 +249,7 @@ def _validate_agents(
     dead_letter_topic: Any,
     directory: DeviceDirectory,
     limits: ValidationLimits,
+    telemetry: GroupTelemetry,
 ) -> None:
     """Raw envelopes -> validated reading batches (key patient) and dead letters. No table:
     a rebalance of this group has no changelog to recover."""
@@ -263,11 +285,19 @@ def _validate_agents(
                 envelopes += envelopes_of(event.value)
             except (ValueError, KeyError, TypeError) as exc:
                 unreadable_records.append(unreadable(event, exc))
+        cids = sorted({e.correlation_id for e in envelopes if e.correlation_id})
+        with correlated(",".join(cids) or None):
+            return await validated(envelopes, cids, partitioner) + unreadable_records
+
+    async def validated(
+        envelopes: list[RawEnvelope], cids: list[str], partitioner: KeyPartitioner
+    ) -> list[Output]:
         latest_arrival = max((m.received_at_us for e in envelopes for m in e.messages), default=0)
         await directory.refresh_if_unknown({e.device_id for e in envelopes}, latest_arrival)
         now = now_us()
         batches: list[ReadingBatch] = []
         dead_letters: list[Output] = []
+        reasons: list[str] = []
         for envelope in envelopes:
             result = validate_envelope(envelope, lookup=directory, now_us=now, limits=limits)
             batches += result.batches
@@ -275,8 +305,12 @@ def _validate_agents(
                 Output(dead_letter_topic, envelope.device_id.encode(), dead.to_json())
                 for dead in result.dead_letters
             ]
-        packed = _packed_readings(readings_topic, partitioner, batches)
-        return packed + dead_letters + unreadable_records
+            reasons += [dead.reason.value for dead in result.dead_letters]
+        telemetry.validated(sum(len(b.metrics) for b in batches), reasons)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("validated %d devices: %d batches, %d dead letters",
+                      len(envelopes), len(batches), len(dead_letters))  # fmt: skip
+        return _packed_readings(readings_topic, partitioner, batches, cids) + dead_letters
 
     @app.agent(raw_topic)
     async def validate(stream: Any) -> None:
@@ -286,9 +320,11 @@ def _validate_agents(
         )
         manual = stream.noack()
         async with confirmed_acks(manual, grouping.max_unconfirmed) as acks:
+            telemetry.watch(acks)
 
             async def handle(events: Sequence[Any]) -> None:
-                await acks.send_group(events, await outputs_of(events, partitioner))
+                outputs = await outputs_of(events, partitioner)
+                await acks.send_group(events, outputs, telemetry.sent(events, outputs))
 
             async with event_groups(
                 handle, max_events=grouping.max_events, within_s=grouping.within_s
@@ -305,6 +341,7 @@ def _detect_agents(
     detector_state: Any,
     thresholds: ThresholdBook,
     escalation: EscalationPolicy,
+    telemetry: GroupTelemetry,
 ) -> None:
     """Reading batches -> alert events, with each patient's state in ``detector_state`` and
     the events in the state's outbox until Kafka confirms them (``_outbox``)."""
@@ -317,11 +354,15 @@ def _detect_agents(
         await thresholds.wait_loaded()
         manual = stream.noack()
         async with confirmed_acks(manual, grouping.max_unconfirmed) as acks:
+            telemetry.watch(acks)
 
             async def handle(events: Sequence[Any]) -> None:
                 by_patient: dict[str, list[ReadingBatch]] = {}
+                cids: list[str] = []
                 for event in events:
-                    for batch in batches_of(event.value):
+                    record = read_readings_record(event.value)
+                    cids += record.correlation_ids
+                    for batch in record.batches:
                         by_patient.setdefault(batch.patient, []).append(batch)
                 now = now_us()
                 outputs: list[Output] = []
@@ -332,7 +373,11 @@ def _detect_agents(
                         Output(alerts_topic, a.patient.encode(), a.to_json()) for a in to_send
                     ]
                     sent += to_send
-                await acks.send_group(events, outputs, partial(outbox.confirmed, sent))
+                if sent and log.isEnabledFor(logging.DEBUG):
+                    with correlated(",".join(sorted(set(cids)))):
+                        log.debug("%d alert events from %d patients", len(sent), len(by_patient))
+                confirmed = telemetry.sent(events, outputs, partial(outbox.confirmed, sent), sent)
+                await acks.send_group(events, outputs, confirmed)
 
             async with event_groups(
                 handle, max_events=grouping.max_events, within_s=grouping.within_s

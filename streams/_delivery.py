@@ -29,6 +29,7 @@ DRAIN_ON_STOP_S = 5.0
 
 class _Topic(Protocol):
     async def send(self, *, key: bytes, value: bytes, partition: int | None = None) -> Any: ...
+    def get_topic_name(self) -> str: ...
 
 
 class _ManualAckStream(Protocol):
@@ -89,6 +90,11 @@ class ConfirmedAcks:
         self._waiting: asyncio.Queue[_Waiting] = asyncio.Queue(maxsize=max_unconfirmed)
         self.retries = 0
         self._confirming: asyncio.Future[None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Groups sent and not yet confirmed (their events not yet acked)."""
+        return self._waiting.qsize()
 
     async def send(
         self,

@@ -80,6 +80,11 @@ class DeviceDirectory:
         else:
             await self.refresh_devices(device_ids)
 
+    @property
+    def loaded(self) -> bool:
+        """Loaded at least once (the readiness check)."""
+        return self._loaded.is_set()
+
     async def wait_loaded(self) -> None:
         await self._loaded.wait()
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from prometheus_client import Gauge
 
 from ._offsets import true_end_offsets
 
-__all__ = ["consumer_lag"]
+__all__ = ["LAG_EVERY_S", "consumer_lag", "follow_lag"]
+
+log = logging.getLogger(__name__)
+
+LAG_EVERY_S = 15.0  # Prometheus scrapes every 15 s by default; fresher lag would not be seen
 
 
 async def consumer_lag(
@@ -27,10 +35,57 @@ async def consumer_lag(
     )
     await probe.start()
     try:
-        committed = {tp: await probe.committed(tp) for tp in tps}
-        ends: dict[TopicPartition, int] = dict(await probe.end_offsets(tps))
+        lag = await _partition_lag(probe, bootstrap, tps, local_broker=local_broker)
     finally:
         await probe.stop()
+    return sum(lag.values())
+
+
+async def _partition_lag(
+    probe: AIOKafkaConsumer,
+    bootstrap: str,
+    tps: Sequence[TopicPartition],
+    *,
+    local_broker: bool,
+) -> dict[TopicPartition, int]:
+    committed = {tp: await probe.committed(tp) for tp in tps}
+    ends: dict[TopicPartition, int] = dict(await probe.end_offsets(list(tps)))
     if local_broker:
         ends = await true_end_offsets(bootstrap, ends)
-    return sum(max(ends[tp] - (committed[tp] or 0), 0) for tp in tps)
+    return {tp: max(ends[tp] - (committed[tp] or 0), 0) for tp in tps}
+
+
+async def follow_lag(
+    bootstrap: str,
+    group_id: str,
+    topics: Sequence[str],
+    gauge: Gauge,
+    *,
+    local_broker: bool,
+    every_s: float = LAG_EVERY_S,
+) -> None:
+    """Set ``gauge{group, topic, partition}`` for every partition of ``topics`` every
+    ``every_s`` until cancelled, through a probe that reads the group's committed offsets
+    without joining it. Kafka errors are logged and the next round tries again."""
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await probe.start()
+    try:
+        while True:
+            try:
+                await probe.topics()  # metadata of every topic: the probe subscribes to none
+                tps = [
+                    TopicPartition(topic, p)
+                    for topic in topics
+                    for p in sorted(probe.partitions_for_topic(topic) or ())
+                ]
+                lag = await _partition_lag(probe, bootstrap, tps, local_broker=local_broker)
+                for tp, behind in lag.items():
+                    gauge.labels(group_id, tp.topic, str(tp.partition)).set(behind)
+            except KafkaError as exc:
+                log.warning("consumer lag of %s not read (%s); next try in %.0f s",
+                            group_id, exc, every_s)  # fmt: skip
+            await asyncio.sleep(every_s)
+    finally:
+        await probe.stop()

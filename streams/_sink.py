@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -22,7 +24,7 @@ from devices import (
     AlertEvent,
     DeadLetter,
     DeadLetterReason,
-    batches_of,
+    read_readings_record,
     us_to_datetime,
 )
 from store import (
@@ -33,9 +35,14 @@ from store import (
     ReadingBatches,
     SchemaOptions,
     WriteMethod,
+    WriteResult,
     run_maintenance,
 )
+from telemetry import SinkMetrics, correlated
 from veille.settings import Settings, TopicNames
+
+from ._lag import follow_lag
+from ._sink_watch import follow_open_alerts
 
 __all__ = ["SinkCounters", "SinkRows", "rows_from_records", "run_sink"]
 
@@ -55,6 +62,8 @@ class SinkCounters:
     dead_letters: int = 0
     batches: int = 0
     write_failures: int = 0
+    database_failing: bool = False  # the last write failed: not ready (readiness check)
+    polled_at: float = 0.0  # monotonic time of the last poll: stuck when it gets old
 
 
 @dataclass(slots=True)
@@ -62,6 +71,9 @@ class SinkRows:
     readings: ReadingBatches
     alert_events: list[AlertEventRow]
     dead_letters: list[DeadLetterRow]
+    # Readings per (tenant, care unit), and the gateway bursts they came from (for the logs)
+    per_unit: Counter[tuple[str, str]] = field(default_factory=Counter)
+    correlation_ids: list[str] = field(default_factory=list)
 
 
 def rows_from_records(
@@ -100,8 +112,11 @@ def _dead_letter_row(d: DeadLetter) -> DeadLetterRow:
 
 def _add_record(rows: SinkRows, topic: str, value: bytes, topics: TopicNames) -> None:
     if topic == topics.readings:
-        for batch in batches_of(value):
+        record = read_readings_record(value)
+        rows.correlation_ids += record.correlation_ids
+        for batch in record.batches:
             rows.readings.add(batch)
+            rows.per_unit[batch.tenant, batch.care_unit] += len(batch.metrics)
     elif topic == topics.alerts:
         e = AlertEvent.from_json(value)
         rows.alert_events.append(
@@ -129,8 +144,14 @@ class _Database:
     """The sink's one connection: writes until durable, isolates what the database refuses."""
 
     def __init__(
-        self, settings: Settings, method: WriteMethod, counters: SinkCounters, stop: asyncio.Event
+        self,
+        settings: Settings,
+        method: WriteMethod,
+        counters: SinkCounters,
+        stop: asyncio.Event,
+        metrics: SinkMetrics | None,
     ) -> None:
+        self._metrics = metrics
         self._settings = settings
         self._conninfo = settings.database_url_for("sink").get_secret_value()
         self._method = method
@@ -161,6 +182,8 @@ class _Database:
             return await self._write_until_durable(rows_from_records(records, self._settings))
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
             log.error("database refused a batch of %d records (%s); isolating", len(records), exc)
+            if self._metrics is not None:
+                self._metrics.write_errors.labels("refused").inc()
         for record in records:
             try:
                 if not await self._write_until_durable(rows_from_records([record], self._settings)):
@@ -186,14 +209,26 @@ class _Database:
         while True:
             try:
                 writer = await self._writer_ready()
+                started = time.monotonic()
                 result = await writer.write(rows.readings, rows.alert_events, rows.dead_letters)
                 counters.readings_inserted += result.readings_inserted
                 counters.readings_duplicate += result.readings_duplicate
                 counters.alert_events += result.alert_events_inserted
                 counters.dead_letters += result.dead_letters_inserted
+                counters.database_failing = False
+                if self._metrics is not None:
+                    _count_written(self._metrics, rows, result, time.monotonic() - started)
+                if rows.correlation_ids and log.isEnabledFor(logging.DEBUG):
+                    with correlated(",".join(sorted(set(rows.correlation_ids)))):
+                        log.debug("stored %d readings (%d new), %d alert events, %d dead letters",
+                                  len(rows.readings), result.readings_inserted,
+                                  len(rows.alert_events), len(rows.dead_letters))  # fmt: skip
                 return True
             except psycopg.OperationalError as exc:
                 counters.write_failures += 1
+                counters.database_failing = True
+                if self._metrics is not None:
+                    self._metrics.write_errors.labels("unavailable").inc()
                 log.warning("database unavailable (%s); retry in %.1f s, offsets not committed",
                             exc, delay)  # fmt: skip
                 await self.close()
@@ -201,6 +236,21 @@ class _Database:
                     return False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_DELAY_S)
+
+
+def _count_written(
+    metrics: SinkMetrics, rows: SinkRows, result: WriteResult, seconds: float
+) -> None:
+    metrics.write.observe(seconds)
+    metrics.rows.labels("readings").inc(result.readings_inserted)
+    metrics.rows.labels("alert_events").inc(result.alert_events_inserted)
+    metrics.rows.labels("dead_letters").inc(result.dead_letters_inserted)
+    metrics.duplicates.inc(result.readings_duplicate)
+    for (tenant, care_unit), count in rows.per_unit.items():
+        metrics.stored.labels(tenant, care_unit).inc(count)
+    # The sink's own dead letters (records it could not read or store); the others were
+    # counted by the stage that made them.
+    metrics.count(row[2] for row in rows.dead_letters if row[1] == "sink")
 
 
 async def _maintain(conninfo: str, flavour: Flavour, stop: asyncio.Event) -> None:
@@ -230,6 +280,7 @@ async def run_sink(
     *,
     method: WriteMethod = WriteMethod.COPY,
     flavour: Flavour = Flavour.POSTGRES,
+    metrics: SinkMetrics | None = None,
 ) -> SinkCounters:
     counters = counters or SinkCounters()
     topics = settings.topics
@@ -246,28 +297,50 @@ async def run_sink(
         max_poll_records=settings.sink_batch_max,
     )
     await consumer.start()
-    database = _Database(settings, method, counters, stop)
-    maintenance = asyncio.create_task(
-        _maintain(settings.database_url_for("sink").get_secret_value(), flavour, stop)
-    )
+    database = _Database(settings, method, counters, stop, metrics)
+    conninfo = settings.database_url_for("sink").get_secret_value()
+    background = [asyncio.create_task(_maintain(conninfo, flavour, stop))]
+    if metrics is not None:
+        background += [
+            asyncio.create_task(follow_open_alerts(conninfo, metrics, stop)),
+            asyncio.create_task(
+                follow_lag(
+                    settings.kafka_bootstrap,
+                    GROUP_ID,
+                    [topics.readings, topics.alerts, topics.dead_letters],
+                    metrics.lag,
+                    local_broker=settings.kafka_local_broker,
+                )
+            ),
+        ]
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
+            counters.polled_at = time.monotonic()
             if not batch:
                 continue
-            if not await database.store([r for rs in batch.values() for r in rs]):
+            records = [r for rs in batch.values() for r in rs]
+            if metrics is not None:
+                metrics.batch.observe(len(records))
+                for tp, rs in batch.items():
+                    metrics.consumed.labels(tp.topic).inc(len(rs))
+            if not await database.store(records):
                 break  # stopping while the database is down: nothing committed, replayed later
             offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
+            committing = time.monotonic()
             try:
                 await consumer.commit(offsets)
+                if metrics is not None:
+                    metrics.commit.labels(GROUP_ID).observe(time.monotonic() - committing)
             except (CommitFailedError, IllegalStateError) as exc:
                 # A rebalance took the partitions away: their new owner replays the batch,
                 # which the natural keys make harmless.
                 log.warning("offset commit refused after a rebalance (%s); batch will replay", exc)
             counters.batches += 1
     finally:
-        maintenance.cancel()
-        await asyncio.gather(maintenance, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await consumer.stop()
         await database.close()
     return counters

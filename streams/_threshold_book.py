@@ -55,6 +55,11 @@ class ThresholdBook:
         self._scales: dict[Scope, SpO2Scale] = {}
         self._loaded = asyncio.Event()
 
+    @property
+    def loaded(self) -> bool:
+        """Loaded at least once (the readiness check)."""
+        return self._loaded.is_set()
+
     async def wait_loaded(self) -> None:
         """Detection must not start on defaults when a patient has an override."""
         await self._loaded.wait()

@@ -36,6 +36,8 @@ def _child_env(settings: Settings, offset: int, role: str) -> dict[str, str]:
         "VEILLE_WORKER_ROLE": role,
         "VEILLE_WORKER_WEB_PORT": str(settings.worker_web_port + offset),
         "VEILLE_WORKER_DATA_DIR": str(Path(settings.worker_data_dir) / role),
+        # Each role serves its own metrics: the validator on the port, the detector next.
+        "VEILLE_METRICS_PORT": str(settings.metrics_port + offset if settings.metrics_port else 0),
     }
 
 

@@ -332,6 +332,23 @@ class Settings(_VeilleSettings):
         description="VEILLE_ESCALATE_AFTER_S, an open alert nobody acknowledged is escalated "
         "(priority raised) after this long, twice at most",
     )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="VEILLE_METRICS_HOST, address of the component's /metrics, /healthz and "
+        "/readyz (0.0.0.0 in a container, so Prometheus and the probes reach it)",
+    )
+    metrics_port: int = Field(
+        9400,
+        ge=0,
+        le=65535,
+        description="VEILLE_METRICS_PORT, port of /metrics, /healthz and /readyz; 0 turns the "
+        "endpoint off (two components on one host need two ports)",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="VEILLE_LOG_FORMAT, `text` for a terminal or `json` (one object a line, "
+        "with component, event and correlation id) for a log collector",
+    )
     clinic_host: str = Field("127.0.0.1", description="VEILLE_CLINIC_HOST, the API's address")
     clinic_port: int = Field(8080, ge=0, le=65535, description="VEILLE_CLINIC_PORT")
     clinic_session_s: int = Field(

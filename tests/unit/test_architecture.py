@@ -4,6 +4,7 @@ Layers, lowest first; a module may import only from a lower layer or from its ow
 
     foundation   veille (package), veille.errors, veille.settings   imports no project package
     devices      wire contracts, metric catalogue, simulator          no I/O
+    telemetry    metrics, health endpoint, logs       beside devices: neither imports the other
     ingest       the MQTT -> Kafka gateway           \\  side by side: neither imports
     store        schema, writer, registry queries    /   the other
     streams      pure detection core + Faust workers and the sink
@@ -25,13 +26,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("veille", "devices", "ingest", "store", "streams", "clinic", "bench")
+PRODUCT = ("veille", "devices", "telemetry", "ingest", "store", "streams", "clinic", "bench")
 FOUNDATION = frozenset({"veille", "veille.errors", "veille.settings"})
 
 # component -> layer; equal layers of different components may not import each other.
 LAYER = {
     "foundation": 0,
     "devices": 1,
+    "telemetry": 1,
     "ingest": 2,
     "store": 2,
     "streams": 3,

@@ -17,7 +17,7 @@ HELP = "run an MQTT -> Kafka gateway (settings from VEILLE_* variables)"
 def _gateway(args: argparse.Namespace, settings: Settings) -> int:
     from veille._run import configure_logging, run_gateway_process
 
-    configure_logging(args.log_level)
+    configure_logging(settings, "gateway", args.log_level)
     return run_gateway_process(settings, Path(args.ready_file) if args.ready_file else None)
 
 

@@ -16,7 +16,7 @@ HELP = "run a database sink: readings, alerts, dead letters -> database"
 def _sink(args: argparse.Namespace, settings: Settings) -> int:
     from veille._run import configure_logging, run_sink_process
 
-    configure_logging(args.log_level)
+    configure_logging(settings, "sink", args.log_level)
     return run_sink_process(settings)
 
 
