@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
+from telemetry import ClinicMetrics
 from veille.settings import Settings
 
 from . import _live, _routes_alerts, _routes_identity, _routes_patients, _routes_session
@@ -24,6 +25,7 @@ from ._models import ErrorResponse, Health
 from ._oidc import OidcVerifier
 from ._publisher import AlertPublisher
 from ._routes_pages import install_pages, news2_router
+from ._telemetry import RequestMetrics
 
 __all__ = ["API_PREFIX", "create_app", "openapi_document"]
 
@@ -55,8 +57,9 @@ def _health_router() -> APIRouter:
     return router
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """An app for these settings; its pool and producer open when the server starts it."""
+def create_app(settings: Settings, *, metrics: ClinicMetrics | None = None) -> FastAPI:
+    """An app for these settings; its pool and producer open when the server starts it.
+    ``metrics`` counts its requests (:func:`clinic.serve` serves them)."""
     oidc = OidcVerifier.from_settings(settings)
 
     @asynccontextmanager
@@ -95,6 +98,8 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router, prefix=API_PREFIX)
     install_pages(app)
+    if metrics is not None:
+        app.add_middleware(RequestMetrics, metrics=metrics)
     return app
 
 

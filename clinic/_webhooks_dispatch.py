@@ -18,6 +18,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -28,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from devices import AlertEvent, datetime_to_us, now_us
+from telemetry import WebhookMetrics
 from veille.settings import Settings, WebhookSettings
 
 from ._webhooks import (
@@ -109,6 +111,8 @@ class _Dispatcher:
         conninfo = settings.database_url_for("registry").get_secret_value()
         self.recorder_db = _Connection(conninfo, stop)
         self.sender_db = _Connection(conninfo, stop)
+        self.metrics: WebhookMetrics | None = None
+        self.database_ok = False  # the last claim reached the database (readiness)
 
     def remember(self, event: AlertEvent) -> None:
         self.recent[(event.alert_id, event.kind.value, event.at_us)] = event
@@ -195,6 +199,11 @@ class _Dispatcher:
         cached = self.recent.get(key)
         return cached or await stored_event(conn, claimed)
 
+    def _outcome(self, outcome: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.deliveries.labels(outcome).inc()
+            self.metrics.latency.observe(seconds)
+
     async def _attempt(self, client: httpx.AsyncClient, claimed: ClaimedDelivery) -> None:
         conn = await self.sender_db.get()
         if conn is None:
@@ -224,6 +233,7 @@ class _Dispatcher:
         }
         http_status: int | None = None
         error: str | None = None
+        posted = time.monotonic()
         try:
             response = await client.post(claimed.url, content=body, headers=headers)
             http_status = response.status_code
@@ -233,8 +243,10 @@ class _Dispatcher:
             error = f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
         attempt = claimed.attempt + 1
         self.counters.attempts += 1
+        exchange_s = time.monotonic() - posted
         if error is None:
             self.counters.delivered += 1
+            self._outcome("delivered", exchange_s)
             await record_attempt(conn, claimed.id, attempt=attempt, status="delivered",
                                  http_status=http_status, error=None)  # fmt: skip
             log.info("delivery %d to %s: %s (attempt %d)", claimed.id, claimed.url, http_status,
@@ -245,6 +257,7 @@ class _Dispatcher:
         give_up = attempt >= w.max_attempts or age_s + delay > w.max_age_s
         if give_up:
             self.counters.failed += 1
+        self._outcome("gave_up" if give_up else "failed", exchange_s)
         then = "giving up" if give_up else f"retry in {delay:.1f} s"
         log.warning("delivery %d to %s failed (attempt %d: %s); %s", claimed.id, claimed.url,
                     attempt, error, then)  # fmt: skip
@@ -267,13 +280,16 @@ class _Dispatcher:
         if conn is None:
             return []
         try:
-            return await claim_due(
+            claimed = await claim_due(
                 conn, limit=free, lease_s=self.webhooks.timeout_s + LEASE_MARGIN_S
             )
         except psycopg.OperationalError as exc:
             log.warning("could not claim due deliveries (%s)", exc)
+            self.database_ok = False
             await self.sender_db.drop()
             return []
+        self.database_ok = True
+        return claimed
 
     async def send(self) -> None:
         limits = httpx.Limits(max_connections=self.webhooks.concurrency)
@@ -289,6 +305,8 @@ class _Dispatcher:
                         task = asyncio.create_task(self._attempt_logged(client, c))
                         inflight.add(task)
                         task.add_done_callback(inflight.discard)
+                    if self.metrics is not None:
+                        self.metrics.pending.set(len(inflight))
                     if not claimed or len(inflight) >= self.webhooks.concurrency:
                         await self._idle(inflight)
             finally:
@@ -310,10 +328,19 @@ class _Dispatcher:
             self.wake.clear()
 
 
-async def run_dispatcher(settings: Settings, stop: asyncio.Event) -> DispatchCounters:
+async def run_dispatcher(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    metrics: WebhookMetrics | None = None,
+    on_start: Callable[[Callable[[], dict[str, bool]]], None] | None = None,
+) -> DispatchCounters:
     """Run both loops until ``stop`` is set; either one failing stops the other.
-    ``settings.webhooks`` says how to deliver."""
+    ``settings.webhooks`` says how to deliver; ``on_start`` gets the readiness checks."""
     dispatcher = _Dispatcher(settings, settings.webhooks, stop)
+    dispatcher.metrics = metrics
+    if on_start is not None:
+        on_start(lambda: {"database_reachable": dispatcher.database_ok})
     tasks = [asyncio.create_task(dispatcher.record()), asyncio.create_task(dispatcher.send())]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

@@ -21,8 +21,8 @@ from ._logs import (
     JsonLogFormatter,
     configure_logging,
     correlated,
-    logging_config,
     current_correlation_id,
+    logging_config,
     new_correlation_id,
 )
 from ._registry import ComponentRegistry, veille_version

@@ -259,7 +259,7 @@ class WebhookMetrics:
         )
         self.pending = Gauge(
             "veille_webhook_deliveries_pending",
-            "Deliveries waiting to be attempted (new or retrying)",
+            "Deliveries claimed and in flight (at most VEILLE_WEBHOOK_CONCURRENCY)",
             registry=registry,
         )
 

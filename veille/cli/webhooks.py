@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import psycopg
 from rich.console import Console
@@ -19,6 +19,7 @@ from clinic import (
     list_subscriptions,
     run_dispatcher,
 )
+from telemetry import ComponentRegistry, WebhookMetrics, configure_logging, serve_telemetry
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
@@ -34,7 +35,6 @@ from ._command import (
 
 __all__ = ["register"]
 
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _DELIVERY_COLUMNS = ("id", "subscription", "alert", "kind", "event at", "attempt", "status",
                      "http", "error", "delivered at")  # fmt: skip
 
@@ -81,7 +81,7 @@ async def _manage(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    logging.basicConfig(level=args.log_level, format=_LOG_FORMAT)
+    configure_logging("webhooks", log_format=settings.log_format, level=args.log_level)
     # The dispatcher logs each attempt with its outcome; httpx's own line per request repeats it.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -90,7 +90,18 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_dispatcher(settings, stop)
+        component = ComponentRegistry("webhooks")
+        checks: list[Callable[[], dict[str, bool]]] = []
+
+        def ready() -> dict[str, bool]:
+            return checks[0]() if checks else {"started": False}
+
+        async with serve_telemetry(
+            component, ready, host=settings.metrics_host, port=settings.metrics_port
+        ):
+            await run_dispatcher(
+                settings, stop, metrics=WebhookMetrics(component.registry), on_start=checks.append
+            )
 
     asyncio.run(main())
     return 0

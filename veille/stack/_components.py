@@ -69,10 +69,25 @@ class ComponentProcess:
     def veille(
         cls, command: str, *args: str, env: dict[str, str], log_dir: Path, name: str | None = None
     ) -> ComponentProcess:
+        """``veille <command>``; the child gets a free metrics port of its own, since several
+        components share this host (``metrics_url`` is its endpoint)."""
         name = name or command
+        env = {**env, "VEILLE_METRICS_PORT": str(free_port())}
         return cls(
             name, [sys.executable, "-m", "veille", command, *args], env, log_dir / f"{name}.log"
         )
+
+    @property
+    def metrics_port(self) -> int | None:
+        port = int(self.env.get("VEILLE_METRICS_PORT", "0"))
+        return port or None
+
+    def metrics_url(self, route: str = "/metrics") -> str:
+        """The component's telemetry endpoint (``/metrics``, ``/healthz`` or ``/readyz``)."""
+        if self.metrics_port is None:
+            raise RuntimeError(f"{self.name} serves no metrics (VEILLE_METRICS_PORT=0)")
+        host = self.env.get("VEILLE_METRICS_HOST", "127.0.0.1")
+        return f"http://{host}:{self.metrics_port}{route}"
 
     def start(self) -> ComponentProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
