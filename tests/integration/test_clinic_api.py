@@ -49,6 +49,7 @@ class ClinicServer:
     stack: RunningStack
     oidc_key: rsa.RSAPrivateKey
     log: Path
+    metrics_url: str
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, timeout=30)
@@ -80,8 +81,8 @@ def clinic(
     (state / "jwks.json").write_text(
         json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]})
     )
-    port = free_port()
-    env = {**os.environ, **running_stack.env,
+    port, metrics_port = free_port(), free_port()
+    env = {**os.environ, **running_stack.env, "VEILLE_METRICS_PORT": str(metrics_port),
            "VEILLE_CLINIC_PORT": str(port), "VEILLE_CLINIC_COOKIE_SECURE": "false",
            "VEILLE_CLINIC_OIDC_ISSUER": OIDC_ISSUER, "VEILLE_CLINIC_OIDC_AUDIENCE": OIDC_AUDIENCE,
            "VEILLE_CLINIC_OIDC_JWKS_PATH": str(state / "jwks.json"),
@@ -91,7 +92,8 @@ def clinic(
         process = subprocess.Popen([sys.executable, "-m", "veille", "clinic"], env=env,
                                    stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        server = ClinicServer(f"http://127.0.0.1:{port}", running_stack, key, log)
+        server = ClinicServer(f"http://127.0.0.1:{port}", running_stack, key, log,
+                              f"http://127.0.0.1:{metrics_port}")  # fmt: skip
         deadline = time.monotonic() + 60
         while True:
             assert process.poll() is None, f"veille clinic exited:\n{log.read_text()}"
@@ -651,3 +653,19 @@ async def test_threshold_set_through_the_api_is_applied_by_the_worker(
         dsn, "SELECT message FROM alerts WHERE patient_pseudonym = %s", device.patient
     )
     assert "94" in str(message)
+
+
+async def test_the_clinic_counts_requests_by_route_template_never_by_path(
+    clinic: ClinicServer,
+) -> None:
+    pseudonym = "p-telemetry-never-in-a-label"
+    async with clinic.client() as client:
+        assert (await client.get("/api/v1/health")).status_code == 200
+        assert (await client.get(f"/api/v1/patients/{pseudonym}/vitals")).status_code == 401
+    async with httpx.AsyncClient(base_url=clinic.metrics_url, timeout=10) as metrics:
+        assert (await metrics.get("/healthz")).status_code == 200
+        assert (await metrics.get("/readyz")).json()["checks"]["serving"] is True
+        body = (await metrics.get("/metrics")).text
+    assert 'route="/api/v1/health",status="200"' in body
+    assert 'route="/api/v1/patients/{pseudonym}/vitals"' in body
+    assert pseudonym not in body
