@@ -83,6 +83,7 @@ def clinic(
     )
     port, metrics_port = free_port(), free_port()
     env = {**os.environ, **running_stack.env, "VEILLE_METRICS_PORT": str(metrics_port),
+           "VEILLE_LOG_FORMAT": "json",
            "VEILLE_CLINIC_PORT": str(port), "VEILLE_CLINIC_COOKIE_SECURE": "false",
            "VEILLE_CLINIC_OIDC_ISSUER": OIDC_ISSUER, "VEILLE_CLINIC_OIDC_AUDIENCE": OIDC_AUDIENCE,
            "VEILLE_CLINIC_OIDC_JWKS_PATH": str(state / "jwks.json"),
@@ -669,3 +670,8 @@ async def test_the_clinic_counts_requests_by_route_template_never_by_path(
     assert 'route="/api/v1/health",status="200"' in body
     assert 'route="/api/v1/patients/{pseudonym}/vitals"' in body
     assert pseudonym not in body
+    # VEILLE_LOG_FORMAT=json: every line the clinic wrote is one JSON object naming it.
+    lines = [line for line in clinic.log.read_text().splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        assert json.loads(line)["component"] == "clinic", line

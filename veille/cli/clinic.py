@@ -24,8 +24,9 @@ def _clinic(args: argparse.Namespace, settings: Settings) -> int:
     if args.port is not None:
         overrides["clinic_port"] = args.port
     settings = settings.model_copy(update=overrides)
-    print(f"clinic API on http://{settings.clinic_host}:{settings.clinic_port}/api/v1 "
-          "(schema at /api/v1/docs)", flush=True)  # fmt: skip
+    if settings.log_format == "text":  # JSON logs: one object a line, uvicorn says where
+        print(f"clinic API on http://{settings.clinic_host}:{settings.clinic_port}/api/v1 "
+              "(schema at /api/v1/docs)", flush=True)  # fmt: skip
     serve(settings, log_level=args.log_level)
     return 0
 
