@@ -125,6 +125,8 @@ async def _demo(o: DemoOptions) -> int:
             wait_for_http, f"{base_url}/api/v1/health", timeout_s=READY_TIMEOUT_S, watch=clinic
         )
         console.print(f"  clinic page: {base_url}/?tenant={tenant}")
+        endpoints = ", ".join(f"{c.name} {c.metrics_url()}" for c in [*components, clinic])
+        console.print(f"  metrics (also /healthz, /readyz): {endpoints}")
         console.print(
             f"  demo login: tenant {tenant}, user {DEMO_USER}, password {DEMO_PASSWORD} "
             f"(care units {', '.join(units)})"
