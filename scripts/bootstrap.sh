@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bootstrap what `make demo` and `make test` need on a fresh machine:
-# Debian packages (Mosquitto, PostgreSQL 15 with pgaudit, pgBackRest for backups and WAL archiving, Node.js
+# Debian packages (Mosquitto, PostgreSQL 15 with pgaudit, pgBackRest for backups and WAL archiving, Prometheus, Node.js
 # for the TimescaleDB test build, Chromium for the browser test)
 # and a .venv with Veille and its dev extras. Re-running is cheap: each step is skipped when done.
 set -euo pipefail
@@ -13,6 +13,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql-15
 command -v pgbackrest >/dev/null 2>&1 || need_pkgs+=(pgbackrest)
 # pgaudit logs the SQL operators type as the superuser or the schema owner (docs/SECURITY.md).
 ls /usr/lib/postgresql/*/lib/pgaudit.so >/dev/null 2>&1 || need_pkgs+=(postgresql-15-pgaudit)
+# `veille stack up --monitoring` runs Prometheus (on a free port of its own, not the package's
+# service on 9090); `make test` runs promtool on the alert rules.
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 # The clinic page's browser test (tests/browser) drives Debian's Chromium headless.
 command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium chromium-driver)
 if [[ "${VEILLE_SKIP_NODE:-0}" != 1 ]]; then

@@ -15,7 +15,11 @@ def _stack(args: argparse.Namespace, settings: Settings) -> int:
     from veille.stack import LocalStack
 
     stack = LocalStack(
-        state_dir(args, settings), partitions=args.partitions, topics=settings.topics
+        state_dir(args, settings),
+        partitions=args.partitions,
+        topics=settings.topics,
+        monitoring=args.monitoring,
+        fast_rules=args.monitoring_fast_rules,
     )
     if args.action == "up":
         for line in stack.up():
@@ -41,4 +45,16 @@ def register(sub: Subparsers) -> None:
     )
     stack.add_argument("action", choices=["up", "down", "status", "env"], help="what to do")
     stack.add_argument("--purge", action="store_true", help="with down: delete the database files")
+    stack.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="with up: also run Prometheus (Debian's), scraping the stack's components and "
+        "evaluating deploy/prometheus/rules.yml; stopped by down",
+    )
+    stack.add_argument(
+        "--monitoring-fast-rules",
+        action="store_true",
+        help="with up: --monitoring with every rule's `for:` divided by 60 (1m becomes 1s), "
+        "so tests and demos see alerts fire in seconds",
+    )
     add_state_dir(stack)

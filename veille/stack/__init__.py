@@ -14,6 +14,7 @@ from ._components import (
 from ._kafka_admin import create_topics
 from ._postgres import PostgresCluster
 from ._process import ProcessHandle, free_port
+from ._prometheus import register_scrape_target, remove_scrape_target, scrape_targets
 from ._stack import DATABASE_URL_VARIABLES, LocalStack, ServiceStatus
 
 __all__ = [
@@ -28,6 +29,9 @@ __all__ = [
     "component_env",
     "create_topics",
     "free_port",
+    "register_scrape_target",
+    "remove_scrape_target",
+    "scrape_targets",
     "wait_for_file",
     "wait_for_http",
 ]

@@ -1,6 +1,8 @@
 """``veille stack up | down | status | env``: the embedded local stack, by PID, in ``.veille/``.
 
-Services: Tansu (Kafka protocol), Mosquitto (MQTT), PostgreSQL (TimescaleDB when installed).
+Services: Tansu (Kafka protocol), Mosquitto (MQTT), PostgreSQL (TimescaleDB when installed),
+and with ``--monitoring`` Prometheus (``_prometheus.py``), which stays part of the stack until
+``down``.
 ``up`` reuses healthy services, restarts dead ones (and says so), creates every topic with
 an explicit partition count, creates one database role per component (generated passwords,
 kept in ``stack.json``), runs the migrations as the owner and writes ``stack.env`` with one
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -48,11 +51,16 @@ from ._postgres import (
     audit_settings,
 )
 from ._process import ProcessHandle, free_port, port_open, stop, wait_until
+from ._prometheus import PROMETHEUS_DIR, start_prometheus, write_config
 from ._tansu import start_tansu
 
 __all__ = ["DATABASE_URL_VARIABLES", "LocalStack", "ServiceStatus"]
 
 SERVICES = ("kafka", "mqtt", "postgres")
+MONITORING = "prometheus"  # the optional service: started by `up --monitoring`
+# `--monitoring-fast-rules`: every `for:` of the rules divided by 60 (1m -> 1s), for tests.
+FAST_RULES_FACTOR = 60
+FOR_SCALE = "prometheus_for_scale"  # in stack.json: the factor the running Prometheus uses
 MQTT_ADMIN_ACCOUNT = "veille-admin"
 # One generated password per broker account, kept in stack.json (0600).
 MQTT_PASSWORDS = {
@@ -87,10 +95,19 @@ class LocalStack:
     """The services of one state directory (default ``.veille``)."""
 
     def __init__(
-        self, state_dir: Path, *, partitions: int = 12, topics: TopicNames | None = None
+        self,
+        state_dir: Path,
+        *,
+        partitions: int = 12,
+        topics: TopicNames | None = None,
+        monitoring: bool = False,
+        fast_rules: bool = False,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.partitions = partitions
+        # Prometheus: started by up() when asked, or kept when a previous up() started it.
+        self.monitoring = monitoring or fast_rules
+        self.fast_rules = fast_rules
         # The front door passes settings.topics; the default reads them as Settings would.
         self.topics = topics if topics is not None else TopicNames()
 
@@ -132,10 +149,19 @@ class LocalStack:
         tmp.replace(self._state_file)
 
     # -- queries -------------------------------------------------------------------------
+    def _service_names(self, services: dict[str, Any]) -> tuple[str, ...]:
+        wanted = self.monitoring or MONITORING in services
+        return (*SERVICES, MONITORING) if wanted else SERVICES
+
+    def prometheus_url(self) -> str | None:
+        """The local Prometheus's address (its API and UI), when ``--monitoring`` started it."""
+        rec = self._load()["services"].get(MONITORING)
+        return f"http://127.0.0.1:{rec['port']}" if rec else None
+
     def status(self) -> list[ServiceStatus]:
         services = self._load()["services"]
         out = []
-        for name in SERVICES:
+        for name in self._service_names(services):
             rec = services.get(name)
             if rec is None:
                 out.append(ServiceStatus(name, None, None, "stopped"))
@@ -229,6 +255,9 @@ class LocalStack:
             kafka_new |= status.name == "kafka" and status.state != "running"
             if status.state == "running":
                 report.append(f"{status.name}: reusing pid {status.pid} on port {status.port}")
+                if status.name == MONITORING and status.pid:
+                    self._write_prometheus_config(state)
+                    os.kill(status.pid, signal.SIGHUP)  # Prometheus rereads config and rules
                 continue
             if status.state == "dead":
                 report.append(f"{status.name}: pid {status.pid} had died; restarting it")
@@ -252,6 +281,14 @@ class LocalStack:
             f"{MQTT_ADMIN_ACCOUNT} (devices' accounts)"
         )
         report.append(f"postgres: schema v{info.version} ({info.flavour.value}) ready")
+        if MONITORING in services:
+            scale = state.get(FOR_SCALE, 1)
+            report.append(
+                f"prometheus: {self.prometheus_url()}, scraping the components listed in "
+                f"{self.state_dir / PROMETHEUS_DIR / 'targets.json'}; rules of "
+                "deploy/prometheus/rules.yml"
+                + (f" with every `for:` divided by {scale}" if scale != 1 else "")
+            )
         report.append(
             f"postgres: SQL of {', '.join(AUDITED_ROLES)} logged by pgaudit"
             if audited
@@ -274,7 +311,7 @@ class LocalStack:
     def down(self, *, purge: bool = False) -> list[str]:
         state = self._load()
         report = []
-        for name in reversed(SERVICES):
+        for name in reversed((*SERVICES, MONITORING)):
             rec = state["services"].pop(name, None)
             if rec is None:
                 continue
@@ -287,9 +324,12 @@ class LocalStack:
             )
         self._save(state)
         self.env_file.unlink(missing_ok=True)
+        # The components registered there are gone with the brokers they used.
+        (self.state_dir / PROMETHEUS_DIR / "targets.json").unlink(missing_ok=True)
         if purge:
             PostgresCluster.for_state_dir(self.state_dir).purge()
             shutil.rmtree(self.state_dir / "mosquitto", ignore_errors=True)  # accounts, queues
+            shutil.rmtree(self.state_dir / PROMETHEUS_DIR, ignore_errors=True)  # its TSDB
             self._state_file.unlink(missing_ok=True)
             report.append("purged database files and stack state")
         return report
@@ -319,6 +359,9 @@ class LocalStack:
             return start_tansu(self.state_dir, port)
         if name == "mqtt":
             return self._start_mosquitto(port, state)
+        if name == MONITORING:
+            self._write_prometheus_config(state)
+            return start_prometheus(self.state_dir, port)
         cluster = PostgresCluster.for_state_dir(self.state_dir)
         if not cluster.initialised():
             state["superuser_password"] = cluster.init()
@@ -334,6 +377,13 @@ class LocalStack:
             settings={**files.archive_settings(), **audit_settings()},
             env=files.environment(cipher_pass),
         )
+
+    def _write_prometheus_config(self, state: dict[str, Any]) -> None:
+        """This up()'s choice of rules (fast or as written), or the running one's when up()
+        was not asked for monitoring."""
+        if self.monitoring:
+            state[FOR_SCALE] = FAST_RULES_FACTOR if self.fast_rules else 1
+        write_config(self.state_dir, for_scale=state.get(FOR_SCALE, 1))
 
     def _start_mosquitto(self, port: int, state: dict[str, Any]) -> ProcessHandle:
         ensure_certificates(self.certificates)
