@@ -159,7 +159,11 @@ async def _forward_until_sent(
         try:
             with correlated(correlation_id):
                 partitioner = await partitions.current()
-                return await _forward(producer, settings, burst, partitioner, correlation_id)
+                plan = await _forward(producer, settings, burst, partitioner, correlation_id)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("forwarded %d messages in %d records, %d dead letters",
+                              len(burst), len(plan.records), len(plan.dead_letters))  # fmt: skip
+                return plan
         except KafkaError as exc:
             counters.send_failures += 1
             counters.kafka_failing = True

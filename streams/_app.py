@@ -440,11 +440,13 @@ def _detect_agents(
                 continue
             state = orjson.loads(stored)
             present |= outbox.keys_in(state)
-            for alert in outbox.unsent(state):
+            unsent = outbox.unsent(state)
+            for alert in unsent:
                 sent = await alerts_topic.send(key=key, value=alert.to_json())
                 sent.add_done_callback(partial(outbox.settled, alert))
             events = due_escalations(state, now, escalation)
             events += [technical_alert_event(t) for t in check_silence(state, now)]
             for alert in events:
                 await alerts_topic.send(key=key, value=alert.to_json())
+            telemetry.alerts_sent([*unsent, *events])
         outbox.forget(present)

@@ -59,6 +59,12 @@ class GroupTelemetry:
         self._metrics.readings.inc(readings)
         self._metrics.count(dead_letter_reasons)
 
+    def alerts_sent(self, alerts: Sequence[AlertEvent]) -> None:
+        """Alert events the detector's timer sent (escalations, silences, resent outbox
+        events): counted when sent, since nothing acks them."""
+        for alert in alerts:
+            self._metrics.alert_events.labels(alert.kind.value, alert.priority.value).inc()
+
     def sent(
         self,
         events: Sequence[Any],

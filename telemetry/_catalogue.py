@@ -196,7 +196,8 @@ class SinkMetrics(DeadLetterMetrics, ConsumerMetrics):
         )
         self.stored = Counter(
             "veille_sink_readings_stored",
-            "Readings written, by establishment and care unit",
+            "Readings written, by establishment and care unit (a replay after a crash counts "
+            "again: for the rate of arrival, not a census)",
             ["tenant", "care_unit"],
             registry=registry,
         )

@@ -104,11 +104,11 @@ def run_sink_process(settings: Settings) -> int:
     return _run_until_signal(main)
 
 
-def run_worker_process(settings: Settings) -> int:
+def run_worker_process(settings: Settings, log_level: str = "INFO") -> int:
     if settings.worker_role == "all":
         from veille._both_roles import run_both_roles
 
-        configure_logging(settings, "worker")
+        configure_logging(settings, "worker", log_level)
         return run_both_roles(settings)
     from faust import Worker
 
@@ -118,7 +118,7 @@ def run_worker_process(settings: Settings) -> int:
     Path(settings.worker_data_dir).mkdir(parents=True, exist_ok=True)
     app = build_app(settings)
     component = "validator" if settings.worker_role == "validate" else "detector"
-    logs = logging_config(component, log_format=settings.log_format, level="INFO")
-    worker = Worker(app, loglevel="INFO", quiet=True, logging_config=logs)
+    logs = logging_config(component, log_format=settings.log_format, level=log_level)
+    worker = Worker(app, loglevel=log_level.upper(), quiet=True, logging_config=logs)
     worker.execute_from_commandline()
     return 0

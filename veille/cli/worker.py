@@ -18,7 +18,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.role is not None:
         settings = settings.model_copy(update={"worker_role": args.role})
-    return run_worker_process(settings)
+    return run_worker_process(settings, args.log_level)
 
 
 def register(sub: Subparsers) -> None:
