@@ -14,10 +14,13 @@ identity must not reach is searched, case-insensitively, for each of those strin
   alerts, alert events, audit events, webhook deliveries among them), all columns;
 - every webhook body received.
 
-No component exposes metrics yet (no Prometheus endpoint; Faust's statistics and
-performance views are off, its web port serves only ``/router`` and ``/table``, table names):
-there is no metrics endpoint to search. Each search also shows that it saw the data it
-searched: the pseudonyms appear where the names must not.
+- every component's Prometheus ``/metrics`` page (gateway, validator, detector, sink, webhook
+  dispatcher), where not even a pseudonym may appear: labels name care units, never people
+  (the clinic's page is checked in ``test_clinic_api``). Faust's own web port serves only
+  ``/router`` and ``/table`` (table names).
+
+Each search also shows that it saw the data it searched: the pseudonyms appear where the
+names must not.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import os
 import re
 import secrets
 import sys
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -273,6 +277,11 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
+def _scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+        return str(response.read().decode())
+
+
 async def test_no_name_or_national_id_outside_the_identities_table(
     pipeline: RunningPipeline, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -310,6 +319,8 @@ async def test_no_name_or_national_id_outside_the_identities_table(
             bad_topics = [m[0] for m in _bad_input(devices[0])]
             await eventually(lambda: count(dsn, dead_sql, bad_topics), lambda n: n >= 4,
                              what="dead letters")  # fmt: skip
+            scraped = {c.name: await asyncio.to_thread(_scrape, c.metrics_url())
+                       for c in [*pipeline.components, dispatcher]}  # fmt: skip
     finally:
         dispatcher.stop()
     pipeline.assert_all_alive()
@@ -324,6 +335,8 @@ async def test_no_name_or_national_id_outside_the_identities_table(
     for i, text in enumerate(cli_output):
         leaks.search(f"CLI output {i}: {text[:200]}", "cli", text)
     rows = await _search_database(leaks, dsn)
+    for name, page in scraped.items():
+        leaks.search(f"metrics of {name}", "metrics", page)
     bodies = receiver.snapshot()
     for r in bodies:
         leaks.search(f"webhook body {r.body[:200]!r}", "webhooks", r.body)
@@ -347,4 +360,7 @@ async def test_no_name_or_national_id_outside_the_identities_table(
     for table in ("alert_events", "webhook_deliveries"):  # by alert id: no pseudonym
         assert rows[table] >= PATIENTS, rows
     assert rows["dead_letters"] >= 4, rows
+    # The metrics pages were full (the unit's readings are counted there), and anonymous.
+    assert f'care_unit="{unit}"' in scraped["sink"]
+    assert not leaks.pseudonyms_seen.get("metrics"), leaks.pseudonyms_seen.get("metrics")
     assert leaks.pseudonyms_seen["webhooks"] == set(patients) and len(bodies) >= PATIENTS
