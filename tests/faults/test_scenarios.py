@@ -28,6 +28,7 @@ async def test_acknowledged_readings_survive(name: str, tmp_path: Path) -> None:
     assert result.published == result.stored + result.dead_lettered, result
     assert result.dead_lettered > 0, "the stream's invalid readings must reach the dead letters"
     assert result.drain_problems == [], result.drain_problems
+    assert result.problems == [], f"the scenario's own checks: {result.problems} ({result.notes})"
     assert result.episodes > 0, "the stream's tachycardia episodes must be acknowledged"
     assert result.missed_alerts == 0, f"episodes the detectors never alerted on: {result.notes}"
     assert result.extra_alerts == 0, f"alerts no episode explains: {result.notes}"

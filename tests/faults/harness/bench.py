@@ -37,6 +37,8 @@ class FaultBench:
         self.subscription = subscription  # VEILLE_GATEWAY_SUBSCRIPTION: plain or shared
         self.components: dict[str, ComponentProcess] = {}
         self.env: dict[str, str] = {}
+        # What a scenario's own checks found wrong (partitions not spread, ...): fails the run.
+        self.problems: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> FaultBench:

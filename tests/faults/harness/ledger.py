@@ -53,6 +53,7 @@ class RunCount:
     missed_episodes: list[Episode] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     drain_problems: list[str] = field(default_factory=list)  # SIGTERM exits slow or unclean
+    problems: list[str] = field(default_factory=list)  # the scenario's own checks (spread, ...)
 
     @property
     def balanced(self) -> bool:

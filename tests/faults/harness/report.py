@@ -41,7 +41,7 @@ class ScenarioRows:
 
     @property
     def passed(self) -> bool:
-        return all(x.balanced and not x.drain_problems for x in self.runs)
+        return all(x.balanced and not x.drain_problems and not x.problems for x in self.runs)
 
 
 def markdown_table(rows: Sequence[ScenarioRows]) -> str:
@@ -54,8 +54,9 @@ def per_run_lines(rows: Sequence[ScenarioRows]) -> list[str]:
     out = []
     for row in rows:
         for i, run in enumerate(row.runs, 1):
-            verdict = "ok" if run.balanced and not run.drain_problems else "FAILED"
-            detail = "; ".join(run.notes + run.drain_problems)
+            clean = run.balanced and not run.drain_problems and not run.problems
+            verdict = "ok" if clean else "FAILED"
+            detail = "; ".join(run.notes + run.drain_problems + run.problems)
             missing = f"; missing {run.missing}" if run.missing else ""
             out.append(
                 f"- {row.scenario} #{i}: {verdict}, published {run.published}, stored "
@@ -83,6 +84,11 @@ def scenario_table(p: Profile) -> str:
         f"{p.rebalance_cycles} times",
         "rebalance-detect": f"a second detector (per-patient table) joins, consumes {p.lead_s:g} "
         f"s and leaves (SIGTERM), {p.rebalance_cycles} times",
+        "scale": "validators 1 -> 3, detectors and sinks 1 -> 2, joining under load; "
+        f"{p.lead_s:g} s after every group is spread, the first member of each leaves (SIGTERM). "
+        "After each step Kafka (DescribeGroups) must report every group stable with all its "
+        "members, and the members' assignments (from their logs: Tansu's DescribeGroups "
+        "carries none) must cover each input partition once, every member owning at least one",
         "database-outage": f"`pg_ctl stop -m immediate`, {p.database_outage_s:g} s down, "
         "started again on its port",
         "kafka-stall": f"Tansu SIGSTOP for {p.kafka_stall_s:g} s, then SIGCONT (memory-only: "

@@ -19,6 +19,7 @@ import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,10 +27,12 @@ import psycopg
 
 from tests.support.devices import provision
 from veille.publisher import simulator_endpoint
+from veille.stack import ComponentProcess
 
 from .bench import FaultBench
 from .devices import DeviceStream, PublishedSet, StreamShape, make_devices
 from .forensics import trace_missed_alerts, trace_missing
+from .groups import wait_spread
 from .ledger import (
     RunCount,
     Stored,
@@ -43,6 +46,7 @@ from .ledger import (
 WORKER_READY = "[^Worker]: Ready"
 ALERTS_SETTLE_S = 60.0  # after the readings settled: alerts follow within a second or two
 DRAIN_LIMIT_S = 15.0  # SIGTERM to exit, per component; ComponentProcess kills after 20 s
+SPREAD_TIMEOUT_S = 60.0  # members joining under load: Faust starts, then one or two rebalances
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +65,7 @@ class Profile:
     settle_timeout_s: float
 
 
-# Short: all nine scenarios in about 5 minutes on 2 cores (inside make test); a failing run
+# Short: every scenario once in about 6 minutes on 2 cores (inside make test); a failing run
 # gives up a minute after the devices stop, which also covers the sink's 10 s retry backoff.
 SHORT = Profile(
     "short", StreamShape(devices=4, readings_per_message=5, rounds_per_s=8),
@@ -122,6 +126,58 @@ def _rebalance(first: str, role: str) -> Inject:
     return inject
 
 
+def _scale(bench: FaultBench, profile: Profile) -> list[str]:
+    """Under load: validators 1 -> 3, detectors 1 -> 2, sinks 1 -> 2, all joining at once;
+    once each group's partitions are spread and everyone consumed ``lead_s``, the first
+    member of each group leaves (SIGTERM, all three together). Each group must be spread
+    over its members after both steps; what is not goes to ``bench.problems``."""
+    groups = {"veille-validate": ["worker"], "veille-detect": ["detector"], "veille-sink": ["sink"]}
+    joining = [("worker", "worker-2", "validate"), ("worker", "worker-3", "validate"),
+               ("worker", "detector-2", "detect"), ("sink", "sink-2", "")]  # fmt: skip
+    for command, name, role in joining:
+        bench.add(command, name, **({"VEILLE_WORKER_ROLE": role} if role else {}))
+        groups[_GROUP_OF[name.split("-")[0]]].append(name)
+    notes = ["validators 1 -> 3, detectors 1 -> 2, sinks 1 -> 2"]
+    notes += _check_spread(bench, groups, "after scaling out")
+    time.sleep(profile.lead_s)  # every member consuming
+    leaving = ["worker", "detector", "sink"]
+    with ThreadPoolExecutor(len(leaving)) as pool:
+        exits = list(pool.map(_timed_stop, [bench.components[n] for n in leaving]))
+    for name, (code, took) in zip(leaving, exits, strict=True):
+        if code != 0 or took > DRAIN_LIMIT_S:
+            bench.problems.append(f"{name} exit {code} after {took:.1f} s on SIGTERM")
+    for members in groups.values():
+        members.pop(0)
+    slowest = max(took for _, took in exits)
+    notes.append(f"worker, detector and sink left (SIGTERM, all out within {slowest:.1f} s): "
+                 "validators 2, detectors 1, sinks 1")  # fmt: skip
+    notes += _check_spread(bench, groups, "after scaling in")
+    return notes
+
+
+_GROUP_OF = {"worker": "veille-validate", "detector": "veille-detect", "sink": "veille-sink"}
+
+
+def _timed_stop(component: ComponentProcess) -> tuple[int | None, float]:
+    started = time.monotonic()
+    code = component.stop()
+    return code, time.monotonic() - started
+
+
+def _check_spread(bench: FaultBench, groups: dict[str, list[str]], when: str) -> list[str]:
+    """Wait for every group to be spread over its members; one note per group, problems to
+    ``bench.problems``."""
+    members = {g: {n: bench.components[n].log_path for n in names} for g, names in groups.items()}
+    started = time.monotonic()
+    spreads, problems = wait_spread(
+        bench.env["VEILLE_KAFKA_BOOTSTRAP"], members, bench.stack.partitions, bench.env,
+        timeout_s=SPREAD_TIMEOUT_S,
+    )  # fmt: skip
+    bench.problems += [f"{when}: {p}" for p in problems]
+    took = time.monotonic() - started
+    return [f"{when} (spread in {took:.0f} s): " + "; ".join(s.line() for s in spreads)]
+
+
 def _database_outage(bench: FaultBench, profile: Profile) -> list[str]:
     bench.crash_database()
     time.sleep(profile.database_outage_s)
@@ -174,6 +230,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("kill-sink", _kill_and_restart("sink")),
         Scenario("rebalance", _rebalance("worker", "validate")),
         Scenario("rebalance-detect", _rebalance("detector", "detect")),
+        Scenario("scale", _scale),
         Scenario("database-outage", _database_outage),
         Scenario("kafka-stall", _kafka_stall),
         Scenario("gateway-stall", _gateway_stall),
@@ -247,7 +304,9 @@ async def _run_on(bench: FaultBench, scenario: Scenario, profile: Profile) -> Ru
             notes += await trace_missed_alerts(bench.env, result.missed_episodes)
         except Exception as exc:
             notes.append(f"alert trace failed: {exc!r}")
-    return replace(result, notes=notes + result.notes, drain_problems=drain)
+    return replace(
+        result, notes=notes + result.notes, drain_problems=drain, problems=list(bench.problems)
+    )
 
 
 async def _any_stored(dsn: str, ids: list[str]) -> bool:
