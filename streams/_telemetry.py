@@ -7,16 +7,18 @@ from the agents, counted per group of records, never per reading (the hot path).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from functools import partial
 from typing import Any
 
 import faust
+import mode
 
 from devices import AlertEvent
-from telemetry import ComponentRegistry, WorkerMetrics, serve_telemetry
+from telemetry import ComponentRegistry, ReadinessChecks, WorkerMetrics, serve_telemetry
 from veille.settings import Settings
 
 from ._delivery import ConfirmedAcks, Output
@@ -38,6 +40,25 @@ class _CommitTimer(faust.Sensor):
     def on_commit_completed(self, consumer: Any, state: Any) -> None:
         if isinstance(state, float):
             self._observe(time.monotonic() - state)
+
+
+class _Endpoint(mode.Service):
+    """The endpoint as a dependency of the app: it starts with the worker, before Faust's
+    rebalance and table recovery (minutes on a large changelog), during which a liveness
+    probe must still get its answer; an ``app.task`` would start only after them."""
+
+    def __init__(
+        self, component: ComponentRegistry, checks: ReadinessChecks, *, host: str, port: int
+    ) -> None:
+        super().__init__()
+        self._serve = partial(serve_telemetry, component, checks, host=host, port=port)
+        self._running = AsyncExitStack()
+
+    async def on_start(self) -> None:
+        await self._running.enter_async_context(self._serve())
+
+    async def on_stop(self) -> None:
+        await self._running.aclose()
 
 
 class GroupTelemetry:
@@ -113,12 +134,9 @@ def attach_telemetry(
     def checks() -> dict[str, bool]:
         return {"kafka_assigned": not app.rebalancing, check_name: is_loaded()}
 
-    @app.task
-    async def serve_metrics() -> None:
-        async with serve_telemetry(
-            component, checks, host=settings.metrics_host, port=settings.metrics_port
-        ):
-            await asyncio.Event().wait()  # until Faust cancels its tasks at shutdown
+    app.add_dependency(
+        _Endpoint(component, checks, host=settings.metrics_host, port=settings.metrics_port)
+    )
 
     @app.task
     async def follow_group_lag() -> None:

@@ -32,6 +32,14 @@ def _get(url: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
+def _answers(url: str) -> int | None:
+    """The status, or None while nothing listens yet."""
+    try:
+        return _get(url)[0]
+    except urllib.error.URLError:
+        return None
+
+
 async def _samples(pipeline: RunningPipeline, name: str) -> tuple[Samples, set[str]]:
     status, body = await asyncio.to_thread(_get, pipeline.component(name).metrics_url())
     assert status == 200
@@ -55,7 +63,12 @@ async def test_each_component_is_alive_ready_and_exports_only_catalogued_metrics
     catalogue = exported_metric_names()
     for name in COMPONENTS:
         component = pipeline.component(name)
-        assert (await asyncio.to_thread(_get, component.metrics_url("/healthz")))[0] == 200
+        # The fixture waits for the gateway's subscription only: the others may still start.
+        await eventually(
+            lambda c=component: asyncio.to_thread(_answers, c.metrics_url("/healthz")),
+            lambda status: status == 200,
+            what=f"{name} alive",
+        )
         await eventually(
             lambda c=component: asyncio.to_thread(_get, c.metrics_url("/readyz")),
             lambda answer: answer[0] == 200,
