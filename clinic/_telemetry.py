@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any
 
@@ -18,12 +19,29 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from telemetry import ClinicMetrics
 
-__all__ = ["DatabaseProbe", "RequestMetrics"]
+__all__ = ["DatabaseProbe", "RequestMetrics", "route_template"]
 
 log = logging.getLogger(__name__)
 
 UNMATCHED = "unmatched"  # a 404 outside every route: its path could be anything
 PROBE_EVERY_S = 10.0
+
+
+_PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template with its router's prefix (``/api/v1/patients/{pseudonym}``):
+    FastAPI gives an included route its own path only, so the static prefix is what the
+    request's path holds before the route's rendered part."""
+    route: Any = scope.get("route")
+    template = getattr(route, "path", None)
+    if not isinstance(template, str):
+        return UNMATCHED
+    params = scope.get("path_params", {})
+    rendered = _PARAMETER.sub(lambda m: str(params.get(m.group(1), m.group(0))), template)
+    path = str(scope.get("path", ""))
+    return path[: len(path) - len(rendered)] + template if path.endswith(rendered) else template
 
 
 class RequestMetrics:
@@ -47,8 +65,7 @@ class RequestMetrics:
         try:
             await self._app(scope, receive, send_status)
         finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED
+            template = route_template(scope)
             method = scope.get("method", "GET")
             self._metrics.requests.labels(method, template, str(status)).inc()
             self._metrics.latency.labels(method, template).observe(time.monotonic() - started)

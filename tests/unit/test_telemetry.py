@@ -200,3 +200,18 @@ def test_a_group_is_counted_when_sent_and_its_outputs_when_confirmed() -> None:
     assert value("veille_worker_records_produced_total", role="validate",
                  topic="veille.readings") == 2  # fmt: skip
     assert value("veille_worker_produce_seconds_count", role="validate") == 1
+
+
+def test_a_request_is_labelled_with_its_full_route_template_never_its_path() -> None:
+    from clinic._telemetry import route_template
+
+    class Route:
+        path = "/patients/{pseudonym}/thresholds/{rule_id}"
+
+    scope = {
+        "route": Route(),
+        "path": "/api/v1/patients/p-9f/thresholds/spo2_low",
+        "path_params": {"pseudonym": "p-9f", "rule_id": "spo2_low"},
+    }
+    assert route_template(scope) == "/api/v1/patients/{pseudonym}/thresholds/{rule_id}"
+    assert route_template({"path": "/wp-login.php"}) == "unmatched"
