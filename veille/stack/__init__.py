@@ -16,19 +16,24 @@ from ._postgres import PostgresCluster
 from ._process import ProcessHandle, free_port
 from ._prometheus import register_scrape_target, remove_scrape_target, scrape_targets
 from ._stack import DATABASE_URL_VARIABLES, LocalStack, ServiceStatus
+from ._topology import LocalTopology, PlannedComponent, Topology, plan_topology
 
 __all__ = [
     "DATABASE_URL_VARIABLES",
     "ComponentProcess",
     "LocalStack",
+    "LocalTopology",
     "PostgresCluster",
     "ProcessHandle",
     "PipelineProcesses",
+    "PlannedComponent",
     "ServiceStatus",
+    "Topology",
     "clinic_component",
     "component_env",
     "create_topics",
     "free_port",
+    "plan_topology",
     "register_scrape_target",
     "remove_scrape_target",
     "scrape_targets",
