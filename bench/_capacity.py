@@ -9,7 +9,9 @@ and publish -> alert event latencies.
 Ceilings: Mosquitto delivering to a gateway-like subscriber with the shape's payloads
 (``_mqtt_ceiling``), Kafka producing and consuming records of one message of the shape
 (``_kafka_ceiling``: pessimistic, since the gateway packs several messages into a record),
-and PostgreSQL's COPY of fresh rows (section 2 of the report).
+and PostgreSQL's COPY of fresh rows (section 2 of the report). Beside them, measured apart in
+the same run: what TLS adds per message (``_tls_cost``) and what issue 15's instrumentation
+costs per message (``_telemetry_cost``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ._mqtt_ceiling import MqttCeiling, measure_mqtt_ceiling, publish_packet_byt
 from ._proc import memory_kib
 from ._profile import Profile, profile_processes
 from ._sustain import SHAPES, StepResult, stepper
+from ._telemetry_cost import TelemetryCost, measure_telemetry_cost
 from ._tls_cost import TlsCost, measure_tls_cost
 
 __all__ = ["Capacity", "Ceilings", "PIPELINE", "find_capacity", "measure_ceilings"]
@@ -54,6 +57,7 @@ class Ceilings:
     kafka: KafkaCeiling
     database_rows_per_s: float  # COPY, fresh rows
     tls: TlsCost | None = None  # what TLS adds per message on the MQTT hops
+    instrumentation: TelemetryCost | None = None  # issue 15's metrics and correlation ids
 
     def messages_per_s(self, k: int) -> dict[str, float]:
         """Each stage's limit in messages of ``k`` readings a second."""
@@ -109,7 +113,10 @@ async def measure_ceilings(
         measure_tls_cost, stack.certificates, publish_packet_bytes(k), TLS_MESSAGES
     )
     progress(f"ceiling {shape}: TLS {tls.per_message_us:.1f} us per message (two MQTT hops)")
-    return Ceilings(mqtt, kafka, database_rows_per_s, tls)
+    instrumentation = await asyncio.to_thread(measure_telemetry_cost, k)
+    progress(f"ceiling {shape}: instrumentation {instrumentation.per_message_worst_us:.1f} us "
+             "per message at worst (alone in its bursts, groups and batches)")  # fmt: skip
+    return Ceilings(mqtt, kafka, database_rows_per_s, tls, instrumentation)
 
 
 async def find_capacity(

@@ -5,11 +5,13 @@ Targets are printed, never asserted: they are issue 14's, compared with what thi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from ._capacity import PIPELINE, Capacity, Ceilings
 from ._sustain import StepResult
+from ._telemetry_cost import FULL, NUMBER, REPEATS, TelemetryCost
 
 __all__ = ["PLOT", "CapacityRun", "capacity_json", "capacity_section"]
 
@@ -26,6 +28,8 @@ TARGET_SINGLE_CPU_US = 190.0
 TARGET_UPLOAD_READINGS_PER_S = 50_000.0
 TARGET_UPLOAD_CPU_US = 25.0
 TARGET_EFFICIENCY = 0.5
+# Issue 15: the instrumentation must not move the CPU per reading by more than 5 %.
+INSTRUMENTATION_BUDGET = 0.05
 PROCESSES = (*PIPELINE, "generator")
 
 
@@ -299,6 +303,7 @@ def capacity_section(runs: list[CapacityRun], calibration_us: float) -> list[str
     ]
     lines += _ceilings_table(runs)
     lines += _tls_lines(runs)
+    lines += _instrumentation_lines(runs)
     lines += _latency_table(runs)
     for run in runs:
         peaks = run.capacity.peak_rss_mib
@@ -348,6 +353,81 @@ def _tls_lines(runs: list[CapacityRun]) -> list[str]:
     ]
 
 
+def _messages_for_budget(cost: TelemetryCost, pipeline_us: float) -> int | None:
+    """Messages a burst, a group and a batch must hold on average for the instrumentation to
+    fit the budget, their costs taken at full width (None: the per-record part alone is over)."""
+    budget_us = pipeline_us * INSTRUMENTATION_BUDGET / (1 + INSTRUMENTATION_BUDGET)
+    room = budget_us - cost.per_record_us
+    return math.ceil(cost.full.total_us / room) if room > 0 else None
+
+
+def _instrumentation_verdict(cost: TelemetryCost, pipeline_us: float) -> str:
+    added = cost.added_to(pipeline_us)
+    verdict = _verdict(100 * added, 100 * INSTRUMENTATION_BUDGET, at_least=False, unit="%")
+    if added <= INSTRUMENTATION_BUDGET:
+        return verdict + " in the worst case"
+    n = _messages_for_budget(cost, pipeline_us)
+    within = (
+        f"met once bursts, groups and batches hold {n} messages or more on average"
+        if n is not None
+        else "the per-record part alone is over it"
+    )
+    return f"{verdict} in the worst case; {within}"
+
+
+def _instrumentation_lines(runs: list[CapacityRun]) -> list[str]:
+    """The cost of issue 15's metrics and correlation ids, timed call by call: two end-to-end
+    runs drift more than the 5 % budget (``bench/_telemetry_cost.py``)."""
+    lines = []
+    for r in runs:
+        cost = r.ceilings.instrumentation if r.ceilings else None
+        if cost is None:
+            continue
+        one, full = cost.one_message, cost.full
+        total = r.capacity.pipeline_cpu_us_per_message()
+        share = (
+            f", {cost.share_of(total):.1%} of the pipeline's CPU per message ({total:.0f} µs): "
+            f"it adds {cost.added_to(total):.1%} to its CPU per reading"
+            if total
+            else ""
+        )
+        lines.append(
+            f"- **Instrumentation, {r.capacity.shape}**: a gateway burst {one.burst_us:.1f} µs "
+            f"(full width {full.burst_us:.1f}), a validator group {one.validator_group_us:.1f} "
+            f"({full.validator_group_us:.1f}), a detector group {one.detector_group_us:.1f} "
+            f"({full.detector_group_us:.1f}), a sink batch {one.sink_batch_us:.1f} "
+            f"({full.sink_batch_us:.1f}); per record {cost.per_record_us:.1f} (correlation ids "
+            f"in the raw record {cost.raw_cid_written_us:.2f} written, "
+            f"{cost.raw_cid_read_us:.2f} read, in the readings record "
+            f"{cost.readings_cids_written_us:.2f} written, {cost.readings_cids_read_us:.2f} read "
+            f"twice; the care unit's count {cost.unit_count_us:.2f}; the Faust sensor's hooks "
+            f"{cost.sensor_hooks_us:.2f} in each worker). Worst case, the message alone in its "
+            f"burst, groups, batch and records: **{cost.per_message_worst_us:.1f} µs per "
+            f"message**, {cost.per_reading_worst_us:.2f} per reading{share}."
+        )
+        if total:
+            lines.append(
+                f"- Issue 15's budget ({r.capacity.shape}: the instrumentation moves the CPU per "
+                "reading by at most 5 %; printed, not asserted): "
+                + _instrumentation_verdict(cost, total)
+                + "."
+            )
+    if not lines:
+        return []
+    return [
+        "Cost of instrumentation (issue 15's metrics, correlation ids and logging checks, timed "
+        "call by call in the bench's process with the real metric classes: CPU time, median of "
+        f"{REPEATS} x {NUMBER:,} calls; two end-to-end runs drift more than the 5 % to resolve). "
+        "A burst, a group and a batch are timed holding one message, and at full width in "
+        f"brackets ({FULL.partitions} partitions, {FULL.care_units} care units, "
+        f"{FULL.alert_events} alert events, {FULL.dead_letters} dead letter); the pipeline ran "
+        "with its metrics on, so without them it would cost its CPU less the instrumentation:",
+        "",
+        *lines,
+        "",
+    ]
+
+
 def capacity_json(runs: list[CapacityRun], calibration_us: float) -> dict[str, Any]:
     """The headline figures for machines (docs/BENCHMARKS.json); None where not measured."""
     out: dict[str, Any] = {"calibration_pure_us_per_reading_at_10": round(calibration_us, 2)}
@@ -371,5 +451,15 @@ def capacity_json(runs: list[CapacityRun], calibration_us: float) -> dict[str, A
     half = single.capacity.at_half if single else None
     p99 = half.latency.alert_p99_ms if half and half.latency else None
     out["p99_publish_to_alert_ms"] = round(p99, 1) if p99 is not None else None
+    out["instrumentation_us_per_msg_worst"] = {}
+    out["instrumentation_share_of_pipeline_cpu"] = {}
+    for run in runs:
+        cost = run.ceilings.instrumentation if run.ceilings else None
+        cpu = run.capacity.pipeline_cpu_us_per_message()
+        shape = run.capacity.shape
+        worst = round(cost.per_message_worst_us, 1) if cost is not None else None
+        out["instrumentation_us_per_msg_worst"][shape] = worst
+        share = round(cost.share_of(cpu), 4) if cost is not None and cpu else None
+        out["instrumentation_share_of_pipeline_cpu"][shape] = share
     out["soak_rss_growth_pct"] = {}
     return out
