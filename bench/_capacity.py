@@ -11,7 +11,9 @@ Ceilings: Mosquitto delivering to a gateway-like subscriber with the shape's pay
 (``_kafka_ceiling``: pessimistic, since the gateway packs several messages into a record),
 and PostgreSQL's COPY of fresh rows (section 2 of the report). Beside them, measured apart in
 the same run: what TLS adds per message (``_tls_cost``) and what issue 15's instrumentation
-costs per message (``_telemetry_cost``).
+costs per message (``_telemetry_cost``), shared out by the mean sizes of the gateway's bursts,
+the workers' groups and the sink's batches, scraped from the components' metrics around each
+hold (``_batch_sizes``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from veille.stack import LocalStack
 
+from ._batch_sizes import BatchSizes, scrape_all, sizes_between
 from ._kafka_ceiling import KafkaCeiling, measure_kafka_ceiling
 from ._mqtt_ceiling import MqttCeiling, measure_mqtt_ceiling, publish_packet_bytes
 from ._proc import memory_kib
@@ -76,6 +79,7 @@ class Capacity:
     at_half: StepResult | None = None  # half the held rate, latencies measured
     profiles: list[Profile] = field(default_factory=list)  # during the first hold
     peak_rss_mib: dict[str, float] = field(default_factory=dict)  # VmHWM after the steps
+    batch_sizes: BatchSizes | None = None  # during the sustained hold; None: not measured
 
     @property
     def readings_per_message(self) -> int:
@@ -142,9 +146,12 @@ async def find_capacity(
                 sampling = asyncio.ensure_future(
                     profile_processes(steps.pids.components, delay_s=20.0, seconds=20.0)
                 )
+            before = await scrape_all(steps.metrics_urls)
             hold = await steps.step(shape, candidate, HOLD_S)
             if sampling is not None:
                 found.profiles = await sampling
+            if hold.sustained:  # the step has drained: every message went through every stage
+                found.batch_sizes = sizes_between(before, await scrape_all(steps.metrics_urls))
             found.holds.append(hold)
             progress(f"{shape} {candidate:,.0f} msg/s held {HOLD_S:.0f} s: "
                      f"{'sustained' if hold.sustained else 'NOT sustained'}")  # fmt: skip

@@ -264,6 +264,7 @@ class Stepper:
     dsn: str
     pids: _Pids
     steps: int = 0
+    metrics_urls: dict[str, str] = field(default_factory=dict)  # component -> its /metrics
 
     async def step(
         self, shape: str, rate: float, seconds: float, abnormal_every: int = 0
@@ -283,7 +284,8 @@ async def stepper(stack: LocalStack, state_dir: Path) -> AsyncIterator[Stepper]:
     services = {s.name: s.pid for s in stack.status() if s.pid is not None}
     with PipelineProcesses.for_stack(env, state_dir) as processes:
         pids = _Pids({c.name: c.pid for c in processes.components if c.pid is not None}, services)
-        yield Stepper(stack, env["VEILLE_DATABASE_URL"], pids)
+        urls = {c.name: c.metrics_url() for c in processes.components if c.metrics_port}
+        yield Stepper(stack, env["VEILLE_DATABASE_URL"], pids, metrics_urls=urls)
 
 
 async def run_steps(

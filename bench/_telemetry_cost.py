@@ -21,6 +21,30 @@ A burst, a group and a batch are timed twice: holding one message (:data:`ONE_ME
 sum with the per-record costs is the worst case per message, and at the width of a busy moment
 (:data:`FULL`), which the report shares out to find how full they must be for the budget.
 
+The realistic figure (:func:`per_message_realistic_us`) shares those costs out by the mean
+sizes the same run measured at the rate it sustained (``bench/_batch_sizes.py``: the
+components' own histograms, scraped around the 60 s hold). With ``n`` a stage's mean records
+per burst, group or batch, ``m`` its messages per record (messages the gateway received over
+the records the stage took in) and ``c(n)`` the stage's cost at ``n`` records::
+
+    realistic = c_burst(n_gw) / (n_gw * m_gw)          # raw records per burst
+              + c_validator(n_v) / (n_v * m_v)         # raw records per group
+              + c_detector(n_d) / (n_d * m_d)          # readings records per group
+              + c_sink(n_s) / (n_s * m_s)              # readings, alert, dead-letter records
+              + (raw cid written + raw cid read + validator's sensor hooks) / m_v
+              + (readings cids written + 2 x read + detector's sensor hooks) / m_d
+              + the sink's count per care unit          # per reading batch, taken per message
+
+Approximations: ``c(n)`` is linear between the two timed widths, one record
+(:data:`ONE_MESSAGE`) and ``FULL.partitions`` records (:data:`FULL`), and held at FULL beyond
+(a group writes one output per partition, though its gathering of correlation ids still grows
+with its records); the alert events, care units and dead letters inside a group or batch are
+those of the two widths, not counted; the readings records carry the correlation ids of one
+burst as timed, where a group's record may carry several; a reading batch is one device's
+readings of a raw record, nearly always one message with 1,000 devices round-robin, so its
+count is charged to every message. The means are of the whole hold, its first and last
+seconds included, when bursts and groups are smaller.
+
 ``GroupTelemetry`` and the sink's ``_count_written`` are private to ``streams``, which ``bench``
 may not import (tests/unit/test_architecture.py): the same public metric calls are made here
 in the same order, and tests/unit/test_telemetry_cost.py checks that they move the same
@@ -68,6 +92,7 @@ from telemetry import (
     new_correlation_id,
 )
 
+from ._batch_sizes import BatchSizes, StageSize
 from ._stats import median
 
 __all__ = [
@@ -81,6 +106,7 @@ __all__ = [
     "detector_group",
     "gateway_burst",
     "measure_telemetry_cost",
+    "per_message_realistic_us",
     "sink_batch",
     "validator_group",
 ]
@@ -177,6 +203,38 @@ class TelemetryCost:
         pipeline is measured with its metrics on, so without them it costs the difference."""
         worst = self.per_message_worst_us
         return worst / (pipeline_cpu_us_per_message - worst)
+
+
+def _at_width(one: float, full: float, records: float) -> float:
+    """A stage's cost for ``records`` records: linear between the two timed widths."""
+    span = FULL.partitions - ONE_MESSAGE.partitions
+    x = min(max(records - ONE_MESSAGE.partitions, 0.0) / span, 1.0)
+    return one + (full - one) * x
+
+
+def _shared(one: float, full: float, stage: StageSize) -> float:
+    return _at_width(one, full, stage.records_per_group) / stage.messages_per_group
+
+
+def per_message_realistic_us(cost: TelemetryCost, sizes: BatchSizes) -> float:
+    """The instrumentation's CPU per message with bursts, groups, batches and records as full
+    as the run measured them (the module's doc gives the formula and its approximations)."""
+    one, full = cost.one_message, cost.full
+    stages = (
+        _shared(one.burst_us, full.burst_us, sizes.gateway)
+        + _shared(one.validator_group_us, full.validator_group_us, sizes.validator)
+        + _shared(one.detector_group_us, full.detector_group_us, sizes.detector)
+        + _shared(one.sink_batch_us, full.sink_batch_us, sizes.sink)
+    )
+    raw = cost.raw_cid_written_us + cost.raw_cid_read_us + cost.sensor_hooks_us
+    readings = cost.readings_cids_written_us + 2 * cost.readings_cids_read_us
+    readings += cost.sensor_hooks_us
+    return (
+        stages
+        + raw / sizes.validator.messages_per_record
+        + readings / sizes.detector.messages_per_record
+        + cost.unit_count_us
+    )
 
 
 class _Topic(Protocol):

@@ -4,12 +4,23 @@ from a timed assertion here)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import socket
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 import bench._telemetry_cost as telemetry_cost
+from bench._batch_sizes import (
+    COMPONENTS,
+    BatchSizes,
+    Samples,
+    StageSize,
+    parse_samples,
+    scrape_all,
+    sizes_between,
+)
 from bench._capacity import Capacity, Ceilings
 from bench._capacity_report import CapacityRun, capacity_json, capacity_section
 from bench._kafka_ceiling import KafkaCeiling
@@ -21,6 +32,7 @@ from bench._telemetry_cost import (
     TelemetryCost,
     detector_group,
     measure_telemetry_cost,
+    per_message_realistic_us,
     sink_batch,
     validator_group,
 )
@@ -30,7 +42,7 @@ from streams._delivery import Output
 from streams._sink import SinkRows
 from streams._sink import _count_written as sink_count_written
 from streams._telemetry import GroupTelemetry
-from telemetry import SinkMetrics, WorkerMetrics
+from telemetry import ComponentRegistry, GatewayMetrics, SinkMetrics, WorkerMetrics
 
 from .test_capacity_report import single_run, step
 
@@ -191,3 +203,114 @@ def test_the_json_adds_the_instrumentation_per_shape_and_keeps_issue_14s_fields(
         "efficiency": 1.0,  # held 1,000 msg/s, the MQTT ceiling's rate
     }
     assert list(figures)[-1] == "soak_rss_growth_pct"
+
+
+# 400 messages in 10 bursts of 100 raw records; the validator's 20 groups take the 100 raw
+# records, the detector's 25 groups 50 readings records, the sink's 5 batches 60 records.
+SIZES = BatchSizes(
+    gateway=StageSize(groups=10, records=100, messages=400),
+    validator=StageSize(groups=20, records=100, messages=400),
+    detector=StageSize(groups=25, records=50, messages=400),
+    sink=StageSize(groups=5, records=60, messages=400),
+)
+REALISTIC = (
+    8.0 / 40  # a burst: 10 raw records, 40 messages
+    + (10.0 + 7.5 * 4 / 11) / 20  # a validator group: 5 raw records, 20 messages
+    + (7.0 + 5.5 * 1 / 11) / 16  # a detector group: 2 readings records of 8 messages
+    + 40.0 / 80  # a sink batch: 12 records, FULL's width, 80 messages
+    + (0.05 + 0.15 + 0.5) / 4  # per raw record: its correlation id, the validator's hooks
+    + (0.3 + 2 * 0.25 + 0.5) / 8  # per readings record: its ids, the detector's hooks
+    + 0.3  # the sink's count per care unit, per message
+)
+
+
+def _scrapes(messages: int, bursts: int, raw: int, groups: tuple[int, int, int, int],
+             records: tuple[int, int, int]) -> dict[str, Samples | None]:  # fmt: skip
+    """Each component's exposition, from the real metric classes."""
+    registries = [ComponentRegistry(name).registry for name in COMPONENTS]
+    gateway = GatewayMetrics(registries[0])
+    validator = WorkerMetrics(registries[1], "validate")
+    detector = WorkerMetrics(registries[2], "detect")
+    sink = SinkMetrics(registries[3])
+    for i in range(bursts):
+        gateway.burst.observe(messages // bursts + (i < messages % bursts))
+    gateway.records_sent.inc(raw)
+    for metric, n, total in (
+        (validator.group_records.labels("validate"), groups[1], records[0]),
+        (detector.group_records.labels("detect"), groups[2], records[1]),
+        (sink.batch, groups[3], records[2]),
+    ):
+        for i in range(n):
+            metric.observe(total // n + (i < total % n))
+    return {
+        name: parse_samples(generate_latest(registry).decode())
+        for name, registry in zip(COMPONENTS, registries, strict=True)
+    }
+
+
+def test_the_mean_sizes_are_the_differences_of_the_components_histograms() -> None:
+    before = _scrapes(7, 1, 2, (1, 1, 1, 1), (2, 1, 1))
+    after = _scrapes(407, 11, 102, (11, 21, 26, 6), (102, 51, 61))
+    assert sizes_between(before, after) == SIZES
+    assert SIZES.messages_per_burst == 40
+    assert SIZES.detector.messages_per_record == 8
+    assert SIZES.sink.messages_per_group == pytest.approx(80)
+
+
+def test_a_component_not_scraped_or_a_stage_that_saw_nothing_leaves_them_unmeasured() -> None:
+    before = _scrapes(7, 1, 2, (1, 1, 1, 1), (2, 1, 1))
+    after = _scrapes(407, 11, 102, (11, 21, 26, 6), (102, 51, 61))
+    assert sizes_between(before, {**after, "detector": None}) is None
+    assert sizes_between(before, before) is None
+
+
+def test_an_endpoint_that_does_not_answer_reads_as_not_scraped() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed on leaving: nothing listens there
+    scraped = asyncio.run(scrape_all({"gateway": f"http://127.0.0.1:{port}/metrics"}))
+    assert scraped == dict.fromkeys(COMPONENTS)
+
+
+def test_the_realistic_cost_shares_each_stage_out_by_its_measured_size() -> None:
+    assert per_message_realistic_us(COST, SIZES) == pytest.approx(REALISTIC)
+    alone = StageSize(groups=1, records=1, messages=1)
+    assert per_message_realistic_us(COST, BatchSizes(alone, alone, alone, alone)) == (
+        pytest.approx(COST.per_message_worst_us)
+    )
+
+
+def _run_with_sizes(sizes: BatchSizes | None) -> CapacityRun:
+    run = _run_with(COST)
+    return dataclasses.replace(run, capacity=dataclasses.replace(run.capacity, batch_sizes=sizes))
+
+
+def test_the_section_gives_the_measured_sizes_the_realistic_share_and_its_verdict() -> None:
+    text = "\n".join(capacity_section([_run_with_sizes(SIZES)], 12.5))
+    assert "**38.3 µs per message**" in text  # the worst case stays
+    assert (
+        "- Mean sizes at the sustained rate (single, the 60 s hold, from the components' "
+        "metrics): a gateway burst 40.0 messages in 10.0 raw records (4.0 messages each); a "
+        "validator group 5.0 raw records (20.0 messages); a detector group 2.0 readings "
+        "records of 8.0 messages (16.0 messages); a sink batch 12.0 records (80.0 messages). "
+        "Shared out by them: **2.4 µs per message** realistic, 2.44 per reading, 0.7% of the "
+        "pipeline's CPU per message." in text
+    )
+    assert (
+        "- Issue 15's budget on the realistic figure (single; printed, not asserted): **met** "
+        "(0.71 %) added to the CPU per reading." in text
+    )
+    figures = capacity_json([_run_with_sizes(SIZES)], 12.5)
+    assert figures["instrumentation_share_realistic"] == {"single": round(REALISTIC / 345, 4)}
+    assert figures["instrumentation_share_of_pipeline_cpu"] == {"single": 0.111}
+
+
+def test_sizes_not_measured_are_said_so_and_left_out_of_the_json() -> None:
+    text = "\n".join(capacity_section([_run_with_sizes(None)], 12.5))
+    assert (
+        "- Mean sizes at the sustained rate (single): not measured (no hold sustained, or a "
+        "component's metrics could not be scraped); realistic share: not measured." in text
+    )
+    assert "**38.3 µs per message**" in text
+    figures = capacity_json([_run_with_sizes(None)], 12.5)
+    assert figures["instrumentation_share_realistic"] == {"single": None}
