@@ -149,7 +149,7 @@ class _Database:
         method: WriteMethod,
         counters: SinkCounters,
         stop: asyncio.Event,
-        metrics: SinkMetrics | None,
+        metrics: SinkMetrics | None = None,
     ) -> None:
         self._metrics = metrics
         self._settings = settings
