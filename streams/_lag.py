@@ -61,12 +61,18 @@ async def follow_lag(
     topics: Sequence[str],
     gauge: Gauge,
     *,
-    local_broker: bool,
     every_s: float = LAG_EVERY_S,
 ) -> None:
     """Set ``gauge{group, topic, partition}`` for every partition of ``topics`` every
     ``every_s`` until cancelled, through a probe that reads the group's committed offsets
-    without joining it. Kafka errors are logged and the next round tries again."""
+    without joining it. Kafka errors are logged and the next round tries again.
+
+    End offsets as Kafka reports them, without :func:`true_end_offsets`' correction: on the
+    local Tansu broker they stop at the last batch's first record, so the lag reads low by
+    up to one record batch there (none on Apache Kafka). The correction reads each partition
+    from its last batch until two fetches come back empty, which under a steady stream never
+    happens: each probe became one more consumer of the whole stream (make bench: Tansu at
+    2,007 µs of CPU per upload message instead of 433, the sustained rate a third)."""
     probe = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
     )
@@ -80,7 +86,7 @@ async def follow_lag(
                     for topic in topics
                     for p in sorted(probe.partitions_for_topic(topic) or ())
                 ]
-                lag = await _partition_lag(probe, bootstrap, tps, local_broker=local_broker)
+                lag = await _partition_lag(probe, bootstrap, tps, local_broker=False)
                 for tp, behind in lag.items():
                     gauge.labels(group_id, tp.topic, str(tp.partition)).set(behind)
             except KafkaError as exc:

@@ -309,7 +309,6 @@ async def run_sink(
                     GROUP_ID,
                     [topics.readings, topics.alerts, topics.dead_letters],
                     metrics.lag,
-                    local_broker=settings.kafka_local_broker,
                 )
             ),
         ]

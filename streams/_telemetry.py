@@ -145,5 +145,4 @@ def attach_telemetry(
             group,
             list(input_topics),
             metrics.lag,
-            local_broker=settings.kafka_local_broker,
         )
