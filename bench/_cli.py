@@ -134,6 +134,17 @@ class _StackResults:
         return self.failure is None and all(r.complete for r in self.runs)
 
 
+def _fresh_stack(stack: LocalStack) -> None:
+    """Each shape's search on an empty broker and database: the local broker (Tansu, memory
+    storage) spends CPU per fetch and per ListOffsets growing with the records a partition
+    holds (``python -m bench._broker_growth``), so a shape searched after the earlier phases
+    would inherit their data and the searches of two runs would differ by what came before."""
+    for line in stack.down(purge=True):
+        _progress(f"stack: {line}")
+    for line in stack.up():
+        _progress(f"stack: {line}")
+
+
 def _with_stack(args: argparse.Namespace, settings: Settings) -> _StackResults:
     """Database and end-to-end benchmarks on one temporary stack, purged in every case."""
     state_dir = Path(tempfile.mkdtemp(prefix="veille-bench-"))
@@ -172,6 +183,7 @@ def _with_stack(args: argparse.Namespace, settings: Settings) -> _StackResults:
         )
         _progress("kafka: fetch wait probed")
         for shape in shapes:
+            _fresh_stack(stack)
             capacity = asyncio.run(find_capacity(stack, state_dir, shape, _progress))
             out.capacity.append(CapacityRun(capacity, ceilings[shape]))
         return out
