@@ -21,6 +21,7 @@ from pathlib import Path
 
 from veille.stack import LocalStack
 
+from ._capacity_report import detector_cell
 from ._proc import memory_kib
 from ._stats import median
 from ._sustain import StepResult, stepper
@@ -116,7 +117,8 @@ def _report(r: SoakResult) -> str:
             "",
             f"Sustained over the soak: {'yes' if r.step.sustained else '**no**'} "
             f"(lag {r.step.backlog_mid:,} -> {r.step.backlog_end:,} readings, "
-            f"{r.step.acked:,} of {r.step.sent:,} messages acknowledged).",
+            f"{r.step.acked:,} of {r.step.sent:,} messages acknowledged; detector behind the "
+            f"sink: {detector_cell(r.step)}).",
         ]
     return "\n".join([*lines, ""])
 

@@ -22,7 +22,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,11 +35,14 @@ from devices import DeviceBinding, device_topic
 from store import upsert_bindings
 from veille.stack import LocalStack, PipelineProcesses
 
+from ._detector_progress import DetectorProgress, detector_progress
 from ._e2e import PROCESSES, _Pids
 from ._loadgen import start_on_stack
 from ._workload import DEVICE_TYPE, TENANT
 
 __all__ = ["SHAPES", "StepResult", "Stepper", "run_steps", "stepper"]
+
+_ProgressProbe = Callable[[], Awaitable[DetectorProgress | None]]
 
 DEVICES = 1000
 CONNECTIONS = 4
@@ -83,6 +86,27 @@ class StepResult:
     drained_s: float | None  # after the step, until every reading is stored
     cpu_us_per_message: dict[str, float] = field(default_factory=dict)
     latency: Latency | None = None
+    # Readings records the detector had not handled yet (behind the sink), at the middle and
+    # the end of the step; None when its metrics could not be read (``_detector_progress``).
+    detector_backlog_mid: int | None = None
+    detector_backlog_end: int | None = None
+    readings_records_per_s: float | None = None  # the readings topic's records over the step
+    detector_drained_s: float | None = None  # after the step, until it had handled every one
+
+    @property
+    def detector_kept_up(self) -> bool | None:
+        """The detector's backlog bounded like the stored one: at the end no larger than at
+        the middle plus one second's worth of records, and handled within the drain time."""
+        if (
+            self.detector_backlog_mid is None
+            or self.detector_backlog_end is None
+            or self.readings_records_per_s is None
+        ):
+            return None
+        return (
+            self.detector_backlog_end <= self.detector_backlog_mid + self.readings_records_per_s
+            and self.detector_drained_s is not None
+        )
 
     @property
     def sustained(self) -> bool:
@@ -91,6 +115,7 @@ class StepResult:
             self.acked == self.sent
             and self.backlog_end <= self.backlog_mid + slack
             and self.drained_s is not None
+            and self.detector_kept_up is not False
         )
 
 
@@ -100,17 +125,24 @@ def _iso(at_us: int) -> str:
 
 
 def _messages(
-    prefix: str, k: int, rate: float, seconds: float, start_us: int, abnormal_every: int = 0
+    prefix: str,
+    k: int,
+    rate: float,
+    seconds: float,
+    start_us: int,
+    abnormal_every: int = 0,
+    first_round: int = 0,
 ) -> list[tuple[str, bytes]]:
     """Message ``i`` from device ``i % DEVICES``, sent at ``start + i / rate``; a single
     reading measured then, or an upload of ``k`` readings a second apart ending then. With
     ``abnormal_every`` N, every Nth device's SpO2 reads 85 %: its patient's ``spo2_low``
-    alert opens at the third such reading."""
+    alert opens at the third such reading. Rounds (one message of every device) are numbered
+    from ``first_round``, so the devices' sequence numbers go on from an earlier step."""
     out = []
     for i in range(int(rate * seconds)):
         device = f"{prefix}-{i % DEVICES:04d}"
         sent_us = start_us + int(i / rate * 1e6)
-        round_ = i // DEVICES
+        round_ = first_round + i // DEVICES
         readings = []
         for j in range(k):
             metric, value, unit = _METRICS[(round_ * k + j) % len(_METRICS)]
@@ -190,6 +222,19 @@ async def _latency(
     return Latency(s50, s99, int(stored[1]), a50, a99, int(alert[1]))
 
 
+@dataclass(slots=True)
+class _Fleet:
+    """The bench's 1,000 devices, the same for every step of a pipeline run, as a hospital's
+    fleet is steady. Fresh devices each step left the previous steps' devices silent: their
+    patients' states piled up in the detector (whose timer reads every state every 5 s) and,
+    600 s after their step, every one of them raised its "device silent" alert at once."""
+
+    prefix: str
+    ids: list[str] = field(default_factory=list)
+    rounds: int = 0  # messages each device has sent so far: sequence numbers go on from there
+    last_measured_at: float = 0.0  # of the latest reading sent, as a Unix time
+
+
 async def _step(
     stack: LocalStack,
     dsn: str,
@@ -197,20 +242,28 @@ async def _step(
     shape: str,
     rate: float,
     seconds: float,
-    n: int,
+    fleet: _Fleet,
+    progress_of: _ProgressProbe,
     abnormal_every: int = 0,
 ) -> StepResult:
     k = SHAPES[shape]
-    prefix = f"s{n}{shape[0]}"
-    ids = await _provision(dsn, prefix)
-    await asyncio.sleep(3.0)  # the validator's directory hears of them (LISTEN/NOTIFY)
+    prefix = fleet.prefix
+    if not fleet.ids:
+        fleet.ids = await _provision(dsn, prefix)
+        await asyncio.sleep(3.0)  # the validator's directory hears of them (LISTEN/NOTIFY)
+    ids = fleet.ids
     # Messages, packets and the generator's TLS connections come first: about 40,000
     # messages and 400,000 readings a second on an idle machine (a 60 s hold at 7,530 msg/s
     # started 1 s late with the 150,000 a second this once assumed); planned for half that
     # speed, since a shared machine ran a 60 s upload hold 3.8 s late with the idle figures.
     start_at = time.time() + 8.0 + rate * seconds * (1 / 20_000 + k / 200_000)
+    # An upload's first reading was measured k - 1 s before it is sent: every reading of this
+    # step comes after the previous step's (nothing arrives late) and after ``since`` below.
+    start_at = max(start_at, fleet.last_measured_at + k + 2)
     start_us = int(start_at * 1e6)
-    messages = _messages(prefix, k, rate, seconds, start_us, abnormal_every)
+    messages = _messages(prefix, k, rate, seconds, start_us, abnormal_every, fleet.rounds)
+    fleet.rounds += -(-len(messages) // DEVICES)
+    fleet.last_measured_at = start_at + (len(messages) - 1) / rate
     since = datetime.fromtimestamp(start_at, UTC) - timedelta(seconds=k + 1)
     total = len(messages) * k
     with tempfile.TemporaryDirectory(prefix="veille-sustain-") as work:
@@ -221,14 +274,19 @@ async def _step(
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
             await asyncio.sleep(max(0.0, start_at - time.time()))
             inserted_before = await _inserted(conn)
+            detector_start = await progress_of()
             cpu_before = pids.cpu()
             samples: list[tuple[float, int, int]] = []  # (elapsed, sent readings, stored)
+            detector_mid = None
             while (elapsed := time.time() - start_at) < seconds:
                 await asyncio.sleep(POLL_S)
                 elapsed = min(time.time() - start_at, seconds)
                 sent = min(len(messages), int(elapsed * rate)) * k
                 samples.append((elapsed, sent, await _inserted(conn) - inserted_before))
+                if detector_mid is None and elapsed >= seconds / 2:
+                    detector_mid = await progress_of()
             cpu_after = pids.cpu()
+            detector_end = await progress_of()
             drained_s = None
             ended = time.time()
             while time.time() - ended < DRAIN_S:
@@ -236,6 +294,7 @@ async def _step(
                     drained_s = time.time() - ended
                     break
                 await asyncio.sleep(0.5)
+            detector_drained_s = await _detector_drain(progress_of, ended)
             if abnormal_every:
                 await asyncio.sleep(2.0)  # the sink's next poll stores the last alert events
             latency = await _latency(conn, ids, since, k)  # after the CPU figures are taken
@@ -247,13 +306,32 @@ async def _step(
            for name in (*PROCESSES, "validator", "detector") if name in cpu_after
            and name != "publisher (bench)"}  # fmt: skip
     cpu["generator"] = result.cpu_us_per_message
+    detector = (
+        (detector_mid.backlog, detector_end.backlog,
+         (detector_end.fetched_by_sink - detector_start.fetched_by_sink) / seconds)
+        if detector_start and detector_mid and detector_end else (None, None, None)
+    )  # fmt: skip
     return StepResult(
         shape=shape, readings_per_message=k, offered_msg_per_s=rate, seconds=seconds,
         sent=result.sent, acked=result.acked, generator_max_behind_s=result.max_behind_s,
         stored_readings_per_s=tail_rate, backlog_mid=mid[1] - mid[2],
         backlog_end=last[1] - last[2], drained_s=drained_s, cpu_us_per_message=cpu,
-        latency=latency,
+        latency=latency, detector_backlog_mid=detector[0], detector_backlog_end=detector[1],
+        readings_records_per_s=detector[2], detector_drained_s=detector_drained_s,
     )  # fmt: skip
+
+
+async def _detector_drain(progress_of: _ProgressProbe, ended: float) -> float | None:
+    """Seconds from the step's end until the detector had handled every readings record the
+    sink had fetched (the sink is done by now, or the step is not sustained anyway)."""
+    while time.time() - ended < DRAIN_S:
+        progress = await progress_of()
+        if progress is None:
+            return None
+        if progress.backlog == 0:
+            return time.time() - ended
+        await asyncio.sleep(0.5)
+    return None
 
 
 @dataclass(slots=True)
@@ -265,15 +343,24 @@ class Stepper:
     pids: _Pids
     steps: int = 0
     metrics_urls: dict[str, str] = field(default_factory=dict)  # component -> its /metrics
+    fleets: dict[str, _Fleet] = field(default_factory=dict)  # by shape
 
     async def step(
         self, shape: str, rate: float, seconds: float, abnormal_every: int = 0
     ) -> StepResult:
         """``abnormal_every`` > 0: some patients' SpO2 opens alerts, latencies measured."""
         self.steps += 1
+        fleet = self.fleets.setdefault(shape, _Fleet(f"f{len(self.fleets) + 1}{shape[0]}"))
+        readings_topic = self.stack.topics.readings
+        urls = self.metrics_urls
+
+        async def progress_of() -> DetectorProgress | None:
+            return await detector_progress(urls, readings_topic)
+
         return await _step(
-            self.stack, self.dsn, self.pids, shape, rate, seconds, self.steps, abnormal_every
-        )
+            self.stack, self.dsn, self.pids, shape, rate, seconds, fleet, progress_of,
+            abnormal_every,
+        )  # fmt: skip
 
 
 @contextlib.asynccontextmanager

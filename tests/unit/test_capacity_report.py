@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from bench._capacity import Capacity, Ceilings
@@ -42,6 +43,33 @@ def single_run() -> CapacityRun:
 def test_the_rule_of_a_sustained_step_is_the_bounded_lag() -> None:
     assert step("single", 1, 1000, 20, sustained=True).sustained
     assert not step("single", 1, 1000, 20, sustained=False).sustained
+
+
+def test_a_step_is_not_sustained_when_the_detector_falls_behind() -> None:
+    """Every reading stored in time, the detector further behind at the end than at the
+    middle (more than one second's worth of records) or not caught up after the step."""
+    kept = replace(
+        step("single", 1, 1000, 20, sustained=True), detector_backlog_mid=40,
+        detector_backlog_end=90, readings_records_per_s=60.0, detector_drained_s=1.5,
+    )  # fmt: skip
+    assert kept.detector_kept_up and kept.sustained
+    growing = replace(kept, detector_backlog_end=400)
+    assert growing.detector_kept_up is False and not growing.sustained
+    never_drained = replace(kept, detector_drained_s=None)
+    assert never_drained.detector_kept_up is False and not never_drained.sustained
+    unknown = replace(kept, detector_backlog_mid=None)
+    assert unknown.detector_kept_up is None and unknown.sustained  # judged on storage alone
+
+
+def test_the_step_table_shows_the_detectors_backlog() -> None:
+    behind = replace(
+        step("single", 1, 1000, 20, sustained=True), detector_backlog_mid=40,
+        detector_backlog_end=900, readings_records_per_s=60.0, detector_drained_s=None,
+    )  # fmt: skip
+    capacity = Capacity("single", search=[behind], holds=[])
+    text = "\n".join(capacity_section([CapacityRun(capacity, None)], 11.0))
+    assert "40 -> 900, no **behind**" in text
+    assert "not measured" in "\n".join(capacity_section([single_run()], 11.0))
 
 
 def test_the_json_holds_the_issues_keys_with_what_was_measured() -> None:
