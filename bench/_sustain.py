@@ -135,9 +135,11 @@ def _messages(
 ) -> list[tuple[str, bytes]]:
     """Message ``i`` from device ``i % DEVICES``, sent at ``start + i / rate``; a single
     reading measured then, or an upload of ``k`` readings a second apart ending then. With
-    ``abnormal_every`` N, every Nth device's SpO2 reads 85 %: its patient's ``spo2_low``
-    alert opens at the third such reading. Rounds (one message of every device) are numbered
-    from ``first_round``, so the devices' sequence numbers go on from an earlier step."""
+    ``abnormal_every`` N, every Nth device's SpO2 reads 88 %: its patient's ``spo2_low``
+    alert opens at the third such reading (88 after 97 is no impossible jump, which
+    screening would hold back until confirmed: the devices sent 97 in the earlier steps).
+    Rounds (one message of every device) are numbered from ``first_round``, so the devices'
+    sequence numbers go on from an earlier step."""
     out = []
     for i in range(int(rate * seconds)):
         device = f"{prefix}-{i % DEVICES:04d}"
@@ -147,7 +149,7 @@ def _messages(
         for j in range(k):
             metric, value, unit = _METRICS[(round_ * k + j) % len(_METRICS)]
             if abnormal_every and metric == "spo2" and (i % DEVICES) % abnormal_every == 0:
-                value = 85.0
+                value = 88.0
             readings.append({
                 "metric": metric, "value": value, "unit": unit, "seq": round_ * k + j + 1,
                 "measured_at": _iso(sent_us - (k - 1 - j) * 1_000_000),
