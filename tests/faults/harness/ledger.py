@@ -56,6 +56,11 @@ class RunCount:
     problems: list[str] = field(default_factory=list)  # the scenario's own checks (spread, ...)
 
     @property
+    def clean(self) -> bool:
+        """Balanced, every process out cleanly on SIGTERM, the scenario's own checks passed."""
+        return self.balanced and not self.drain_problems and not self.problems
+
+    @property
     def balanced(self) -> bool:
         """Every published reading is stored or dead-lettered, nothing twice, nothing lost."""
         return (

@@ -41,7 +41,7 @@ class ScenarioRows:
 
     @property
     def passed(self) -> bool:
-        return all(x.balanced and not x.drain_problems and not x.problems for x in self.runs)
+        return all(x.clean for x in self.runs)
 
 
 def markdown_table(rows: Sequence[ScenarioRows]) -> str:
@@ -54,8 +54,7 @@ def per_run_lines(rows: Sequence[ScenarioRows]) -> list[str]:
     out = []
     for row in rows:
         for i, run in enumerate(row.runs, 1):
-            clean = run.balanced and not run.drain_problems and not run.problems
-            verdict = "ok" if clean else "FAILED"
+            verdict = "ok" if run.clean else "FAILED"
             detail = "; ".join(run.notes + run.drain_problems + run.problems)
             missing = f"; missing {run.missing}" if run.missing else ""
             out.append(

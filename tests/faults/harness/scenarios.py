@@ -254,7 +254,7 @@ async def run_scenario(
     try:
         result = await _run_on(bench, scenario, profile)
         result.notes.append(f"run took {time.monotonic() - started:.0f} s")
-        if keep_failed is not None and not result.balanced:
+        if keep_failed is not None and not result.clean:  # a spread or exit problem too
             _keep(bench, result, keep_failed)
         return result
     finally:
