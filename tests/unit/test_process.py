@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from veille.stack._process import ProcessHandle, free_port, spawn, stop, wait_until
+from veille.stack._process import (
+    ProcessHandle,
+    _bindable,
+    _ephemeral_low,
+    free_port,
+    spawn,
+    stop,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -80,3 +88,19 @@ def test_free_port_is_bindable() -> None:
         sock.bind(("127.0.0.1", port))
         sock.listen()
         assert sock.getsockname()[1] == port
+
+
+def test_free_ports_lie_below_the_ephemeral_range_and_differ() -> None:
+    """Outgoing connections take ephemeral ports: a port handed out for a process started
+    later must not be one of them, nor one this process already handed out."""
+    low = _ephemeral_low()
+    ports = [free_port() for _ in range(50)]
+    assert all(1024 <= p < low for p in ports), ports
+    assert len(set(ports)) == len(ports)
+
+
+def test_a_port_someone_listens_on_is_not_handed_out() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert not _bindable(taken.getsockname()[1])

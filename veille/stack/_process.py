@@ -7,6 +7,7 @@ recycled PID is never signalled by mistake.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -107,8 +108,44 @@ def stop(handle: ProcessHandle, *, sig: int = signal.SIGTERM, grace_s: float = 1
     return True
 
 
-def free_port() -> int:
+# Ports handed out by this process: two calls before either port is bound must differ. A
+# set only ever added to, a few dozen entries per stack: the one module-level state here.
+_HANDED_OUT: set[int] = set()
+_LISTEN_RANGE_SIZE = 12_000
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel gives outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A port free now and outside the kernel's ephemeral range, for a process started later.
+
+    The kernel's port 0 is ephemeral: between this call and the child's bind, any outgoing
+    connection on the machine could take it (a detector of the fault suite died at start:
+    "address already in use" on the metrics port it was given). Below that range only
+    listeners compete, and they are checked by binding."""
+    low = _ephemeral_low()
+    first = max(1024, low - _LISTEN_RANGE_SIZE)
+    for _ in range(500):
+        port = random.randrange(first, low)  # noqa: S311 - a port number, not a secret
+        if port not in _HANDED_OUT and _bindable(port):
+            _HANDED_OUT.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded range
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
