@@ -41,6 +41,7 @@ __all__ = [
     "Samples",
     "StageSize",
     "parse_samples",
+    "sample_sum",
     "scrape_all",
     "sizes_between",
 ]
@@ -98,7 +99,7 @@ def parse_samples(text: str) -> Samples:
     }
 
 
-def _value(samples: Samples, name: str, **labels: str) -> float:
+def sample_sum(samples: Samples, name: str, **labels: str) -> float:
     """The sum of the samples called ``name`` that carry ``labels`` (others may differ)."""
     wanted = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= set(ls))
@@ -126,9 +127,12 @@ async def scrape_all(urls: Mapping[str, str]) -> dict[str, Samples | None]:
 
 def _histogram(before: Samples, after: Samples, name: str, **labels: str) -> tuple[float, float]:
     """Observations and their sum between two scrapes."""
-    count = _value(after, f"{name}_count", **labels) - _value(before, f"{name}_count", **labels)
-    total = _value(after, f"{name}_sum", **labels) - _value(before, f"{name}_sum", **labels)
-    return count, total
+
+    def delta(suffix: str) -> float:
+        series = name + suffix
+        return sample_sum(after, series, **labels) - sample_sum(before, series, **labels)
+
+    return delta("_count"), delta("_sum")
 
 
 def sizes_between(
@@ -144,7 +148,7 @@ def sizes_between(
         b[name], a[name] = first, second
     bursts, messages = _histogram(b["gateway"], a["gateway"], "veille_gateway_burst_messages")
     sent = "veille_gateway_records_sent_total"
-    raw = _value(a["gateway"], sent) - _value(b["gateway"], sent)
+    raw = sample_sum(a["gateway"], sent) - sample_sum(b["gateway"], sent)
     stages = [
         (bursts, raw),
         _histogram(b["validator"], a["validator"], "veille_worker_group_records", role="validate"),

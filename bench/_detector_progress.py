@@ -13,25 +13,19 @@ of two endpoints.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from ._batch_sizes import Samples, scrape_all
+from ._batch_sizes import Samples, sample_sum, scrape_all
 
-__all__ = ["DetectorProgress", "detector_progress"]
-
-
-def _sum(samples: Samples, name: str, **labels: str) -> float:
-    wanted = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= set(ls))
+__all__ = ["DetectorProgress", "detector_progress", "progress_from"]
 
 
+@dataclass(frozen=True, slots=True)
 class DetectorProgress:
     """One reading of both counters."""
 
-    __slots__ = ("detected", "fetched_by_sink")
-
-    def __init__(self, fetched_by_sink: int, detected: int) -> None:
-        self.fetched_by_sink = fetched_by_sink
-        self.detected = detected
+    fetched_by_sink: int
+    detected: int
 
     @property
     def backlog(self) -> int:
@@ -48,6 +42,10 @@ async def detector_progress(
     sink, detector = scraped.get("sink"), scraped.get("detector")
     if sink is None or detector is None:
         return None
-    fetched = _sum(sink, "veille_sink_records_consumed_total", topic=readings_topic)
-    detected = _sum(detector, "veille_worker_records_consumed_total", role="detect")
+    return progress_from(sink, detector, readings_topic)
+
+
+def progress_from(sink: Samples, detector: Samples, readings_topic: str) -> DetectorProgress:
+    fetched = sample_sum(sink, "veille_sink_records_consumed_total", topic=readings_topic)
+    detected = sample_sum(detector, "veille_worker_records_consumed_total", role="detect")
     return DetectorProgress(int(fetched), int(detected))

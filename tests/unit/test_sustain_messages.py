@@ -1,9 +1,12 @@
-"""The bench's steps share one fleet: sequence numbers and metrics go on from the last step."""
+"""The bench's steps: one fleet whose sequence numbers and metrics go on from the last step,
+and the detector's backlog read from the components' own counters."""
 
 from __future__ import annotations
 
 import orjson
 
+from bench._batch_sizes import parse_samples
+from bench._detector_progress import progress_from
 from bench._sustain import DEVICES, _messages
 
 
@@ -28,3 +31,22 @@ def test_a_later_step_continues_each_devices_sequence_and_metric_cycle() -> None
 def test_uploads_number_their_readings_on_from_the_rounds_already_sent() -> None:
     later = _messages("f1u", 30, DEVICES, 1.0, 1_767_225_700_000_000, first_round=4)
     assert _seqs(later)["f1u-0000"] == list(range(4 * 30 + 1, 5 * 30 + 1))
+
+
+def test_the_detectors_backlog_is_what_the_sink_fetched_and_it_did_not_handle() -> None:
+    sink = parse_samples(
+        'veille_sink_records_consumed_total{topic="veille.readings"} 120\n'
+        'veille_sink_records_consumed_total{topic="veille.alerts"} 900\n'
+    )
+    detector = parse_samples(
+        'veille_worker_records_consumed_total{role="detect"} 100\n'
+        'veille_worker_records_consumed_total{role="validate"} 5000\n'
+    )
+    progress = progress_from(sink, detector, "veille.readings")
+    assert (progress.fetched_by_sink, progress.detected, progress.backlog) == (120, 100, 20)
+    ahead = progress_from(
+        sink,
+        parse_samples('veille_worker_records_consumed_total{role="detect"} 130\n'),
+        "veille.readings",
+    )
+    assert ahead.backlog == 0  # a redelivery after a rebalance counts twice in the detector
