@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from veille.stack import LocalStack
+from veille.stack import LocalStack, create_topics
 
 __all__ = ["GrowthLevel", "measure_growth"]
 
@@ -80,12 +79,7 @@ async def _tail_cost(bootstrap: str, producer: AIOKafkaProducer, pid: int) -> fl
 async def measure_growth(
     bootstrap: str, pid: int, *, levels: int, per_level: int
 ) -> list[GrowthLevel]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(TOPIC, 1, 1)])
-    finally:
-        await admin.close()
+    await create_topics(bootstrap, [TOPIC], 1)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await producer.start()

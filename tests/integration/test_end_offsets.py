@@ -8,20 +8,15 @@ import time
 import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.runtime import true_end_offsets
 from tests.integration.conftest import RunningStack
+from veille.stack import create_topics
 
 
 async def _topic(bootstrap: str) -> TopicPartition:
     name = f"test-end-offsets-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 1, 1)])
-    finally:
-        await admin.close()
+    await create_topics(bootstrap, [name], 1)
     return TopicPartition(name, 0)
 
 
