@@ -2,8 +2,10 @@
 stages' ceilings in the same run (efficiency = sustained rate / the slowest stage).
 
 Search: offered rates rise by :data:`FACTOR` from the shape's start in short steps until one
-is not sustained (``_sustain``: every message acknowledged, lag bounded, drained); the best
-search rate is then held for :data:`HOLD_S` seconds, and if that fails, the one below it.
+is not sustained (``_sustain``: every message acknowledged, lag bounded, drained); when the
+start itself is not, they fall by the same factor until one is (:func:`next_search_rate`).
+The best search rate is then held for :data:`HOLD_S` seconds, and if that fails, the one
+below it.
 Then half the held rate for :data:`LATENCY_S` with some patients' SpO2 low: publish -> stored
 and publish -> alert event latencies.
 Ceilings: Mosquitto delivering to a gateway-like subscriber with the shape's payloads
@@ -34,7 +36,14 @@ from ._sustain import SHAPES, StepResult, stepper
 from ._telemetry_cost import TelemetryCost, measure_telemetry_cost
 from ._tls_cost import TlsCost, measure_tls_cost
 
-__all__ = ["Capacity", "Ceilings", "PIPELINE", "find_capacity", "measure_ceilings"]
+__all__ = [
+    "Capacity",
+    "Ceilings",
+    "PIPELINE",
+    "find_capacity",
+    "measure_ceilings",
+    "next_search_rate",
+]
 
 FACTOR = 1.4
 SEARCH_S = 20.0
@@ -42,6 +51,7 @@ HOLD_S = 60.0
 LATENCY_S = 40.0
 ABNORMAL_EVERY = 10  # every 10th device's SpO2 opens an alert: 100 alerts a step
 MAX_SEARCH_STEPS = 8
+MAX_STEPS_DOWN = 3  # below a start that is not sustained: 1,000 -> 364 single msg/s at most
 START_MSG_PER_S = {"single": 1_000.0, "upload30": 300.0}
 MQTT_CEILING_OFFER = {"single": 20_000.0, "upload30": 5_000.0}
 MQTT_CEILING_S = 8.0
@@ -123,20 +133,32 @@ async def measure_ceilings(
     return Ceilings(mqtt, kafka, database_rows_per_s, tls, instrumentation)
 
 
+def next_search_rate(outcomes: list[tuple[float, bool]]) -> float | None:
+    """The next rate to try after ``outcomes`` (offered msg/s, sustained), None to stop: up
+    while steps are sustained, until the first that is not; when the first step already was
+    not, down until one is, at most :data:`MAX_STEPS_DOWN` steps (a run whose start is just
+    too fast, by a noisy second, still finds a rate to hold)."""
+    first_sustained = outcomes[0][1]
+    rate, sustained = outcomes[-1]
+    if first_sustained:
+        return rate * FACTOR if sustained else None
+    if sustained or len(outcomes) > MAX_STEPS_DOWN:
+        return None
+    return rate / FACTOR
+
+
 async def find_capacity(
     stack: LocalStack, state_dir: Path, shape: str, progress: Callable[[str], None]
 ) -> Capacity:
     found = Capacity(shape)
     async with stepper(stack, state_dir) as steps:
-        rate = START_MSG_PER_S[shape]
-        for _ in range(MAX_SEARCH_STEPS):
+        rate: float | None = START_MSG_PER_S[shape]
+        while rate is not None and len(found.search) < MAX_SEARCH_STEPS:
             step = await steps.step(shape, rate, SEARCH_S)
             found.search.append(step)
             progress(f"{shape} {rate:,.0f} msg/s for {SEARCH_S:.0f} s: "
                      f"{'sustained' if step.sustained else 'NOT sustained'}")  # fmt: skip
-            if not step.sustained:
-                break
-            rate *= FACTOR
+            rate = next_search_rate([(s.offered_msg_per_s, s.sustained) for s in found.search])
         candidates = sorted(
             (s.offered_msg_per_s for s in found.search if s.sustained), reverse=True
         )

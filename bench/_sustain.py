@@ -3,11 +3,11 @@
 Each step offers one rate for ``seconds`` through the load generator (:mod:`._loadgen`,
 1,000 devices round-robin, single readings or uploads of 30), with the real gateway,
 workers and sink running. The backlog is the readings the generator has sent minus those
-stored (PostgreSQL's insert counter for the readings table, every 2 s; the exact count
-once the step is over). A rate is
-sustained when every message was acknowledged, the backlog at the end of the step is no
-larger than at its middle plus one second's worth (the lag stays bounded), and the pipeline
-drains within :data:`DRAIN_S` after the step.
+stored (the sink's count of committed rows, every second, :mod:`._progress`; the exact count
+in the table once the step is over). A rate is sustained when every message was
+acknowledged, the backlog at the end of the step is no larger than at its middle plus one
+second's worth (the lag stays bounded), the pipeline drains within :data:`DRAIN_S` after the
+step, and the detector keeps up in the same way.
 
 ``python -m bench._sustain SHAPE RATE [RATE ...] [--seconds S]`` runs the steps on a
 local stack of its own and prints one JSON object per step.
@@ -35,18 +35,18 @@ from devices import DeviceBinding, device_topic
 from store import upsert_bindings
 from veille.stack import LocalStack, PipelineProcesses
 
-from ._detector_progress import DetectorProgress, detector_progress
 from ._e2e import PROCESSES, _Pids
 from ._loadgen import start_on_stack
+from ._progress import PipelineProgress, pipeline_progress
 from ._workload import DEVICE_TYPE, TENANT
 
 __all__ = ["SHAPES", "StepResult", "Stepper", "run_steps", "stepper"]
 
-_ProgressProbe = Callable[[], Awaitable[DetectorProgress | None]]
+_ProgressProbe = Callable[[], Awaitable[PipelineProgress | None]]
 
 DEVICES = 1000
 CONNECTIONS = 4
-POLL_S = 2.0
+POLL_S = 1.0
 DRAIN_S = 20.0
 SHAPES = {"single": 1, "upload30": 30}
 # The pulse just before the SpO2: screening drops an SpO2 with no plausible pulse of the same
@@ -87,7 +87,7 @@ class StepResult:
     cpu_us_per_message: dict[str, float] = field(default_factory=dict)
     latency: Latency | None = None
     # Readings records the detector had not handled yet (behind the sink), at the middle and
-    # the end of the step; None when its metrics could not be read (``_detector_progress``).
+    # the end of the step (``_progress``); None in results written before they were measured.
     detector_backlog_mid: int | None = None
     detector_backlog_end: int | None = None
     readings_records_per_s: float | None = None  # the readings topic's records over the step
@@ -173,19 +173,6 @@ async def _provision(dsn: str, prefix: str) -> list[str]:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await upsert_bindings(conn, bindings)
     return ids
-
-
-async def _inserted(conn: psycopg.AsyncConnection[TupleRow]) -> int:
-    """Rows ever inserted into ``readings`` and its partitions or chunks, from PostgreSQL's
-    statistics: costs the database next to nothing, unlike counting rows (which showed in its
-    CPU per message). Writers publish their counts about every second while busy."""
-    cur = await conn.execute(
-        "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables WHERE relid = "
-        "'readings'::regclass OR relid IN "
-        "(SELECT inhrelid FROM pg_inherits WHERE inhparent = 'readings'::regclass)"
-    )
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
 
 
 async def _stored(conn: psycopg.AsyncConnection[TupleRow], ids: list[str], since: datetime) -> int:
@@ -275,20 +262,23 @@ async def _step(
         )  # fmt: skip
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
             await asyncio.sleep(max(0.0, start_at - time.time()))
-            inserted_before = await _inserted(conn)
-            detector_start = await progress_of()
+            start = await progress_of()
+            if start is None:
+                raise RuntimeError(
+                    "the sink's and the detector's /metrics did not answer: a step reads its "
+                    "progress there; start them with their metrics ports (PipelineProcesses)"
+                )
             cpu_before = pids.cpu()
-            samples: list[tuple[float, int, int]] = []  # (elapsed, sent readings, stored)
-            detector_mid = None
-            while (elapsed := time.time() - start_at) < seconds:
+            samples: list[tuple[float, int, PipelineProgress]] = []  # (elapsed, sent, progress)
+            while time.time() - start_at < seconds:
                 await asyncio.sleep(POLL_S)
                 elapsed = min(time.time() - start_at, seconds)
                 sent = min(len(messages), int(elapsed * rate)) * k
-                samples.append((elapsed, sent, await _inserted(conn) - inserted_before))
-                if detector_mid is None and elapsed >= seconds / 2:
-                    detector_mid = await progress_of()
+                if (now := await progress_of()) is not None:
+                    samples.append((elapsed, sent, now))
             cpu_after = pids.cpu()
-            detector_end = await progress_of()
+            if not samples:
+                raise RuntimeError("the sink's and the detector's /metrics stopped answering")
             drained_s = None
             ended = time.time()
             while time.time() - ended < DRAIN_S:
@@ -303,23 +293,22 @@ async def _step(
         result = await asyncio.to_thread(generator.result, 120.0)
     mid = min(samples, key=lambda s: abs(s[0] - seconds / 2))
     last = samples[-1]
-    tail_rate = (last[2] - mid[2]) / max(last[0] - mid[0], 1e-9)
+    tail_rate = (last[2].stored - mid[2].stored) / max(last[0] - mid[0], 1e-9)
     cpu = {name: (cpu_after[name] - cpu_before[name]) / max(result.sent, 1) * 1e6
            for name in (*PROCESSES, "validator", "detector") if name in cpu_after
            and name != "publisher (bench)"}  # fmt: skip
     cpu["generator"] = result.cpu_us_per_message
-    detector = (
-        (detector_mid.backlog, detector_end.backlog,
-         (detector_end.fetched_by_sink - detector_start.fetched_by_sink) / seconds)
-        if detector_start and detector_mid and detector_end else (None, None, None)
-    )  # fmt: skip
+    records_per_s = (last[2].fetched_by_sink - start.fetched_by_sink) / max(last[0], 1e-9)
     return StepResult(
         shape=shape, readings_per_message=k, offered_msg_per_s=rate, seconds=seconds,
         sent=result.sent, acked=result.acked, generator_max_behind_s=result.max_behind_s,
-        stored_readings_per_s=tail_rate, backlog_mid=mid[1] - mid[2],
-        backlog_end=last[1] - last[2], drained_s=drained_s, cpu_us_per_message=cpu,
-        latency=latency, detector_backlog_mid=detector[0], detector_backlog_end=detector[1],
-        readings_records_per_s=detector[2], detector_drained_s=detector_drained_s,
+        stored_readings_per_s=tail_rate,
+        backlog_mid=mid[1] - (mid[2].stored - start.stored),
+        backlog_end=last[1] - (last[2].stored - start.stored),
+        drained_s=drained_s, cpu_us_per_message=cpu, latency=latency,
+        detector_backlog_mid=mid[2].detector_backlog,
+        detector_backlog_end=last[2].detector_backlog,
+        readings_records_per_s=records_per_s, detector_drained_s=detector_drained_s,
     )  # fmt: skip
 
 
@@ -330,7 +319,7 @@ async def _detector_drain(progress_of: _ProgressProbe, ended: float) -> float | 
         progress = await progress_of()
         if progress is None:
             return None
-        if progress.backlog == 0:
+        if progress.detector_backlog == 0:
             return time.time() - ended
         await asyncio.sleep(0.5)
     return None
@@ -356,8 +345,8 @@ class Stepper:
         readings_topic = self.stack.topics.readings
         urls = self.metrics_urls
 
-        async def progress_of() -> DetectorProgress | None:
-            return await detector_progress(urls, readings_topic)
+        async def progress_of() -> PipelineProgress | None:
+            return await pipeline_progress(urls, readings_topic)
 
         return await _step(
             self.stack, self.dsn, self.pids, shape, rate, seconds, fleet, progress_of,

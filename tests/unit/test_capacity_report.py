@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from bench._capacity import Capacity, Ceilings
+from bench._capacity import Capacity, Ceilings, next_search_rate
 from bench._capacity_report import CapacityRun, capacity_json, capacity_section
 from bench._kafka_ceiling import KafkaCeiling
 from bench._mqtt_ceiling import MqttCeiling
@@ -43,6 +43,16 @@ def single_run() -> CapacityRun:
 def test_the_rule_of_a_sustained_step_is_the_bounded_lag() -> None:
     assert step("single", 1, 1000, 20, sustained=True).sustained
     assert not step("single", 1, 1000, 20, sustained=False).sustained
+
+
+def test_the_search_goes_up_until_a_step_fails_and_down_when_the_first_one_does() -> None:
+    assert next_search_rate([(1000, True)]) == 1400
+    assert next_search_rate([(1000, True), (1400, False)]) is None
+    assert next_search_rate([(1000, False)]) == 1000 / 1.4
+    assert next_search_rate([(1000, False), (1000 / 1.4, True)]) is None  # no climb back
+    down = [(1000 / 1.4**n, False) for n in range(4)]
+    assert next_search_rate(down[:3]) == 1000 / 1.4**3
+    assert next_search_rate(down) is None  # three steps below the start at most
 
 
 def test_a_step_is_not_sustained_when_the_detector_falls_behind() -> None:

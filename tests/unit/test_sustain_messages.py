@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 
 from bench._batch_sizes import parse_samples
-from bench._detector_progress import progress_from
+from bench._progress import progress_from
 from bench._sustain import DEVICES, _messages
 
 
@@ -35,6 +35,8 @@ def test_uploads_number_their_readings_on_from_the_rounds_already_sent() -> None
 
 def test_the_detectors_backlog_is_what_the_sink_fetched_and_it_did_not_handle() -> None:
     sink = parse_samples(
+        'veille_sink_rows_written_total{table="readings"} 3000\n'
+        'veille_sink_rows_written_total{table="alert_events"} 7\n'
         'veille_sink_records_consumed_total{topic="veille.readings"} 120\n'
         'veille_sink_records_consumed_total{topic="veille.alerts"} 900\n'
     )
@@ -43,10 +45,13 @@ def test_the_detectors_backlog_is_what_the_sink_fetched_and_it_did_not_handle() 
         'veille_worker_records_consumed_total{role="validate"} 5000\n'
     )
     progress = progress_from(sink, detector, "veille.readings")
-    assert (progress.fetched_by_sink, progress.detected, progress.backlog) == (120, 100, 20)
+    assert (progress.stored, progress.fetched_by_sink, progress.detected) == (3000, 120, 100)
+    assert progress.detector_backlog == 20
     ahead = progress_from(
         sink,
         parse_samples('veille_worker_records_consumed_total{role="detect"} 130\n'),
         "veille.readings",
     )
-    assert ahead.backlog == 0  # a redelivery after a rebalance counts twice in the detector
+    assert (
+        ahead.detector_backlog == 0
+    )  # a redelivery after a rebalance counts twice in the detector
