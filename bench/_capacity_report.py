@@ -64,18 +64,26 @@ def _step_row(phase: str, s: StepResult) -> str:
     return (
         f"| {phase} | {_n(s.offered_msg_per_s)} | {_n(s.offered_msg_per_s * k)} | "
         f"{_n(s.seconds)} | {_n(s.stored_readings_per_s)} | {_n(s.backlog_mid)} -> "
-        f"{_n(s.backlog_end)} | {drained} | {detector_cell(s)} | "
+        f"{_n(s.backlog_end)} ({s.backlog_growth:+,.0f}) | {drained} | {detector_cell(s)} | "
         f"{'yes' if s.sustained else '**no**'} |"
     )
 
 
 def detector_cell(s: StepResult) -> str:
-    """The detector's backlog in readings records (middle -> end) and its drain time."""
-    if s.detector_backlog_mid is None or s.detector_backlog_end is None:
+    """The detector's backlog in readings records (middle -> end, the trend's growth over
+    the second half) and its drain time."""
+    if (
+        s.detector_backlog_mid is None
+        or s.detector_backlog_end is None
+        or s.detector_backlog_growth is None
+    ):
         return "not measured"
     drained = f"{s.detector_drained_s:.1f} s" if s.detector_drained_s is not None else "no"
     late = "" if s.detector_kept_up else " **behind**"
-    return f"{_n(s.detector_backlog_mid)} -> {_n(s.detector_backlog_end)}, {drained}{late}"
+    return (
+        f"{_n(s.detector_backlog_mid)} -> {_n(s.detector_backlog_end)} "
+        f"({s.detector_backlog_growth:+,.0f}), {drained}{late}"
+    )
 
 
 def _steps_table(run: CapacityRun) -> list[str]:
@@ -84,8 +92,8 @@ def _steps_table(run: CapacityRun) -> list[str]:
         f"**{c.shape}** ({run.k} reading{'s' if run.k > 1 else ''} per message):",
         "",
         "| phase | offered msg/s | offered readings/s | s | stored readings/s (second half) "
-        "| lag, readings (middle -> end) | drained in s | detector behind, records (middle "
-        "-> end), drained | sustained |",
+        "| lag, readings (middle -> end (trend)) | drained in s | detector behind, records "
+        "(middle -> end (trend)), drained | sustained |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     lines += [_step_row("search", s) for s in c.search]
@@ -296,7 +304,9 @@ def capacity_section(runs: list[CapacityRun], calibration_us: float) -> list[str
         "first step already is not sustained); the best rate is "
         "then held for 60 s. A step is *sustained* when every message was acknowledged, the "
         "lag (readings published and not yet stored, from the sink's count of committed rows "
-        "every second) at its end exceeds the lag at its middle by less than one second's worth, "
+        "every second) has a trend that adds less than one second's worth over the step's "
+        "second half (a least-squares line through the samples from its first quarter on: one "
+        "sample jitters by about that much), "
         "everything is stored within 20 s after it, and the detector keeps up the same way "
         "(readings records the sink has fetched and the detector has not handled, from their "
         "metrics, bounded and handled within 20 s). The same 1,000 devices send every step "

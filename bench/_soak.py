@@ -116,7 +116,8 @@ def _report(r: SoakResult) -> str:
         lines += [
             "",
             f"Sustained over the soak: {'yes' if r.step.sustained else '**no**'} "
-            f"(lag {r.step.backlog_mid:,} -> {r.step.backlog_end:,} readings, "
+            f"(lag {r.step.backlog_mid:,} -> {r.step.backlog_end:,} readings, trend "
+            f"{r.step.backlog_growth:+,.0f} over the second half, "
             f"{r.step.acked:,} of {r.step.sent:,} messages acknowledged; detector behind the "
             f"sink: {detector_cell(r.step)}).",
         ]

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from bench._capacity import Capacity, Ceilings, next_search_rate
 from bench._capacity_report import CapacityRun, capacity_json, capacity_section
 from bench._kafka_ceiling import KafkaCeiling
 from bench._mqtt_ceiling import MqttCeiling
 from bench._plot import plot_capacity
 from bench._profile import _summary
-from bench._sustain import StepResult
+from bench._sustain import StepResult, trend_growth
 from bench._tls_cost import TlsCost
 
 CPU = {"gateway": 100.0, "validator": 50.0, "detector": 100.0, "worker": 150.0, "sink": 10.0, "Kafka (Tansu)": 50.0,
@@ -24,6 +26,7 @@ def step(shape: str, k: int, rate: float, seconds: float, *, sustained: bool) ->
         sent=int(rate * seconds), acked=int(rate * seconds), generator_max_behind_s=0.0,
         stored_readings_per_s=rate * k, backlog_mid=100,
         backlog_end=100 if sustained else 100 + int(3 * rate * k),
+        backlog_growth=-20.0 if sustained else 3 * rate * k,
         drained_s=0.5 if sustained else None, cpu_us_per_message=CPU,
     )  # fmt: skip
 
@@ -43,6 +46,24 @@ def single_run() -> CapacityRun:
 def test_the_rule_of_a_sustained_step_is_the_bounded_lag() -> None:
     assert step("single", 1, 1000, 20, sustained=True).sustained
     assert not step("single", 1, 1000, 20, sustained=False).sustained
+    one_second = step("single", 1, 1000, 20, sustained=True)
+    assert replace(one_second, backlog_growth=1000.0).sustained
+    assert not replace(one_second, backlog_growth=1001.0).sustained
+
+
+def test_the_lags_trend_ignores_one_jittering_sample_and_sees_steady_growth() -> None:
+    """Run 1 of 2026-12-04 18:24 failed a step on its last sample alone: the detector 0 -> 141
+    records behind, handled 0.5 s later. A line through every sample is not fooled by one."""
+    flat = [(float(t), 100.0) for t in range(1, 21)]
+    jittered = [*flat[:-1], (20.0, 250.0)]  # one late batch at the very end
+    assert trend_growth(flat, 20.0) == 0.0
+    assert trend_growth(jittered, 20.0) < 60.0  # the two-sample rule saw +150
+    growing = [(float(t), 50.0 * t) for t in range(1, 21)]  # 50 readings more each second
+    assert trend_growth(growing, 20.0) == pytest.approx(500.0)  # over the second half
+    warm_up = [(1.0, 0.0), (2.0, 5_000.0), *flat[4:]]  # the first quarter is left out
+    assert trend_growth(warm_up, 20.0) == 0.0
+    with pytest.raises(ValueError, match="two times"):
+        trend_growth(flat[:3], 20.0)
 
 
 def test_the_search_goes_up_until_a_step_fails_and_down_when_the_first_one_does() -> None:
@@ -56,29 +77,32 @@ def test_the_search_goes_up_until_a_step_fails_and_down_when_the_first_one_does(
 
 
 def test_a_step_is_not_sustained_when_the_detector_falls_behind() -> None:
-    """Every reading stored in time, the detector further behind at the end than at the
-    middle (more than one second's worth of records) or not caught up after the step."""
+    """Every reading stored in time, the detector's backlog growing by more than one
+    second's worth of records over the second half, or not caught up after the step."""
     kept = replace(
         step("single", 1, 1000, 20, sustained=True), detector_backlog_mid=40,
-        detector_backlog_end=90, readings_records_per_s=60.0, detector_drained_s=1.5,
+        detector_backlog_end=90, detector_backlog_growth=50.0, readings_records_per_s=60.0,
+        detector_drained_s=1.5,
     )  # fmt: skip
     assert kept.detector_kept_up and kept.sustained
-    growing = replace(kept, detector_backlog_end=400)
+    growing = replace(kept, detector_backlog_end=400, detector_backlog_growth=360.0)
     assert growing.detector_kept_up is False and not growing.sustained
     never_drained = replace(kept, detector_drained_s=None)
     assert never_drained.detector_kept_up is False and not never_drained.sustained
-    unknown = replace(kept, detector_backlog_mid=None)
+    unknown = replace(kept, detector_backlog_growth=None)
     assert unknown.detector_kept_up is None and unknown.sustained  # judged on storage alone
 
 
 def test_the_step_table_shows_the_detectors_backlog() -> None:
     behind = replace(
         step("single", 1, 1000, 20, sustained=True), detector_backlog_mid=40,
-        detector_backlog_end=900, readings_records_per_s=60.0, detector_drained_s=None,
+        detector_backlog_end=900, detector_backlog_growth=850.0, readings_records_per_s=60.0,
+        detector_drained_s=None,
     )  # fmt: skip
     capacity = Capacity("single", search=[behind], holds=[])
     text = "\n".join(capacity_section([CapacityRun(capacity, None)], 11.0))
-    assert "40 -> 900, no **behind**" in text
+    assert "40 -> 900 (+850), no **behind**" in text
+    assert "| 100 -> 100 (-20) |" in text  # the stored lag and its trend
     assert "not measured" in "\n".join(capacity_section([single_run()], 11.0))
 
 
