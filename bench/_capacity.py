@@ -4,8 +4,10 @@ stages' ceilings in the same run (efficiency = sustained rate / the slowest stag
 Search: offered rates rise by :data:`FACTOR` from the shape's start in short steps until one
 is not sustained (``_sustain``: every message acknowledged, lag bounded, drained); when the
 start itself is not, they fall by the same factor until one is (:func:`next_search_rate`).
-The best search rate is then held for :data:`HOLD_S` seconds, and if that fails, the one
-below it.
+The best search rate is then held for :data:`HOLD_S` seconds, and while a hold fails, the
+rate :data:`FACTOR` below it, :data:`MAX_HOLDS` holds at most: a 20 s step allows its backlog
+a tenth of its rate's worth of growth, a 60 s hold a thirtieth, and a detector 7 % too slow
+passes the one and fails the other (run of 2026-12-04 18:40).
 Then half the held rate for :data:`LATENCY_S` with some patients' SpO2 low: publish -> stored
 and publish -> alert event latencies.
 Ceilings: Mosquitto delivering to a gateway-like subscriber with the shape's payloads
@@ -51,6 +53,7 @@ HOLD_S = 60.0
 LATENCY_S = 40.0
 ABNORMAL_EVERY = 10  # every 10th device's SpO2 opens an alert: 100 alerts a step
 MAX_SEARCH_STEPS = 8
+MAX_HOLDS = 3
 MAX_STEPS_DOWN = 3  # below a start that is not sustained: 1,000 -> 364 single msg/s at most
 START_MSG_PER_S = {"single": 1_000.0, "upload30": 300.0}
 MQTT_CEILING_OFFER = {"single": 20_000.0, "upload30": 5_000.0}
@@ -147,6 +150,14 @@ def next_search_rate(outcomes: list[tuple[float, bool]]) -> float | None:
     return rate / FACTOR
 
 
+def hold_rates(outcomes: list[tuple[float, bool]]) -> list[float]:
+    """The rates to hold in turn until one holds: the best sustained search rate, then
+    :data:`FACTOR` below it each time, :data:`MAX_HOLDS` at most; none without a sustained
+    search step."""
+    best = max((rate for rate, sustained in outcomes if sustained), default=None)
+    return [] if best is None else [best / FACTOR**n for n in range(MAX_HOLDS)]
+
+
 async def find_capacity(
     stack: LocalStack, state_dir: Path, shape: str, progress: Callable[[str], None]
 ) -> Capacity:
@@ -159,10 +170,7 @@ async def find_capacity(
             progress(f"{shape} {rate:,.0f} msg/s for {SEARCH_S:.0f} s: "
                      f"{'sustained' if step.sustained else 'NOT sustained'}")  # fmt: skip
             rate = next_search_rate([(s.offered_msg_per_s, s.sustained) for s in found.search])
-        candidates = sorted(
-            (s.offered_msg_per_s for s in found.search if s.sustained), reverse=True
-        )
-        for candidate in candidates[:2]:
+        for candidate in hold_rates([(s.offered_msg_per_s, s.sustained) for s in found.search]):
             sampling = None
             if not found.holds:  # py-spy 20 s in: the generator has been running ~10 s
                 sampling = asyncio.ensure_future(

@@ -175,19 +175,21 @@ def _latency_table(runs: list[CapacityRun]) -> list[str]:
 
 def _profiles(runs: list[CapacityRun]) -> list[str]:
     lines = [
-        "py-spy (`--nonblocking`, 100 Hz, 20 s during the 60 s hold): the frames most often on "
-        "top of each Veille process's stack, as shares of its busy samples (waits in `select` "
-        "counted apart as idle).",
+        "py-spy (`--nonblocking`, 100 Hz, 20 s during the first 60 s hold, at the rate named "
+        "below: the sustained one, or the one above it when that hold failed): the frames most "
+        "often on top of each Veille process's stack, as shares of its busy samples (waits in "
+        "`select` counted apart as idle).",
         "",
     ]
     for run in runs:
         if not run.capacity.profiles:
             lines += [f"- {run.capacity.shape}: no profile (py-spy missing or no hold)", ""]
             continue
+        at = f"{run.capacity.holds[0].offered_msg_per_s:,.0f} msg/s, " if run.capacity.holds else ""
         for prof in run.capacity.profiles:
             top = "; ".join(f"{share:.0%} `{frame}`" for frame, share in prof.top[:6])
             lines.append(
-                f"- **{run.capacity.shape}, {prof.process}** ({prof.samples:,} samples, "
+                f"- **{run.capacity.shape}, {prof.process}** ({at}{prof.samples:,} samples, "
                 f"{prof.idle_share:.0%} idle): {top}"
             )
         lines.append("")
@@ -302,7 +304,9 @@ def capacity_section(runs: list[CapacityRun], calibration_us: float) -> list[str
         "fetch grows with the records a partition holds: `python -m bench._broker_growth`). "
         "Rates rise by 1.4x in 20 s steps until the lag grows (and fall by 1.4x when the "
         "first step already is not sustained); the best rate is "
-        "then held for 60 s. A step is *sustained* when every message was acknowledged, the "
+        "then held for 60 s, and while a hold fails, the rate 1.4x below it (3 holds at most: "
+        "a 60 s hold is stricter than a 20 s step). A step is *sustained* when every "
+        "message was acknowledged, the "
         "lag (readings published and not yet stored, from the sink's count of committed rows "
         "every second) has a trend that adds less than one second's worth over the step's "
         "second half (a least-squares line through the samples from its first quarter on: one "

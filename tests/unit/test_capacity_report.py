@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench._capacity import Capacity, Ceilings, next_search_rate
+from bench._capacity import Capacity, Ceilings, hold_rates, next_search_rate
 from bench._capacity_report import CapacityRun, capacity_json, capacity_section
 from bench._kafka_ceiling import KafkaCeiling
 from bench._mqtt_ceiling import MqttCeiling
@@ -74,6 +74,15 @@ def test_the_search_goes_up_until_a_step_fails_and_down_when_the_first_one_does(
     down = [(1000 / 1.4**n, False) for n in range(4)]
     assert next_search_rate(down[:3]) == 1000 / 1.4**3
     assert next_search_rate(down) is None  # three steps below the start at most
+
+
+def test_holds_go_down_from_the_best_search_rate_until_one_holds() -> None:
+    assert hold_rates([(1000, True), (1400, True), (1960, False)]) == pytest.approx(
+        [1400, 1000, 1000 / 1.4]
+    )
+    below = [1000 / 1.4, 1000 / 1.4**2, 1000 / 1.4**3]
+    assert hold_rates([(1000, False), (1000 / 1.4, True)]) == pytest.approx(below)
+    assert hold_rates([(1000, False)]) == []
 
 
 def test_a_step_is_not_sustained_when_the_detector_falls_behind() -> None:
