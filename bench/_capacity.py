@@ -43,6 +43,7 @@ __all__ = [
     "Ceilings",
     "PIPELINE",
     "find_capacity",
+    "hold_rates",
     "measure_ceilings",
     "next_search_rate",
 ]
@@ -54,7 +55,7 @@ LATENCY_S = 40.0
 ABNORMAL_EVERY = 10  # every 10th device's SpO2 opens an alert: 100 alerts a step
 MAX_SEARCH_STEPS = 8
 MAX_HOLDS = 3
-MAX_STEPS_DOWN = 3  # below a start that is not sustained: 1,000 -> 364 single msg/s at most
+MAX_STEPS_DOWN = 3  # below a start that is not sustained: 1,960 -> 714 single msg/s at most
 # Half the medians of 2026-12-04's three runs (3,842 and 1,152 msg/s), on the ladder the
 # earlier starts (1,000 and 300) climbed: the same rates are visited, two steps sooner, which
 # keeps `make bench` near 15 minutes; a slower machine makes the search step down from there.
