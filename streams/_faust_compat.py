@@ -38,10 +38,13 @@ from ._library_pins import FAUST_PIN, check_patchable
 __all__ = [
     "ACK_GUARD_MEMBERS",
     "SEEK_GUARD_MEMBERS",
+    "assigned",
     "guard_ack",
     "hold_back",
     "install_rebalance_ack_guard",
     "install_seek_guard",
+    "resumed",
+    "seeking",
     "sought",
 ]
 
@@ -51,7 +54,9 @@ Ack = Callable[[Any, Any], bool]
 
 # The members of faust's ``Consumer`` each guard replaces (checked before patching).
 ACK_GUARD_MEMBERS: Final = ("ack",)
-SEEK_GUARD_MEMBERS: Final = ("getmany", "perform_seek", "seek", "resume_flow", "_add_gap")
+SEEK_GUARD_MEMBERS: Final = (
+    "getmany", "on_partitions_assigned", "perform_seek", "seek", "resume_flow", "_add_gap",
+)  # fmt: skip
 
 
 def _from_revoked_assignment(consumer: Any, message: Any) -> bool:
@@ -102,15 +107,29 @@ def install_rebalance_ack_guard() -> None:
 # commit stays behind them for good. Upstream: faust-streaming #527 and #315 (offsets
 # skipped after a rebalance, open).
 #
+# A third way in (integration suite, ``test_worker_restart``: failed in 2 of 4 CI runs and
+# 2 of 4 runs of the integration suite on 2026-12-04): when a restarted detector's table
+# recovery ends, Faust resumes the stream partitions *before* seeking them to the committed
+# offsets, with flow active (``Recovery.on_recovery_completed``: ``resume_partitions``,
+# ``perform_seek``, then ``flow_control.resume()``, which empties the streams' queues). A
+# fetch answered around the seek (logged: readings-0 offset 14, committed 14, handed over
+# 2 ms before the seek returned) gave the stream a record that the resumption then threw
+# away, while the consumer's position had moved past it; nothing read it again until a
+# later record of that partition arrived. The last readings of a quiet partition (here: the
+# ones that should have resolved an alert) waited for the next message, for ever in the test.
+#
 # Fix, for the topics Faust acks (our stream topics: plain logs, never compacted or
-# transactional, so offsets are contiguous): after a seek, a partition's records are held
-# back until the one at the sought offset arrives; records fetched while flow is suspended
-# are held back and the partition is sought back to the first of them when flow resumes;
-# and a gap is never counted as acked (should one still appear, the commit waits rather
-# than skipping, and the error says so).
+# transactional, so offsets are contiguous): a partition's records are held back while flow
+# is suspended and from its assignment until flow resumes after its seek to the committed
+# offset; whatever was held back is read again from that offset (or, with no commit, from
+# the first record held) by a seek when flow resumes; every seek sets the offset it expects
+# before it is made, and records are held back until the one at that offset arrives (one
+# past it means it went by unseen: seek back to it); and a gap is never counted as acked
+# (should one still appear, the commit waits rather than skipping, and the error says so).
 
 
 def _resync(consumer: Any) -> dict[Any, int]:
+    """Per partition, the offset of the record it must hand over next (after a seek)."""
     found: dict[Any, int] | None = getattr(consumer, "_veille_resync", None)
     if found is None:
         found = consumer._veille_resync = {}  # noqa: SLF001 - per consumer, not global
@@ -118,20 +137,56 @@ def _resync(consumer: Any) -> dict[Any, int]:
 
 
 def _reseek(consumer: Any) -> dict[Any, int]:
+    """Per partition holding records back, the offset to read them again from."""
     found: dict[Any, int] | None = getattr(consumer, "_veille_reseek", None)
     if found is None:
         found = consumer._veille_reseek = {}  # noqa: SLF001
     return found
 
 
+def _unsought(consumer: Any) -> set[Any]:
+    """Partitions assigned and not yet sought to their committed offsets."""
+    found: set[Any] | None = getattr(consumer, "_veille_unsought", None)
+    if found is None:
+        found = consumer._veille_unsought = set()  # noqa: SLF001
+    return found
+
+
+def _unresumed(consumer: Any) -> set[Any]:
+    """Partitions sought to their committed offsets, flow not yet resumed."""
+    found: set[Any] | None = getattr(consumer, "_veille_unresumed", None)
+    if found is None:
+        found = consumer._veille_unresumed = set()  # noqa: SLF001
+    return found
+
+
+def assigned(consumer: Any, partitions: set[Any]) -> None:
+    """A new assignment: each partition waits for its seek to the committed offset and for
+    flow to resume; what the previous assignment expected or held back no longer applies
+    (the consumer's positions start again from the commits)."""
+    unsought = _unsought(consumer)
+    unsought.clear()
+    unsought.update(partitions)
+    _unresumed(consumer).clear()
+    _resync(consumer).clear()
+    _reseek(consumer).clear()
+
+
 def hold_back(consumer: Any, tp: Any, offset: int, *, flowing: bool) -> tuple[bool, int | None]:
     """Whether the fetch loop must not hand over the record at ``offset`` of ``tp``, and the
-    offset to seek ``tp`` back to, if the record the loop waits for went by unseen."""
-    if not flowing:
-        reseek = _reseek(consumer)
-        reseek[tp] = min(reseek.get(tp, offset), offset)
-        return True, None
+    offset to seek ``tp`` back to, if the record the loop waits for went by unseen.
+
+    Held back, and read again when flow resumes: records fetched while flow is suspended,
+    between an assignment and the resumption of flow after its seek, or while such a seek
+    back is pending (never from before the offset the partition was sought to)."""
+    reseek = _reseek(consumer)
     resync = _resync(consumer)
+    waiting = tp in reseek or tp in _unsought(consumer) or tp in _unresumed(consumer)
+    if not flowing or waiting:
+        floor = resync.get(tp)
+        first = offset if floor is None else max(offset, floor)
+        reseek[tp] = min(reseek.get(tp, first), first)
+        return True, None
     expected = resync.get(tp)
     if expected is None:
         return False, None
@@ -146,13 +201,44 @@ def hold_back(consumer: Any, tp: Any, offset: int, *, flowing: bool) -> tuple[bo
     return True, expected
 
 
-def sought(consumer: Any, offsets: dict[Any, int | None]) -> None:
-    """After a seek to ``offsets``: expect each partition's next record at its offset."""
+def sought(consumer: Any, committed: dict[Any, int | None]) -> None:
+    """After the seek to the ``committed`` offsets: expect each partition's next record at
+    its offset, and read again from it whatever was held back meanwhile (a fetch answered
+    around the seek may have moved the consumer past it).
+
+    ``None``: a partition with no committed offset, which that seek leaves where it is;
+    what was held back from it is read again from the first of those records."""
     resync, reseek = _resync(consumer), _reseek(consumer)
-    for tp, offset in offsets.items():
-        reseek.pop(tp, None)
-        if offset is not None and offset > 0:
-            resync[tp] = offset
+    unsought, unresumed = _unsought(consumer), _unresumed(consumer)
+    for tp, offset in committed.items():
+        if tp in unsought:
+            unsought.discard(tp)
+            unresumed.add(tp)
+        if offset is None or offset <= 0:
+            continue
+        resync[tp] = offset
+        if tp in reseek:
+            reseek[tp] = offset
+
+
+def seeking(consumer: Any, tp: Any, offset: int) -> None:
+    """Before an explicit seek of ``tp`` to ``offset``: expect that record next (set first,
+    so that a record fetched while the seek is under way is judged against it)."""
+    _reseek(consumer).pop(tp, None)
+    if offset > 0:
+        _resync(consumer)[tp] = offset
+
+
+def resumed(consumer: Any) -> dict[Any, int]:
+    """Flow resumes: partitions sought since their assignment hand records over again, but
+    not those Faust keeps paused (the stream partitions while it reads the changelogs: they
+    are resumed, then sought, when that ends); the partitions to seek back, with the offset
+    to read them again from."""
+    paused = getattr(consumer, "_paused_partitions", set())
+    unresumed = _unresumed(consumer)
+    unresumed.intersection_update(paused)
+    waiting = _unsought(consumer) | unresumed
+    return {tp: offset for tp, offset in _reseek(consumer).items() if tp not in waiting}
 
 
 def install_seek_guard() -> None:
@@ -166,6 +252,7 @@ def install_seek_guard() -> None:
     original_perform_seek = consumer_class.perform_seek
     original_seek = consumer_class.seek
     original_resume_flow = consumer_class.resume_flow
+    original_on_partitions_assigned = consumer_class.on_partitions_assigned
 
     async def getmany(self: Any, timeout: float) -> Any:
         acking = self.app.topics.acks_enabled_for
@@ -187,17 +274,23 @@ def install_seek_guard() -> None:
                          "from it", tp, offset)  # fmt: skip
                 await self.seek(tp, offset)
 
+    async def on_partitions_assigned(
+        self: Any, partitions: set[Any], generation_id: int = 0
+    ) -> None:
+        assigned(self, set(partitions))
+        await original_on_partitions_assigned(self, partitions, generation_id)
+
     async def perform_seek(self: Any) -> None:
         await original_perform_seek(self)
         sought(self, {tp: self._committed_offset.get(tp) for tp in self.assignment()})
 
     async def seek(self: Any, partition: Any, offset: int) -> None:
+        seeking(self, partition, offset or 0)
         await original_seek(self, partition, offset)
-        sought(self, {partition: offset})
 
     def resume_flow(self: Any) -> None:
         original_resume_flow(self)
-        pending = dict(_reseek(self))
+        pending = resumed(self)
         if pending:
             task = asyncio.ensure_future(_seek_back(self, pending))
             self._veille_reseek_task = task  # noqa: SLF001 - keep a reference until done
@@ -210,6 +303,7 @@ def install_seek_guard() -> None:
         )  # fmt: skip
 
     consumer_class.getmany = getmany
+    consumer_class.on_partitions_assigned = on_partitions_assigned
     consumer_class.perform_seek = perform_seek
     consumer_class.seek = seek
     consumer_class.resume_flow = resume_flow
@@ -218,9 +312,14 @@ def install_seek_guard() -> None:
 
 
 async def _seek_back(consumer: Any, pending: dict[Any, int]) -> None:
-    assigned = consumer.assignment()
-    for tp, offset in pending.items():
-        if tp in assigned and _reseek(consumer).get(tp) == offset:
-            log.info("%s: records from %d held back while flow was suspended; reading them "
-                     "again", tp, offset)  # fmt: skip
+    """Seek each partition of ``pending`` back to the first record still held back from it
+    (a seek made meanwhile has already placed it, and removed it from the held-back; a
+    partition assigned meanwhile waits for its own seek to the committed offset)."""
+    assignment = consumer.assignment()
+    for tp in pending:
+        offset = _reseek(consumer).get(tp)
+        waiting = tp in _unsought(consumer) or tp in _unresumed(consumer)
+        if offset is not None and tp in assignment and not waiting:
+            log.info("%s: records from %d held back while flow was suspended or before its "
+                     "seek; reading them again", tp, offset)  # fmt: skip
             await consumer.seek(tp, offset)

@@ -4,6 +4,7 @@ and refuse a Faust they were not written for."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import tomllib
 from pathlib import Path
@@ -18,10 +19,13 @@ from streams import _library_pins
 from streams._faust_compat import (
     ACK_GUARD_MEMBERS,
     SEEK_GUARD_MEMBERS,
+    assigned,
     guard_ack,
     hold_back,
     install_rebalance_ack_guard,
     install_seek_guard,
+    resumed,
+    seeking,
     sought,
 )
 from streams._library_pins import FAUST_PIN
@@ -119,13 +123,15 @@ def test_a_sought_record_that_went_by_unseen_is_read_again() -> None:
     assert _handed(consumer, "readings-1", [172, 173]) == [172, 173]  # after the seek
 
 
-def test_records_fetched_while_flow_is_suspended_are_held_and_remembered() -> None:
+def test_records_fetched_while_flow_is_suspended_are_read_again_from_the_committed_offset() -> None:
     consumer = _Consumer()
     assert _handed(consumer, "readings-2", [40, 41, 42], flowing=False) == []
     assert consumer._veille_reseek == {"readings-2": 40}  # type: ignore[attr-defined]
-    sought(consumer, {"readings-2": 40})  # the seek made when flow resumes
-    assert consumer._veille_reseek == {}  # type: ignore[attr-defined]
-    assert _handed(consumer, "readings-2", [40, 41]) == [40, 41]
+    sought(consumer, {"readings-2": 38})  # the seek to the committed offsets
+    assert resumed(consumer) == {"readings-2": 38}  # flow resumes: seek back there
+    assert _handed(consumer, "readings-2", [43]) == []  # until that seek is made
+    seeking(consumer, "readings-2", 38)
+    assert _handed(consumer, "readings-2", [38, 39, 40]) == [38, 39, 40]
 
 
 def test_a_partition_without_a_committed_offset_is_not_held() -> None:
@@ -133,6 +139,112 @@ def test_a_partition_without_a_committed_offset_is_not_held() -> None:
     sought(consumer, {"readings-3": None, "readings-4": 0})
     assert _handed(consumer, "readings-3", [0, 1]) == [0, 1]
     assert _handed(consumer, "readings-4", [0]) == [0]
+
+
+def test_a_record_fetched_around_the_seek_after_an_assignment_is_read_again() -> None:
+    """The restarted detector: Faust resumed readings-0 before seeking it to its commit (14);
+    a fetch answered around the seek brought record 14 and moved the consumer past it, and
+    Faust's flow resumption then emptied the stream's queue (test_worker_restart, 2026-12-04)."""
+    consumer = _Consumer()
+    assigned(consumer, {"readings-0", "readings-1"})
+    assert _handed(consumer, "readings-0", [14]) == []
+    sought(consumer, {"readings-0": 14, "readings-1": 7})
+    assert _handed(consumer, "readings-0", [14]) == []  # flow not resumed yet
+    assert _handed(consumer, "readings-1", [7]) == []  # not for this one either
+    assert resumed(consumer) == {"readings-0": 14, "readings-1": 7}
+    seeking(consumer, "readings-0", 14)
+    seeking(consumer, "readings-1", 7)
+    assert _handed(consumer, "readings-0", [14, 15]) == [14, 15]
+    assert _handed(consumer, "readings-1", [7]) == [7]
+
+
+def test_a_partition_quiet_around_its_seek_flows_when_flow_resumes() -> None:
+    consumer = _Consumer()
+    assigned(consumer, {"readings-1"})
+    sought(consumer, {"readings-1": 22})
+    assert resumed(consumer) == {}  # nothing held: no seek back
+    assert _handed(consumer, "readings-1", [21, 22, 23]) == [22, 23]
+
+
+def test_what_was_held_from_an_uncommitted_partition_is_read_again_from_the_first() -> None:
+    """A seek to committed offsets leaves a partition with no commit where it is: what was
+    held back from it is read again, and nothing after it handed over first."""
+    consumer = _Consumer()
+    assigned(consumer, {"readings-5"})
+    assert _handed(consumer, "readings-5", [3, 4]) == []
+    sought(consumer, {"readings-5": None})
+    assert resumed(consumer) == {"readings-5": 3}
+    assert _handed(consumer, "readings-5", [5]) == []  # not before 3 and 4
+    seeking(consumer, "readings-5", 3)
+    assert _handed(consumer, "readings-5", [3, 4, 5]) == [3, 4, 5]
+
+
+def test_a_resumption_before_the_seek_to_committed_offsets_releases_nothing() -> None:
+    """Faust resumes flow while it reads the changelogs, before the stream partitions' seek."""
+    consumer = _Consumer()
+    assigned(consumer, {"readings-6"})
+    _handed(consumer, "readings-6", [9])
+    assert resumed(consumer) == {}  # no seek back before its seek to the commit
+    assert _handed(consumer, "readings-6", [10]) == []
+    sought(consumer, {"readings-6": 9})
+    assert resumed(consumer) == {"readings-6": 9}
+
+
+def test_a_partition_paused_when_flow_resumes_waits_for_the_next_resumption() -> None:
+    """A seek made while Faust still keeps the stream partitions paused (its fetch loop seeks
+    to committed offsets when flow is stopped) does not release them."""
+    consumer = _Consumer()
+    consumer._paused_partitions = {"readings-7"}  # type: ignore[attr-defined]
+    assigned(consumer, {"readings-7"})
+    sought(consumer, {"readings-7": 12})
+    assert resumed(consumer) == {}  # the changelogs are read: readings-7 stays paused
+    consumer._paused_partitions = set()  # type: ignore[attr-defined]
+    assert _handed(consumer, "readings-7", [12]) == []  # resumed, not yet sought again
+    sought(consumer, {"readings-7": 12})
+    assert resumed(consumer) == {"readings-7": 12}
+
+
+def test_a_new_assignment_forgets_what_the_previous_one_expected() -> None:
+    consumer = _Consumer()
+    sought(consumer, {"readings-6": 90})
+    _handed(consumer, "readings-7", [12], flowing=False)
+    assigned(consumer, {"readings-6"})
+    sought(consumer, {"readings-6": 40})
+    assert resumed(consumer) == {}
+    assert _handed(consumer, "readings-6", [40]) == [40]
+
+
+class _SeekingConsumer:
+    """What Faust's resume_flow and the seek back touch, with the seeks recorded."""
+
+    def __init__(self, assignment: set[str]) -> None:
+        self.flow_active = False
+        self.can_resume_flow = asyncio.Event()
+        self.suspend_flow = asyncio.Event()
+        self._assignment = assignment
+        self.seeks: list[tuple[str, int]] = []
+
+    def assignment(self) -> set[str]:
+        return self._assignment
+
+    async def seek(self, tp: str, offset: int) -> None:
+        seeking(self, tp, offset)
+        self.seeks.append((tp, offset))
+
+
+@pytest.mark.usefixtures("real_faust")
+async def test_resuming_flow_seeks_back_to_the_first_record_still_held() -> None:
+    install_seek_guard()
+    consumer = _SeekingConsumer({"readings-8", "readings-9"})
+    _handed(consumer, "readings-8", [30, 31], flowing=False)
+    _handed(consumer, "readings-9", [50], flowing=False)
+    _handed(consumer, "readings-8", [29], flowing=False)  # an older fetch came in late
+    _handed(consumer, "gone-0", [5], flowing=False)  # revoked meanwhile: no seek
+    Consumer.resume_flow(consumer)  # type: ignore[arg-type]
+    await consumer._veille_reseek_task  # type: ignore[attr-defined]
+    assert sorted(consumer.seeks) == [("readings-8", 29), ("readings-9", 50)]
+    assert consumer.flow_active
+    assert _handed(consumer, "readings-8", [29, 30]) == [29, 30]
 
 
 # -- the patches on the real classes, and their guard -----------------------------------------
