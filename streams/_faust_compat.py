@@ -234,7 +234,7 @@ def resumed(consumer: Any) -> dict[Any, int]:
     not those Faust keeps paused (the stream partitions while it reads the changelogs: they
     are resumed, then sought, when that ends); the partitions to seek back, with the offset
     to read them again from."""
-    paused = getattr(consumer, "_paused_partitions", set())
+    paused: set[Any] = getattr(consumer, "_paused_partitions", set())
     unresumed = _unresumed(consumer)
     unresumed.intersection_update(paused)
     waiting = _unsought(consumer) | unresumed
