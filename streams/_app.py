@@ -44,6 +44,7 @@ from ._delivery import Output, confirmed_acks
 from ._detect import PatientState
 from ._directory import DeviceDirectory
 from ._faust_compat import install_rebalance_ack_guard, install_seek_guard
+from ._fetch_wait import install_fetch_wait
 from ._grouping import event_groups
 from ._lifecycle import EscalationPolicy, apply_alert_event, due_escalations
 from ._outbox import Outbox
@@ -67,6 +68,7 @@ ESCALATION_CHECK_S = 5.0
 def build_app(settings: Settings) -> faust.App:
     install_rebalance_ack_guard()
     install_seek_guard()
+    install_fetch_wait(settings.kafka_fetch_max_wait_ms)
     if settings.kafka_local_broker:
         install_end_offset_workaround(settings.kafka_bootstrap)
     role = settings.worker_role

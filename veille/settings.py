@@ -194,6 +194,15 @@ class Settings(_VeilleSettings):
         description="VEILLE_KAFKA_PRODUCE_TIMEOUT_S, a produce request unanswered this long has "
         "failed and is sent again (gateway and workers; Faust's own default is 20 minutes)",
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="VEILLE_KAFKA_FETCH_MAX_WAIT_MS, how long a consumer's fetch may wait on the "
+        "broker for records (workers, sink, alert feed, webhooks). Kafka answers as soon as one "
+        "record is there, so this bounds only idle polling; the embedded Tansu does not, so each "
+        "hop may add up to this wait to an alert's delay (docs/BENCHMARKS.md, fetch wait)",
+    )
     database_url: SecretStr = Field(
         SecretStr("postgresql://veille@127.0.0.1:5432/veille"),
         description="VEILLE_DATABASE_URL, libpq URL of the TimescaleDB/PostgreSQL database as "

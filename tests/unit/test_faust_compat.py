@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import faust
 import pytest
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -28,6 +29,7 @@ from streams._faust_compat import (
     seeking,
     sought,
 )
+from streams._fetch_wait import FETCH_WAIT_MEMBERS, install_fetch_wait
 from streams._library_pins import FAUST_PIN
 from streams._tansu_compat import END_OFFSET_MEMBERS, install_end_offset_workaround
 from veille.errors import IncompatibleLibraryError
@@ -252,11 +254,11 @@ async def test_resuming_flow_seeks_back_to_the_first_record_still_held() -> None
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 PATCHED: dict[type, tuple[str, ...]] = {
     Consumer: (*ACK_GUARD_MEMBERS, *SEEK_GUARD_MEMBERS),
-    AIOKafkaConsumerThread: END_OFFSET_MEMBERS,
+    AIOKafkaConsumerThread: (*END_OFFSET_MEMBERS, *FETCH_WAIT_MEMBERS),
 }
 INSTALLED_FLAGS: dict[type, tuple[str, ...]] = {
     Consumer: ("_veille_ack_guarded", "_veille_seek_guarded"),
-    AIOKafkaConsumerThread: ("_veille_tansu_patched",),
+    AIOKafkaConsumerThread: ("_veille_tansu_patched", "_veille_fetch_wait_patched"),
 }
 
 
@@ -274,6 +276,7 @@ def _install_all() -> None:
     install_rebalance_ack_guard()
     install_seek_guard()
     install_end_offset_workaround("127.0.0.1:9092")  # patches only; connects when called
+    install_fetch_wait(100)
 
 
 @pytest.mark.usefixtures("real_faust")
@@ -283,7 +286,9 @@ def test_every_patched_member_of_the_real_faust_classes_is_ours_after_install() 
     for (cls, member), original in originals.items():
         replaced = getattr(cls, member)
         assert replaced is not original, member
-        assert replaced.__module__ in {"streams._faust_compat", "streams._tansu_compat"}, member
+        assert replaced.__module__ in {
+            "streams._faust_compat", "streams._tansu_compat", "streams._fetch_wait",
+        }, member  # fmt: skip
 
 
 @pytest.mark.usefixtures("real_faust")
@@ -314,3 +319,25 @@ def test_the_pin_checked_is_the_one_in_pyproject_and_admits_the_installed_faust(
     assert FAUST_PIN.admits(importlib.metadata.version("faust-streaming"))
     assert FAUST_PIN.admits("0.15.2") and FAUST_PIN.admits("0.15.9.post1")
     assert not FAUST_PIN.admits("0.15.1") and not FAUST_PIN.admits("0.16.0")
+
+
+@pytest.mark.usefixtures("real_faust")
+async def test_the_worker_consumer_faust_creates_waits_as_configured() -> None:
+    """Faust writes 1,500 ms into its consumer; the setting replaces it (latest install wins:
+    one app per worker process)."""
+    app = faust.App("veille-fetch-wait-test", broker="kafka://127.0.0.1:9", store="memory://")
+    # The real thread would start an event loop of its own.
+    thread = SimpleNamespace(app=app, consumer=SimpleNamespace(in_transaction=False))
+    install_fetch_wait(250)
+    install_fetch_wait(40)
+    create = AIOKafkaConsumerThread._create_worker_consumer
+    consumer = create(thread, app.transport)  # type: ignore[arg-type]
+    try:
+        assert consumer._fetch_max_wait_ms == 40
+    finally:
+        await consumer.stop()  # never started: closes its client only
+
+
+def test_a_fetch_wait_below_one_millisecond_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1 ms"):
+        install_fetch_wait(0)
