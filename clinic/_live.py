@@ -84,17 +84,12 @@ class AlertFeed:
     bootstrap: str
     topic: str
     queue_size: int = QUEUE_SIZE
-    fetch_max_wait_ms: int = 100
     live: bool = False
     _subscribers: set[Subscription] = field(default_factory=set)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AlertFeed:
-        return cls(
-            settings.kafka_bootstrap,
-            settings.topics.alerts,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        )
+        return cls(settings.kafka_bootstrap, settings.topics.alerts)
 
     @contextmanager
     def subscribe(self, scope: CareScope) -> Iterator[Subscription]:
@@ -138,7 +133,6 @@ class AlertFeed:
         consumer = AIOKafkaConsumer(
             self.topic, bootstrap_servers=self.bootstrap, group_id=None,
             enable_auto_commit=False, auto_offset_reset="latest",
-            fetch_max_wait_ms=self.fetch_max_wait_ms,
         )  # fmt: skip
         try:
             await consumer.start()

@@ -167,7 +167,6 @@ class _Dispatcher:
             session_timeout_ms=int(self.settings.broker_session_timeout_s * 1000),
             heartbeat_interval_ms=1000,
             max_poll_records=500,
-            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
         )
         await consumer.start()
         try:

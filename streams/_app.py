@@ -68,7 +68,7 @@ ESCALATION_CHECK_S = 5.0
 def build_app(settings: Settings) -> faust.App:
     install_rebalance_ack_guard()
     install_seek_guard()
-    install_fetch_wait(settings.kafka_fetch_max_wait_ms)
+    install_fetch_wait(settings.worker_fetch_max_wait_ms)
     if settings.kafka_local_broker:
         install_end_offset_workaround(settings.kafka_bootstrap)
     role = settings.worker_role

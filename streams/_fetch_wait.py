@@ -1,12 +1,12 @@
-"""How long a Faust worker's fetch may wait on the broker: ``VEILLE_KAFKA_FETCH_MAX_WAIT_MS``.
+"""How long a Faust worker's fetch may wait on the broker: ``VEILLE_WORKER_FETCH_MAX_WAIT_MS``.
 
 faust-streaming 0.15 builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` written
-into ``AIOKafkaConsumerThread._create_worker_consumer``; no setting reaches it. On Kafka a
-fetch returns as soon as a record is there, so the figure only bounds idle polling. The
-embedded Tansu answers later than that (docs/BENCHMARKS.md, "Broker fetch wait"): measured
-here at 1,372 messages a second, publish -> reading stored took 558 ms at the median with
-Faust's 1,500 ms and 97 ms with 100 ms, publish -> alert event 1,524 ms against 314 ms at
-the 99th percentile (readings, then alerts, each cross two or three consumer hops).
+into ``AIOKafkaConsumerThread._create_worker_consumer``; no Faust setting reaches it. On Kafka
+a fetch returns as soon as a record is there, so the figure only bounds idle polling. The
+embedded Tansu sleeps before every answer, records or not: there the wait is a trade between
+each hop's delay and the broker's CPU (measured in docs/LOCAL_STACK.md: 100 ms took an idle
+pipeline's publish -> alert p99 from 1,524 to 280 ms, and cost the broker 2-5x the CPU per
+message at 2,744 msg/s, where the detector then fell behind). The default stays Faust's.
 
 The patch sets the wait on the consumer Faust creates, before it starts (aiokafka hands
 ``_fetch_max_wait_ms`` to its fetcher in ``start``). The pin check of ``_library_pins``

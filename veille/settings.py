@@ -194,15 +194,6 @@ class Settings(_VeilleSettings):
         description="VEILLE_KAFKA_PRODUCE_TIMEOUT_S, a produce request unanswered this long has "
         "failed and is sent again (gateway and workers; Faust's own default is 20 minutes)",
     )
-    kafka_fetch_max_wait_ms: int = Field(
-        100,
-        ge=1,
-        le=10_000,
-        description="VEILLE_KAFKA_FETCH_MAX_WAIT_MS, how long a consumer's fetch may wait on the "
-        "broker for records (workers, sink, alert feed, webhooks). Kafka answers as soon as one "
-        "record is there, so this bounds only idle polling; the embedded Tansu does not, so each "
-        "hop may add up to this wait to an alert's delay (docs/BENCHMARKS.md, fetch wait)",
-    )
     database_url: SecretStr = Field(
         SecretStr("postgresql://veille@127.0.0.1:5432/veille"),
         description="VEILLE_DATABASE_URL, libpq URL of the TimescaleDB/PostgreSQL database as "
@@ -312,6 +303,16 @@ class Settings(_VeilleSettings):
     )
     worker_group_max: int = Field(
         500, ge=1, description="VEILLE_WORKER_GROUP_MAX, input records in one group at most"
+    )
+    worker_fetch_max_wait_ms: int = Field(
+        1500,
+        ge=1,
+        le=60_000,
+        description="VEILLE_WORKER_FETCH_MAX_WAIT_MS, how long a worker's fetch may wait on the "
+        "broker (Faust writes 1,500 ms into its consumer; this replaces it). Kafka answers as "
+        "soon as a record is there, so it bounds only idle polling; the embedded Tansu sleeps "
+        "before every answer, records or not (up to half the wait): lower, each hop is quicker "
+        "but the broker's CPU grows (docs/LOCAL_STACK.md)",
     )
     worker_web_port: int = Field(
         6066, description="VEILLE_WORKER_WEB_PORT, Faust's web port, distinct per worker"
