@@ -95,6 +95,7 @@ def build_app(settings: Settings) -> faust.App:
         # Faust's default (1,200 s) let one lost produce response hold every output, and so
         # every ack and commit, for 20 minutes; ConfirmedAcks sends a failed one again.
         producer_request_timeout=settings.kafka_produce_timeout_s,
+        stream_buffer_maxsize=settings.worker_stream_buffer_max,
         web_port=settings.worker_web_port,
         web_bind="127.0.0.1",
         datadir=settings.worker_data_dir,

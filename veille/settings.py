@@ -304,6 +304,13 @@ class Settings(_VeilleSettings):
     worker_group_max: int = Field(
         500, ge=1, description="VEILLE_WORKER_GROUP_MAX, input records in one group at most"
     )
+    worker_stream_buffer_max: int = Field(
+        4096,
+        ge=1,
+        description="VEILLE_WORKER_STREAM_BUFFER_MAX, events a worker buffers per partition "
+        "ahead of its agent (Faust's stream_buffer_maxsize): what a worker that falls behind "
+        "holds in memory, besides aiokafka's fetch buffers (docs/OPERATIONS.md, Sizing)",
+    )
     worker_fetch_max_wait_ms: int = Field(
         1500,
         ge=1,
