@@ -33,7 +33,8 @@ class LibraryPin:
         return self.minimum <= _release(version) < self.below
 
 
-# Both Faust patches (``_faust_compat``, ``_tansu_compat``) were read against 0.15.x.
+# The Faust patches (``_faust_compat``, ``_tansu_compat``, ``_fetch_wait``) were read against
+# 0.15.x.
 FAUST_PIN = LibraryPin("faust-streaming", (0, 15, 2), (0, 16))
 
 
@@ -46,14 +47,14 @@ def check_patchable(pin: LibraryPin, cls: type, members: Iterable[str]) -> None:
         raise IncompatibleLibraryError(
             f"{pin.distribution} {installed} is installed, but Veille patches {where} for "
             f"{pin} (pyproject.toml): install a version in that range, or check the patches "
-            "in streams/_faust_compat.py and streams/_tansu_compat.py against it first"
+            "in streams/_faust_compat.py, _tansu_compat.py and _fetch_wait.py against it first"
         )
     missing = [name for name in members if not hasattr(cls, name)]
     if missing:
         raise IncompatibleLibraryError(
             f"{where} has no {', '.join(missing)} in {pin.distribution} {installed} "
             f"(pinned {pin}): the patch replacing it would never run; check the patches in "
-            "streams/_faust_compat.py and streams/_tansu_compat.py against this version"
+            "streams/_faust_compat.py, _tansu_compat.py and _fetch_wait.py against this version"
         )
 
 
