@@ -35,6 +35,8 @@ from devices import now_us
 from veille.errors import ConfigurationError
 from veille.settings import Settings
 
+from ._paho_tables import install_shared_property_tables
+
 __all__ = ["GatewaySession", "InboundMessage", "MqttEndpoint"]
 
 log = logging.getLogger(__name__)
@@ -173,6 +175,7 @@ class GatewaySession:
         self.connected = asyncio.Event()
         self.stale_not_acked = 0
         self.overflowed = 0
+        install_shared_property_tables()  # ~10 µs less per PUBLISH received
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,

@@ -23,7 +23,7 @@ real commit; downstream keys absorb the repeat. Applied to every broker: the bug
 Faust's, not the broker's.
 
 Both installs first check the installed Faust against the pin and that every member they
-replace exists (``_library_pins``): a renamed member would make a patch silently inert.
+replace exists (``veille.library_pins``): a renamed member would make a patch silently inert.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
-from ._library_pins import FAUST_PIN, check_patchable
+from veille.library_pins import FAUST_PIN, check_patchable
 
 __all__ = [
     "ACK_GUARD_MEMBERS",

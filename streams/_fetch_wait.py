@@ -9,7 +9,7 @@ pipeline's publish -> alert p99 from 1,524 to 280 ms, and cost the broker 2-5x t
 message at 2,744 msg/s, where the detector then fell behind). The default stays Faust's.
 
 The patch sets the wait on the consumer Faust creates, before it starts (aiokafka hands
-``_fetch_max_wait_ms`` to its fetcher in ``start``). The pin check of ``_library_pins``
+``_fetch_max_wait_ms`` to its fetcher in ``start``). The pin check of ``veille.library_pins``
 stops the worker if Faust no longer has the member replaced.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ._library_pins import FAUST_PIN, check_patchable
+from veille.library_pins import FAUST_PIN, check_patchable
 
 __all__ = ["FETCH_WAIT_MEMBERS", "install_fetch_wait"]
 

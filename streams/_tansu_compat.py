@@ -19,7 +19,8 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from ._library_pins import FAUST_PIN, check_patchable
+from veille.library_pins import FAUST_PIN, check_patchable
+
 from ._offsets import true_end_offsets
 
 __all__ = ["END_OFFSET_MEMBERS", "install_end_offset_workaround"]

@@ -16,7 +16,6 @@ import pytest
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from streams import _library_pins
 from streams._faust_compat import (
     ACK_GUARD_MEMBERS,
     SEEK_GUARD_MEMBERS,
@@ -30,9 +29,10 @@ from streams._faust_compat import (
     sought,
 )
 from streams._fetch_wait import FETCH_WAIT_MEMBERS, install_fetch_wait
-from streams._library_pins import FAUST_PIN
 from streams._tansu_compat import END_OFFSET_MEMBERS, install_end_offset_workaround
+from veille import library_pins
 from veille.errors import IncompatibleLibraryError
+from veille.library_pins import FAUST_PIN
 
 
 class FlowControl:
@@ -306,7 +306,7 @@ def test_a_member_faust_no_longer_has_stops_the_install_naming_it_and_the_pin(
 
 @pytest.mark.usefixtures("real_faust")
 def test_a_faust_outside_the_pin_stops_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_library_pins.importlib.metadata, "version", lambda _: "0.16.0")
+    monkeypatch.setattr(library_pins.importlib.metadata, "version", lambda _: "0.16.0")
     with pytest.raises(
         IncompatibleLibraryError, match=r"0\.16\.0 .*faust-streaming>=0\.15\.2,<0\.16"
     ):

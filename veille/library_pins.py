@@ -15,16 +15,17 @@ from dataclasses import dataclass
 
 from veille.errors import IncompatibleLibraryError
 
-__all__ = ["FAUST_PIN", "LibraryPin", "check_patchable"]
+__all__ = ["FAUST_PIN", "PAHO_PIN", "LibraryPin", "check_patchable"]
 
 
 @dataclass(frozen=True, slots=True)
 class LibraryPin:
-    """``distribution>=minimum,<below``, as pinned in pyproject.toml."""
+    """``distribution>=minimum,<below``, as pinned in pyproject.toml, and where it is patched."""
 
     distribution: str
     minimum: tuple[int, ...]
     below: tuple[int, ...]
+    patched_in: str
 
     def __str__(self) -> str:
         return f"{self.distribution}>={_dotted(self.minimum)},<{_dotted(self.below)}"
@@ -33,9 +34,15 @@ class LibraryPin:
         return self.minimum <= _release(version) < self.below
 
 
-# The Faust patches (``_faust_compat``, ``_tansu_compat``, ``_fetch_wait``) were read against
-# 0.15.x.
-FAUST_PIN = LibraryPin("faust-streaming", (0, 15, 2), (0, 16))
+# The Faust patches were read against 0.15.x.
+FAUST_PIN = LibraryPin(
+    "faust-streaming",
+    (0, 15, 2),
+    (0, 16),
+    "streams/_faust_compat.py, _tansu_compat.py and _fetch_wait.py",
+)
+# The paho patch was read against 2.1 and 2.2.
+PAHO_PIN = LibraryPin("paho-mqtt", (2, 1), (3,), "ingest/_paho_tables.py")
 
 
 def check_patchable(pin: LibraryPin, cls: type, members: Iterable[str]) -> None:
@@ -47,14 +54,14 @@ def check_patchable(pin: LibraryPin, cls: type, members: Iterable[str]) -> None:
         raise IncompatibleLibraryError(
             f"{pin.distribution} {installed} is installed, but Veille patches {where} for "
             f"{pin} (pyproject.toml): install a version in that range, or check the patches "
-            "in streams/_faust_compat.py, _tansu_compat.py and _fetch_wait.py against it first"
+            f"in {pin.patched_in} against it first"
         )
     missing = [name for name in members if not hasattr(cls, name)]
     if missing:
         raise IncompatibleLibraryError(
             f"{where} has no {', '.join(missing)} in {pin.distribution} {installed} "
             f"(pinned {pin}): the patch replacing it would never run; check the patches in "
-            "streams/_faust_compat.py, _tansu_compat.py and _fetch_wait.py against this version"
+            f"{pin.patched_in} against this version"
         )
 
 
