@@ -78,7 +78,10 @@ def detector_cell(s: StepResult) -> str:
         or s.detector_backlog_growth is None
     ):
         return "not measured"
-    drained = f"{s.detector_drained_s:.1f} s" if s.detector_drained_s is not None else "no"
+    if s.detector_drained_s is not None:
+        drained = f"{s.detector_drained_s:.1f} s"
+    else:
+        drained = "no" if s.drained_s is not None else "not waited for"
     late = "" if s.detector_kept_up else " **behind**"
     return (
         f"{_n(s.detector_backlog_mid)} -> {_n(s.detector_backlog_end)} "

@@ -100,6 +100,10 @@ def test_a_step_is_not_sustained_when_the_detector_falls_behind() -> None:
     assert never_drained.detector_kept_up is False and not never_drained.sustained
     unknown = replace(kept, detector_backlog_growth=None)
     assert unknown.detector_kept_up is None and unknown.sustained  # judged on storage alone
+    # Readings not all stored in time: the detector's drain is not waited for, its trend says.
+    unstored = replace(kept, drained_s=None, detector_drained_s=None)
+    assert unstored.detector_kept_up and not unstored.sustained
+    assert replace(unstored, detector_backlog_growth=360.0).detector_kept_up is False
 
 
 def test_the_step_table_shows_the_detectors_backlog() -> None:
@@ -113,6 +117,9 @@ def test_the_step_table_shows_the_detectors_backlog() -> None:
     assert "40 -> 900 (+850), no **behind**" in text
     assert "| 100 -> 100 (-20) |" in text  # the stored lag and its trend
     assert "not measured" in "\n".join(capacity_section([single_run()], 11.0))
+    unstored = replace(behind, drained_s=None)
+    text = "\n".join(capacity_section([CapacityRun(Capacity("single", [unstored]), None)], 11.0))
+    assert "40 -> 900 (+850), not waited for **behind**" in text
 
 
 def test_the_json_holds_the_issues_keys_with_what_was_measured() -> None:
