@@ -11,6 +11,8 @@ a send finally failed. At-least-once; outputs are idempotent downstream.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ from ._grouping import event_groups
 from ._lifecycle import EscalationPolicy, apply_alert_event, due_escalations
 from ._outbox import Outbox
 from ._patient import process_readings
+from ._state_writes import DeferredStates
 from ._tansu_compat import install_end_offset_workaround
 from ._technical_alerts import TechnicalKind, check_silence, technical_alert_event
 from ._telemetry import GroupTelemetry, attach_telemetry
@@ -149,13 +152,14 @@ def build_app(settings: Settings) -> faust.App:
             app, settings, component, metrics, input_topics=[topics.readings],
             loaded=("thresholds_loaded", lambda: thresholds.loaded),
         )  # fmt: skip
-        metrics.patients.set_function(lambda: float(len(detector_state)))
+        states = DeferredStates(detector_state, settings.detector_state_flush_ms / 1000)
+        metrics.patients.set_function(lambda: float(len(states)))
         _detect_agents(
             app,
             _Grouping.of(settings),
             readings_topic,
             alerts_topic,
-            detector_state,
+            states,
             thresholds,
             escalation,
             GroupTelemetry(metrics),
@@ -341,13 +345,14 @@ def _detect_agents(
     grouping: _Grouping,
     readings_topic: Any,
     alerts_topic: Any,
-    detector_state: Any,
+    states: DeferredStates,
     thresholds: ThresholdBook,
     escalation: EscalationPolicy,
     telemetry: GroupTelemetry,
 ) -> None:
-    """Reading batches -> alert events, with each patient's state in ``detector_state`` and
-    the events in the state's outbox until Kafka confirms them (``_outbox``)."""
+    """Reading batches -> alert events, with each patient's state in ``states`` (the table,
+    written once per interval: ``_state_writes``) and the events in the state's outbox until
+    Kafka confirms them (``_outbox``)."""
     outbox = Outbox()
 
     _keep_in_step(app, "thresholds", thresholds)
@@ -376,22 +381,30 @@ def _detect_agents(
                         Output(alerts_topic, a.patient.encode(), a.to_json()) for a in to_send
                     ]
                     sent += to_send
+                states_written = states.flushed()  # before any await: this group's states
                 if sent and log.isEnabledFor(logging.DEBUG):
                     with correlated(",".join(sorted(set(cids)))):
                         log.debug("%d alert events from %d patients", len(sent), len(by_patient))
                 confirmed = telemetry.sent(events, outputs, partial(outbox.confirmed, sent), sent)
-                await acks.send_group(events, outputs, confirmed)
+                await acks.send_group(events, outputs, confirmed, before_ack=states_written)
 
-            async with event_groups(
-                handle, max_events=grouping.max_events, within_s=grouping.within_s
-            ) as groups:
-                async for event in manual.events():
-                    await groups.add(event)
+            flushing = asyncio.ensure_future(states.flush_every_interval())
+            try:
+                async with event_groups(
+                    handle, max_events=grouping.max_events, within_s=grouping.within_s
+                ) as groups:
+                    async for event in manual.events():
+                        await groups.add(event)
+            finally:
+                flushing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flushing
+                states.flush()  # the last groups' states, before their acks are drained
 
     def detect_for(key: bytes, batches: list[ReadingBatch], now: int) -> list[AlertEvent]:
         """One patient's batches of an event group: the state read once, written once if changed
         (an unchanged state adds nothing to the changelog), the alert events to send."""
-        stored = detector_state[key]
+        stored = states[key]
         state: PatientState = orjson.loads(stored) if stored else {}
         alerts: list[AlertEvent] = []
         for batch in batches:
@@ -401,7 +414,7 @@ def _detect_agents(
         to_send = outbox.stage(state, alerts)  # in the state before it is written
         written = orjson.dumps(state)
         if written != stored:
-            detector_state[key] = written
+            states.put(key, written)
         return to_send
 
     @app.agent(alerts_topic)
@@ -421,14 +434,14 @@ def _detect_agents(
             ):
                 continue  # the detector's own transitions, already in its state
             key = alert.patient.encode()
-            stored = detector_state[key]
+            stored = states[key]
             if not stored:
                 continue
             state: PatientState = orjson.loads(stored)
             # A silence the timer found: record it, so the device's next message resolves it.
             changed = bool(check_silence(state, alert.at_us)) if silence else False
             if apply_alert_event(state, alert) or changed:
-                detector_state[key] = orjson.dumps(state)
+                states.write_now(key, orjson.dumps(state))  # this stream acks by itself
 
     @app.timer(ESCALATION_CHECK_S)
     async def escalate_and_watch() -> None:
@@ -438,7 +451,7 @@ def _detect_agents(
         dated when due, so a repeat before that is the same event."""
         now = now_us()
         present: set[str] = set()
-        for key, stored in list(detector_state.items()):
+        for key, stored in states.items():
             if not stored:
                 continue
             state = orjson.loads(stored)

@@ -45,7 +45,13 @@ class Output(NamedTuple):
     partition: int | None = None
 
 
-_Waiting = tuple[Sequence[Any], Sequence[Output], list[Awaitable[Any]], Callable[[], None] | None]
+_Waiting = tuple[
+    Sequence[Any],
+    Sequence[Output],
+    list[Awaitable[Any]],
+    Callable[[], None] | None,
+    Awaitable[Any] | None,
+]
 
 
 async def _send_all(outputs: Sequence[Output]) -> list[Awaitable[Any]]:
@@ -111,26 +117,30 @@ class ConfirmedAcks:
         events: Sequence[Any],
         outputs: Sequence[Output],
         on_confirmed: Callable[[], None] | None = None,
+        before_ack: Awaitable[Any] | None = None,
     ) -> None:
         """:meth:`send` for the outputs of several events together: all are acked, in
-        order, once every output is confirmed. A group counts once toward the bound."""
+        order, once every output is confirmed (and ``before_ack`` is done: the detector's
+        states written, ``_state_writes``). A group counts once toward the bound."""
         if self._confirming is not None and self._confirming.done():
             # Surfaces the confirming task's failure in the agent, which Faust then reports.
             raise RuntimeError("the task confirming sends has stopped") from (
                 self._confirming.exception()
             )
         confirmations = await _send_all(outputs)
-        await self._waiting.put((events, outputs, confirmations, on_confirmed))
+        await self._waiting.put((events, outputs, confirmations, on_confirmed, before_ack))
 
     async def confirm_forever(self) -> None:
         while True:
-            events, outputs, confirmations, on_confirmed = await self._waiting.get()
+            events, outputs, confirmations, on_confirmed, before_ack = await self._waiting.get()
             failed = await _failed(outputs, confirmations)
             if failed:
                 await asyncio.sleep(RETRY_FIRST_DELAY_S)
                 self.retries += 1 + await deliver(failed)
             if on_confirmed is not None:
                 on_confirmed()
+            if before_ack is not None:
+                await before_ack
             for event in events:
                 await self._stream.ack(event)
             self._waiting.task_done()

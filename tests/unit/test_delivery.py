@@ -130,3 +130,34 @@ async def test_unconfirmed_events_stay_unacked_when_the_agent_stops(
     async with confirmed_acks(stream, max_unconfirmed=10) as acks:
         await acks.send("e1", [Output(topic, b"k", b"1")])
     assert stream.acked == []
+
+
+async def test_a_group_is_acked_only_once_what_it_waits_for_is_done_too() -> None:
+    """The detector's groups wait for their patients' states to reach the table."""
+    stream, topic = RecordingStream(), HeldTopic()
+    states_written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async with confirmed_acks(stream, max_unconfirmed=10) as acks:
+        await acks.send_group(["e1", "e2"], [Output(topic, b"k", b"1")], None, states_written)
+        await acks.send_group(["e3"], [])
+        topic.futures[0].set_result(0)
+        await _settle()
+        assert stream.acked == []  # confirmed by Kafka, states not written yet
+        states_written.set_result(None)
+        await _settle()
+        assert stream.acked == ["e1", "e2", "e3"]
+
+
+async def test_a_failed_state_write_stops_the_agent_with_its_events_unacked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("streams._delivery.DRAIN_ON_STOP_S", 0.05)
+    stream = RecordingStream()
+    states_written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    with pytest.raises(KeyError, match="table write failed"):  # the agent's crash
+        async with confirmed_acks(stream, max_unconfirmed=10) as acks:
+            await acks.send_group(["e1"], [], None, states_written)
+            states_written.set_exception(KeyError("table write failed"))
+            await _settle()
+            with pytest.raises(RuntimeError, match="confirming sends has stopped"):
+                await acks.send_group(["e2"], [])
+    assert stream.acked == []
