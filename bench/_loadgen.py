@@ -11,6 +11,9 @@ sent and had acknowledged, how far behind schedule it fell, and its own CPU time
 
 A connection never has more than :data:`WINDOW` messages unacknowledged (packet ids are 16
 bits); when the broker falls that far behind, the generator waits, and says so.
+
+:meth:`LoadGenerator.stop_sending` (SIGUSR1 to the child) ends a step early: the child sends
+nothing more, waits for the PUBACKs of what it sent, and reports ``stopped_early``.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,6 +77,7 @@ class GeneratorResult:
     cpu_s: float  # the generator's own user + system time from start to end
     cpu_us_per_message: float
     error: str | None = None
+    stopped_early: bool = False  # told to stop sending before every message was sent
 
 
 class _Connection:
@@ -146,6 +152,8 @@ def run(streams: list[PacketStream], config: GeneratorConfig, password: str) -> 
     delay = config.start_at - time.time()
     if delay < 0:
         raise RuntimeError(f"started {-delay:.1f} s after the planned start: plan further ahead")
+    stopping = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: stopping.set())
     time.sleep(delay)
     cpu0, t0 = _cpu_s(), time.monotonic()
     max_behind = 0.0
@@ -156,6 +164,8 @@ def run(streams: list[PacketStream], config: GeneratorConfig, password: str) -> 
         while True:
             now = time.monotonic()
             due = min(planned, int((now - t0) * config.rate) + 1)
+            if stopping.is_set():
+                due = min(due, sum(c.sent_messages() for c in connections))
             for c in connections:
                 wanted = (due - c.index + width - 1) // width  # messages j with j*width+i < due
                 allowed = min(wanted, c.acked + WINDOW)
@@ -169,12 +179,11 @@ def run(streams: list[PacketStream], config: GeneratorConfig, password: str) -> 
             if sent < due:  # the oldest unsent message was due at (sent / rate)
                 max_behind = max(max_behind, (now - t0) - sent / config.rate)
             acked = sum(c.acked for c in connections)
-            if acked >= planned:
+            last = planned if not stopping.is_set() else sent
+            if acked >= last:
                 break
-            if sent >= planned and now - last_write > ACK_TIMEOUT_S:
-                error = (
-                    f"{planned - acked} PUBACKs missing {ACK_TIMEOUT_S:.0f} s after the last send"
-                )
+            if sent >= last and now - last_write > ACK_TIMEOUT_S:
+                error = f"{last - acked} PUBACKs missing {ACK_TIMEOUT_S:.0f} s after the last send"
                 break
             time.sleep(_TICK_S)
     finally:
@@ -188,7 +197,7 @@ def run(streams: list[PacketStream], config: GeneratorConfig, password: str) -> 
         planned=planned, sent=sent, acked=acked, offered_rate=config.rate,
         send_s=last_write - t0, ack_s=ended - t0, max_behind_s=max_behind,
         window_waits=window_waits, cpu_s=cpu, cpu_us_per_message=cpu / max(sent, 1) * 1e6,
-        error=error,
+        error=error, stopped_early=stopping.is_set() and sent < planned,
     )  # fmt: skip
 
 
@@ -228,6 +237,12 @@ class LoadGenerator:
         if self.process.returncode != 0:
             raise RuntimeError(err.strip() or f"load generator exit {self.process.returncode}")
         return GeneratorResult(**json.loads(out))
+
+    def stop_sending(self) -> None:
+        """Tell the child to send nothing more and finish with the PUBACKs of what it sent
+        (:meth:`result` then says ``stopped_early``)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGUSR1)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -250,7 +250,7 @@ async def run_gateway(
             if plan is None:
                 break  # stopping while Kafka is down: the broker redelivers the burst later
             counters.kafka_failing = False
-            acked = sum(session.ack(message) for message in burst)
+            acked = session.ack_all(burst)
             counters.records_sent += len(plan.records)
             counters.dead_lettered += len(plan.dead_letters)
             counters.acknowledged += acked

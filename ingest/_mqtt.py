@@ -2,10 +2,11 @@
 
 paho runs its network loop in its own thread; messages reach asyncio only through
 ``loop.call_soon_threadsafe`` (as Home Assistant's MQTT client does). A message is
-acknowledged (PUBACK) only when :meth:`GatewaySession.ack` is called, i.e. after Kafka has
-it. The broker hands us at most ``receive_maximum`` unacknowledged messages per connection,
-which pushes back on the broker when Kafka is slow; the queue towards asyncio has a bound of
-its own for the copies older connections leave behind.
+acknowledged (PUBACK) only when :meth:`GatewaySession.ack_all` is called, i.e. after Kafka
+has it, a burst's PUBACKs in one write (``_pubacks``). The broker hands us at most
+``receive_maximum`` unacknowledged messages per connection, which pushes back on the broker
+when Kafka is slow; the queue towards asyncio has a bound of its own for the copies older
+connections leave behind.
 
 A packet id means something only on the connection that delivered it: after a reconnect the
 broker sends the unacknowledged messages again and reuses freed ids for new ones. So each
@@ -20,7 +21,7 @@ import asyncio
 import collections
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from veille.errors import ConfigurationError
 from veille.settings import Settings
 
 from ._paho_tables import install_shared_property_tables
+from ._pubacks import check_pubacks, queue_pubacks
 
 __all__ = ["GatewaySession", "InboundMessage", "MqttEndpoint"]
 
@@ -176,6 +178,7 @@ class GatewaySession:
         self.stale_not_acked = 0
         self.overflowed = 0
         install_shared_property_tables()  # ~10 µs less per PUBLISH received
+        check_pubacks()
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -283,17 +286,33 @@ class GatewaySession:
         self._client.loop_start()
 
     def ack(self, message: InboundMessage) -> bool:
-        """PUBACK the message if its packet id still means it; True when acknowledged.
+        """PUBACK the message if its packet id still means it; True when acknowledged."""
+        return self.ack_all((message,)) == 1
 
-        Safe from the event loop: paho guards its socket with a lock.
+    def ack_all(self, messages: Iterable[InboundMessage]) -> int:
+        """PUBACK, in order and in one write (``_pubacks``), every message whose packet id
+        still means it; returns how many are acknowledged (a QoS 0 one needs nothing sent).
+
+        Safe from the event loop: paho's outgoing queue is a deque its thread drains.
         """
-        if message.qos == 0:
-            return True
-        if message.connection != self._connection:
-            self.stale_not_acked += 1
-            return False
-        self._client.ack(message.mid, message.qos)
-        return True
+        connection = self._connection
+        mids: list[int] = []
+        acked = 0
+        for message in messages:
+            if message.qos == 0:
+                acked += 1
+            elif message.connection != connection:
+                self.stale_not_acked += 1
+            elif message.qos == 1:
+                mids.append(message.mid)
+                acked += 1
+            else:  # QoS 2 never arrives on the gateway's QoS 1 subscription; paho answers it
+                queue_pubacks(self._client, mids)
+                mids = []
+                self._client.ack(message.mid, message.qos)
+                acked += 1
+        queue_pubacks(self._client, mids)
+        return acked
 
     def stop(self) -> None:
         """Disconnect; unacknowledged messages stay in our broker session for the next start."""

@@ -41,8 +41,8 @@ FAUST_PIN = LibraryPin(
     (0, 16),
     "streams/_faust_compat.py, _tansu_compat.py and _fetch_wait.py",
 )
-# The paho patch was read against 2.1 and 2.2.
-PAHO_PIN = LibraryPin("paho-mqtt", (2, 1), (3,), "ingest/_paho_tables.py")
+# The paho patches were read against 2.1 and 2.2.
+PAHO_PIN = LibraryPin("paho-mqtt", (2, 1), (3,), "ingest/_paho_tables.py and _pubacks.py")
 
 
 def check_patchable(pin: LibraryPin, cls: type, members: Iterable[str]) -> None:

@@ -118,3 +118,27 @@ def test_a_wrong_password_is_refused_at_the_door(stack: LocalStack, tmp_path: Pa
     # Mosquitto answers a wrong password with 3.1.1's "not authorised" (return code 5).
     with pytest.raises(RuntimeError, match="the broker refused veille-simulator: not authorised"):
         generator.result(timeout_s=30)
+
+
+def test_told_to_stop_the_generator_sends_nothing_more_and_waits_for_what_it_sent(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """What a bench step whose backlog is clearly unbounded does (bench._sustain)."""
+    subscriber = _Subscriber(stack.broker_endpoint(GATEWAY_ACCOUNT))
+    generator, password = _generator(stack, tmp_path, start_in_s=3.0)
+    try:
+        generator.start(password)
+        time.sleep(3.0 + 0.5)  # about 750 of the 3,000 messages are due by then
+        generator.stop_sending()
+        result = generator.result(timeout_s=60)
+        deadline = time.monotonic() + 20
+        while subscriber.count() < result.sent and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        generator.stop()
+        subscriber.close()
+    assert result.error is None
+    assert result.stopped_early
+    assert 0 < result.sent < MESSAGES
+    assert result.acked == result.sent
+    assert subscriber.count() == result.sent

@@ -13,7 +13,7 @@ from bench._kafka_ceiling import KafkaCeiling
 from bench._mqtt_ceiling import MqttCeiling
 from bench._plot import plot_capacity
 from bench._profile import _summary
-from bench._sustain import StepResult, trend_growth
+from bench._sustain import StepResult, clearly_unbounded, trend_growth
 from bench._tls_cost import TlsCost
 
 CPU = {"gateway": 100.0, "validator": 50.0, "detector": 100.0, "worker": 150.0, "sink": 10.0, "Kafka (Tansu)": 50.0,
@@ -64,6 +64,30 @@ def test_the_lags_trend_ignores_one_jittering_sample_and_sees_steady_growth() ->
     assert trend_growth(warm_up, 20.0) == 0.0
     with pytest.raises(ValueError, match="two times"):
         trend_growth(flat[:3], 20.0)
+
+
+def test_a_step_stops_early_only_when_its_backlog_clearly_grows_without_bound() -> None:
+    """1,000 readings a second offered: the pass mark is 1,000 readings of growth over the
+    second half; stopping needs four times that, a backlog of five seconds' worth, the
+    step's middle reached and eight samples in the trend."""
+    per_s = 1000.0
+    kept_up = [(float(t), 1500.0 + (200.0 if t % 2 else -200.0)) for t in range(1, 61)]
+    assert not clearly_unbounded(kept_up, 60.0, per_s)
+    overloaded = [(float(t), 300.0 * t) for t in range(1, 61)]  # 30 % more than it stores
+    assert not clearly_unbounded(overloaded[:29], 60.0, per_s)  # before the middle
+    assert clearly_unbounded(overloaded[:30], 60.0, per_s)
+    slightly = [(float(t), 2000.0 + 40.0 * t) for t in range(1, 61)]  # fails at the end only
+    assert not clearly_unbounded(slightly, 60.0, per_s)
+    low = [(float(t), 200.0 * t - 5000.0) for t in range(1, 61)]  # growing, still small
+    assert not clearly_unbounded(low[:30], 60.0, per_s)
+    assert not clearly_unbounded([(15.0, 0.0), (31.0, 90_000.0)], 60.0, per_s)  # 2 samples
+    assert not clearly_unbounded([], 60.0, per_s)
+
+
+def test_a_step_stopped_early_is_not_sustained() -> None:
+    held = step("single", 1, 1000, 60, sustained=True)
+    assert held.sustained
+    assert not replace(held, stopped_early_s=31.0).sustained
 
 
 def test_the_search_goes_up_until_a_step_fails_and_down_when_the_first_one_does() -> None:

@@ -4,22 +4,32 @@ the queue towards asyncio is bounded without losing what does not fit."""
 from __future__ import annotations
 
 import asyncio
+import struct
 from types import SimpleNamespace
 from typing import Any
 
 from devices import SUBSCRIPTION_FILTER
 from ingest._mqtt import GatewaySession, InboundMessage, MqttEndpoint
+from ingest._pubacks import PUBACK, puback_packets
 
 
 class _RecordingClient:
+    """Records the packet ids of the PUBACKs queued, the way paho's thread would send them."""
+
     def __init__(self) -> None:
         self.acked: list[int] = []
+        self.writes = 0
 
     def subscribe(self, topic: str, qos: int) -> None:
         pass
 
-    def ack(self, mid: int, qos: int) -> None:
-        self.acked.append(mid)
+    def _packet_queue(self, command: int, packet: bytes, mid: int, qos: int) -> None:
+        assert (command, mid, qos) == (PUBACK, 0, 1)
+        self.writes += 1
+        for at in range(0, len(packet), 4):
+            kind, length, packet_id = struct.unpack_from("!BBH", packet, at)
+            assert (kind, length) == (PUBACK, 2)
+            self.acked.append(packet_id)
 
 
 def _session(queue: asyncio.Queue[InboundMessage]) -> tuple[GatewaySession, _RecordingClient]:
@@ -102,3 +112,43 @@ async def test_a_full_queue_leaves_the_message_unacknowledged_for_the_broker() -
     assert [queue.get_nowait().mid for _ in range(2)] == [1, 2]
     assert session.overflowed == 1
     assert client.acked == []  # message 3 stays with the broker, sent again after a reconnect
+
+
+async def test_a_burst_is_acknowledged_in_receive_order_in_one_write() -> None:
+    queue = asyncio.Queue[InboundMessage]()
+    session, client = _session(queue)
+    _connect(session, client)
+    for mid in (5, 3, 9):
+        await _deliver(session, mid)
+    burst = [queue.get_nowait() for _ in range(3)]
+    assert session.ack_all(burst) == 3
+    assert client.acked == [5, 3, 9]
+    assert client.writes == 1
+
+
+async def test_a_burst_acknowledges_only_the_copies_of_the_live_connection() -> None:
+    queue = asyncio.Queue[InboundMessage]()
+    session, client = _session(queue)
+    _connect(session, client)
+    await _deliver(session, 4)
+    _disconnect(session, client)
+    _connect(session, client)
+    await _deliver(session, 4, dup=True)
+    await _deliver(session, 6)
+    burst = [queue.get_nowait() for _ in range(3)]
+    assert session.ack_all(burst) == 2
+    assert client.acked == [4, 6]
+    assert session.stale_not_acked == 1
+
+
+def test_the_packets_are_paho_s_own_pubacks() -> None:
+    """The bytes paho's ``ack`` queues for each id, back to back."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    queued: list[bytes] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True)
+    client._packet_queue = lambda command, packet, mid, qos, info=None: queued.append(packet)  # type: ignore[method-assign]
+    for mid in (1, 300, 65535):
+        client.ack(mid, 1)
+    assert puback_packets([1, 300, 65535]) == b"".join(queued)
