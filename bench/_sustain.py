@@ -63,6 +63,9 @@ DRAIN_S = 20.0
 EARLY_STOP_GROWTH_S = 4.0
 EARLY_STOP_LEVEL_S = 5.0
 EARLY_STOP_SAMPLES = 8  # in the trend, at least
+# The generator's interpreter, numpy, its packet files and four TLS connections: 1.2 s to
+# import on a busy machine (2026-12-05), a few hundred ms to connect.
+GENERATOR_START_S = 4.0
 SHAPES = {"single": 1, "upload30": 30}
 # The pulse just before the SpO2: screening drops an SpO2 with no plausible pulse of the same
 # device within 5 s (streams/_screening.py), so the low SpO2 of the latency step opens alerts.
@@ -256,6 +259,19 @@ async def _latency(
     return Latency(s50, s99, int(stored[1]), a50, a99, int(alert[1]))
 
 
+def _lead_s(fleet: _Fleet, messages: float, k: int) -> float:
+    """How far ahead to plan a step of ``messages``: messages, packets and files are built
+    first, then the generator starts and connects. The first step of a shape assumes half
+    the speed of an idle machine (40,000 messages and 400,000 readings a second: a 60 s
+    hold at 7,530 msg/s started 1 s late with the 150,000 a second this once assumed, a
+    shared machine ran a 60 s upload hold 3.8 s late with the idle figures) and 8 s for the
+    rest; later steps twice what the previous step's building took per message, and
+    :data:`GENERATOR_START_S` (the first rule planned a 60 s hold at 7,530 msg/s 33 s ahead)."""
+    if fleet.prep_s_per_message is None:
+        return 8.0 + messages * (1 / 20_000 + k / 200_000)
+    return GENERATOR_START_S + 2.0 * fleet.prep_s_per_message * messages
+
+
 @dataclass(slots=True)
 class _Fleet:
     """The bench's 1,000 devices, the same for every step of a pipeline run, as a hospital's
@@ -267,6 +283,7 @@ class _Fleet:
     ids: list[str] = field(default_factory=list)
     rounds: int = 0  # messages each device has sent so far: sequence numbers go on from there
     last_measured_at: float = 0.0  # of the latest reading sent, as a Unix time
+    prep_s_per_message: float | None = None  # building the previous step, until its start
 
 
 async def _step(
@@ -286,14 +303,10 @@ async def _step(
         fleet.ids = await _provision(dsn, prefix)
         await asyncio.sleep(3.0)  # the validator's directory hears of them (LISTEN/NOTIFY)
     ids = fleet.ids
-    # Messages, packets and the generator's TLS connections come first: about 40,000
-    # messages and 400,000 readings a second on an idle machine (a 60 s hold at 7,530 msg/s
-    # started 1 s late with the 150,000 a second this once assumed); planned for half that
-    # speed, since a shared machine ran a 60 s upload hold 3.8 s late with the idle figures.
-    start_at = time.time() + 8.0 + rate * seconds * (1 / 20_000 + k / 200_000)
+    planned_at = time.time()
     # An upload's first reading was measured k - 1 s before it is sent: every reading of this
     # step comes after the previous step's (nothing arrives late) and after ``since`` below.
-    start_at = max(start_at, fleet.last_measured_at + k + 2)
+    start_at = max(planned_at + _lead_s(fleet, rate * seconds, k), fleet.last_measured_at + k + 2)
     start_us = int(start_at * 1e6)
     messages = _messages(prefix, k, rate, seconds, start_us, abnormal_every, fleet.rounds)
     fleet.rounds += -(-len(messages) // DEVICES)
@@ -305,6 +318,7 @@ async def _step(
             stack, messages, rate=rate, start_at=start_at, work_dir=Path(work),
             connections=CONNECTIONS,
         )  # fmt: skip
+        fleet.prep_s_per_message = (time.time() - planned_at) / len(messages)
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
             await asyncio.sleep(max(0.0, start_at - time.time()))
             start = await progress_of()

@@ -84,6 +84,17 @@ def test_a_step_stops_early_only_when_its_backlog_clearly_grows_without_bound() 
     assert not clearly_unbounded([], 60.0, per_s)
 
 
+def test_a_step_is_planned_ahead_by_what_building_the_previous_one_took() -> None:
+    from bench._sustain import GENERATOR_START_S, _Fleet, _lead_s
+
+    fleet = _Fleet("f1s")
+    first = _lead_s(fleet, 5378 * 60, 1)  # half an idle machine's speed, and 8 s
+    assert first == pytest.approx(8.0 + 5378 * 60 * (1 / 20_000 + 1 / 200_000))
+    fleet.prep_s_per_message = 20e-6  # the previous step built 50,000 messages a second
+    assert _lead_s(fleet, 5378 * 60, 1) == pytest.approx(GENERATOR_START_S + 2 * 20e-6 * 5378 * 60)
+    assert _lead_s(fleet, 5378 * 60, 1) < first
+
+
 def test_a_step_stopped_early_is_not_sustained() -> None:
     held = step("single", 1, 1000, 60, sustained=True)
     assert held.sustained
