@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench._loadgen import GeneratorConfig, LoadGenerator
+from bench._loadgen import GeneratorConfig, GeneratorResult, LoadGenerator
 from bench._mqtt_packets import build_stream
 from devices import SUBSCRIPTION_FILTER
 from ingest import MqttEndpoint
@@ -90,21 +90,34 @@ def _generator(stack: LocalStack, work: Path, start_in_s: float) -> tuple[LoadGe
     return LoadGenerator(streams, config, work), endpoint.password
 
 
-def test_every_packet_is_delivered_intact_and_acknowledged_at_the_offered_pace(
-    stack: LocalStack, tmp_path: Path
-) -> None:
+def _run(
+    stack: LocalStack, work: Path, stop_sending_after_s: float | None = None
+) -> tuple[GeneratorResult, _Subscriber]:
+    """Run the generator to its end (told to stop sending after ``stop_sending_after_s``, if
+    given) and wait until the subscriber has every message it sent, 20 s at most."""
     subscriber = _Subscriber(stack.broker_endpoint(GATEWAY_ACCOUNT))
-    generator, password = _generator(stack, tmp_path, start_in_s=3.0)
+    generator, password = _generator(stack, work, start_in_s=3.0)
     try:
         generator.start(password)
+        if stop_sending_after_s is not None:
+            time.sleep(3.0 + stop_sending_after_s)
+            generator.stop_sending()
         result = generator.result(timeout_s=60)
         deadline = time.monotonic() + 20
-        while subscriber.count() < MESSAGES and time.monotonic() < deadline:
+        while subscriber.count() < result.sent and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         generator.stop()
         subscriber.close()
+    return result, subscriber
+
+
+def test_every_packet_is_delivered_intact_and_acknowledged_at_the_offered_pace(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    result, subscriber = _run(stack, tmp_path)
     assert result.error is None
+    assert not result.stopped_early
     assert (result.planned, result.sent, result.acked) == (MESSAGES, MESSAGES, MESSAGES)
     expected = {payload.decode(): topic.encode() for topic, payload in _messages()}
     assert subscriber.received == expected
@@ -124,19 +137,7 @@ def test_told_to_stop_the_generator_sends_nothing_more_and_waits_for_what_it_sen
     stack: LocalStack, tmp_path: Path
 ) -> None:
     """What a bench step whose backlog is clearly unbounded does (bench._sustain)."""
-    subscriber = _Subscriber(stack.broker_endpoint(GATEWAY_ACCOUNT))
-    generator, password = _generator(stack, tmp_path, start_in_s=3.0)
-    try:
-        generator.start(password)
-        time.sleep(3.0 + 0.5)  # about 750 of the 3,000 messages are due by then
-        generator.stop_sending()
-        result = generator.result(timeout_s=60)
-        deadline = time.monotonic() + 20
-        while subscriber.count() < result.sent and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        generator.stop()
-        subscriber.close()
+    result, subscriber = _run(stack, tmp_path, stop_sending_after_s=0.5)  # ~750 messages due
     assert result.error is None
     assert result.stopped_early
     assert 0 < result.sent < MESSAGES
