@@ -24,7 +24,7 @@ from veille.stack import LocalStack
 from ._capacity_report import detector_cell
 from ._proc import memory_kib
 from ._stats import median
-from ._sustain import StepResult, stepper
+from ._sustain import StepResult, planned_start, stepper
 
 __all__ = ["SoakResult", "run_soak"]
 
@@ -73,9 +73,11 @@ async def run_soak(stack: LocalStack, state_dir: Path, rate: float, seconds: flo
     result = SoakResult(rate, seconds)
     async with stepper(stack, state_dir) as steps:
         pids = {**steps.pids.components, "Kafka (Tansu)": steps.pids.services["kafka"]}
-        step = asyncio.ensure_future(steps.step("single", rate, seconds))
-        await asyncio.sleep(10.0)  # provisioning and packet building before the generator starts
-        started = time.time()
+        step = asyncio.ensure_future(steps.step("single", rate, seconds, may_stop_early=False))
+        # Times count from the first message: provisioning and building the step's million and
+        # more messages take a minute or more, and a first window that began before the load
+        # did measured an idle process against a loaded one.
+        started = await planned_start(steps, "single")
         sampler = asyncio.ensure_future(_sample(pids, result, started))
         try:
             result.step = await step
@@ -93,8 +95,8 @@ def _report(r: SoakResult) -> str:
         f"Single-reading messages at {r.rate:,.0f} msg/s for {r.seconds / 60:.0f} minutes "
         "through the whole pipeline (TLS and accounts on), resident memory (VmRSS) of each "
         f"process every {SAMPLE_S:.0f} s. Growth: median of the last minute against the "
-        f"median of the first minute after a {WARM_UP_S:.0f} s warm-up; flat within "
-        f"{FLAT_PCT:.0f} %.",
+        f"median of the first minute after a {WARM_UP_S:.0f} s warm-up, counted from the "
+        f'first message ("at start": before it); flat within {FLAT_PCT:.0f} %.',
         "",
         "| process | at start MiB | first minute MiB | last minute MiB | peak MiB | growth "
         "| flat |",

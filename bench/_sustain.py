@@ -47,7 +47,8 @@ from ._progress import PipelineProgress, pipeline_progress
 from ._workload import DEVICE_TYPE, TENANT
 
 __all__ = [
-    "SHAPES", "StepResult", "Stepper", "clearly_unbounded", "run_steps", "stepper", "trend_growth",
+    "SHAPES", "StepResult", "Stepper", "clearly_unbounded", "planned_start", "run_steps",
+    "stepper", "trend_growth",
 ]  # fmt: skip
 
 _ProgressProbe = Callable[[], Awaitable[PipelineProgress | None]]
@@ -284,6 +285,7 @@ class _Fleet:
     rounds: int = 0  # messages each device has sent so far: sequence numbers go on from there
     last_measured_at: float = 0.0  # of the latest reading sent, as a Unix time
     prep_s_per_message: float | None = None  # building the previous step, until its start
+    planned_start_at: float | None = None  # of the latest step's first message, Unix time
 
 
 async def _step(
@@ -296,6 +298,7 @@ async def _step(
     fleet: _Fleet,
     progress_of: _ProgressProbe,
     abnormal_every: int = 0,
+    may_stop_early: bool = True,
 ) -> StepResult:
     k = SHAPES[shape]
     prefix = fleet.prefix
@@ -308,6 +311,7 @@ async def _step(
     # step comes after the previous step's (nothing arrives late) and after ``since`` below.
     start_at = max(planned_at + _lead_s(fleet, rate * seconds, k), fleet.last_measured_at + k + 2)
     start_us = int(start_at * 1e6)
+    fleet.planned_start_at = start_at
     messages = _messages(prefix, k, rate, seconds, start_us, abnormal_every, fleet.rounds)
     fleet.rounds += -(-len(messages) // DEVICES)
     fleet.last_measured_at = start_at + (len(messages) - 1) / rate
@@ -336,7 +340,7 @@ async def _step(
                 sent = min(len(messages), int(elapsed * rate)) * k
                 if (now := await progress_of()) is not None:
                     samples.append((elapsed, sent, now))
-                    if _unbounded(samples, start, seconds, rate * k):
+                    if may_stop_early and _unbounded(samples, start, seconds, rate * k):
                         generator.stop_sending()
                         stopped_early_s = elapsed
                         break
@@ -431,9 +435,16 @@ class Stepper:
     fleets: dict[str, _Fleet] = field(default_factory=dict)  # by shape
 
     async def step(
-        self, shape: str, rate: float, seconds: float, abnormal_every: int = 0
+        self,
+        shape: str,
+        rate: float,
+        seconds: float,
+        abnormal_every: int = 0,
+        *,
+        may_stop_early: bool = True,
     ) -> StepResult:
-        """``abnormal_every`` > 0: some patients' SpO2 opens alerts, latencies measured."""
+        """``abnormal_every`` > 0: some patients' SpO2 opens alerts, latencies measured.
+        ``may_stop_early`` False: runs its ``seconds`` even when clearly unbounded (a soak)."""
         self.steps += 1
         fleet = self.fleets.setdefault(shape, _Fleet(f"f{len(self.fleets) + 1}{shape[0]}"))
         readings_topic = self.stack.topics.readings
@@ -444,7 +455,7 @@ class Stepper:
 
         return await _step(
             self.stack, self.dsn, self.pids, shape, rate, seconds, fleet, progress_of,
-            abnormal_every,
+            abnormal_every, may_stop_early,
         )  # fmt: skip
 
 
@@ -492,3 +503,15 @@ def _main() -> int:
 
 if __name__ == "__main__":
     sys.exit(_main())
+
+
+async def planned_start(steps: Stepper, shape: str, timeout_s: float = 120.0) -> float:
+    """When the first message of the step ``steps`` is planning for ``shape`` is due (Unix
+    time), once it is planned: provisioning and building come first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        fleet = steps.fleets.get(shape)
+        if fleet is not None and fleet.planned_start_at is not None:
+            return fleet.planned_start_at
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"no {shape} step was planned within {timeout_s:.0f} s")
