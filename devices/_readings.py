@@ -13,9 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 
 from ._record_size import RECORD_BUDGET_BYTES, chunks_within
+
+# Readings a batch sorts in Python rather than numpy (measured 2026-12-05: even at 64).
+SORTED_IN_PYTHON = 64
 
 __all__ = [
     "ReadingBatch",
@@ -62,6 +66,17 @@ class ReadingBatch:
 
     def __len__(self) -> int:
         return len(self.metrics)
+
+    def time_order(self) -> list[int]:
+        """Positions of the readings in event-time order, stable on ties: numpy's stable
+        argsort for an upload, Python's (as stable, so the same order) up to
+        :data:`SORTED_IN_PYTHON` readings, where numpy's call costs more than the sort
+        (1.4 µs against 0.3 for one reading; the detectors sort every batch six times)."""
+        times = self.measured_at_us
+        if len(times) <= SORTED_IN_PYTHON:
+            return sorted(range(len(times)), key=times.__getitem__)
+        order: list[int] = np.argsort(np.asarray(times, dtype=np.int64), kind="stable").tolist()
+        return order
 
     def to_json(self) -> bytes:
         """Format 1: this batch alone."""

@@ -11,8 +11,6 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Final
 
-import numpy as np
-
 from devices import AlertEvent, AlertEventKind, Priority, ReadingBatch, alert_id_for
 
 from ._episodes import RuleState, Transition, advance, close, new_rule_state, remember_episode
@@ -129,8 +127,7 @@ def detect(
     moment an alert was raised, not from the (possibly late) measurement time.
     """
     events: list[AlertEvent] = []
-    order = np.argsort(np.asarray(batch.measured_at_us, dtype=np.int64), kind="stable")
-    for i in order.tolist():
+    for i in batch.time_order():
         metric = batch.metrics[i]
         rules = rules_by_metric.get(metric)
         if not rules:

@@ -26,6 +26,7 @@ __all__ = ["NEWS2_RULE", "news2_over_batch", "news2_step", "remember_latest"]
 
 NEWS2_RULE = "news2"
 _SOURCES = frozenset(m for metrics in NEWS2_SOURCE_METRICS.values() for m in metrics)
+_KEYS: Final = {metric: f"v:{metric}" for metric in sorted(_SOURCES)}  # in the state
 _ORDER = {RiskBand.LOW: 0, RiskBand.LOW_MEDIUM: 1, RiskBand.MEDIUM: 2, RiskBand.HIGH: 3}
 ALERT_FROM: Final = RiskBand.MEDIUM  # aggregate risk; single red scores have their own rules
 HOLD_US: Final = 10 * 60 * 1_000_000  # the band must hold 10 minutes (event time) to alert
@@ -33,13 +34,18 @@ HOLD_US: Final = 10 * 60 * 1_000_000  # the band must hold 10 minutes (event tim
 
 def remember_latest(batch: ReadingBatch, usable: Sequence[bool], state: PatientState) -> bool:
     """Keep the newest usable value of each NEWS2 source metric; True if one changed."""
+    return _remember(batch, [i for i, ok in enumerate(usable) if ok], state)
+
+
+def _remember(batch: ReadingBatch, indices: Sequence[int], state: PatientState) -> bool:
+    """:func:`remember_latest` over the readings at ``indices``, in that order."""
     changed = False
-    for i, ok in enumerate(usable):
+    for i in indices:
         metric, value = batch.metrics[i], batch.values[i]
-        if not ok or value is None or metric not in _SOURCES:
+        if value is None or metric not in _SOURCES:
             continue
         at_us = batch.measured_at_us[i]
-        key = f"v:{metric}"
+        key = _KEYS[metric]
         seen = state.get(key)
         if seen is None or at_us > int(seen["at_us"] or 0):
             state[key] = {"at_us": at_us, "value": value}
@@ -58,15 +64,21 @@ def news2_over_batch(
 ) -> list[AlertEvent]:
     """Score NEWS2 at each measurement time of the batch, in event-time order: a device that
     uploads two nurse rounds at once (after a lost connection) is scored as if it had sent
-    them one by one, so the band's 10-minute hold sees both."""
-    times = sorted(
-        {at for at, ok, m in zip(batch.measured_at_us, usable, batch.metrics, strict=True)
-         if ok and m in _SOURCES}
-    )  # fmt: skip
+    them one by one, so the band's 10-minute hold sees both. The usable readings are grouped
+    by time once: picking each time's readings from the whole batch made an upload of n
+    readings at n times cost n^2 steps."""
+    at_time: dict[int, list[int]] = {}  # usable readings by measurement time, in batch order
+    times: set[int] = set()  # those times where a NEWS2 source was measured
+    for i, (at, ok, metric) in enumerate(
+        zip(batch.measured_at_us, usable, batch.metrics, strict=True)
+    ):
+        if ok:
+            at_time.setdefault(at, []).append(i)
+            if metric in _SOURCES:
+                times.add(at)
     events: list[AlertEvent] = []
-    for at_us in times:
-        picked = [ok and at == at_us for at, ok in zip(batch.measured_at_us, usable, strict=True)]
-        if remember_latest(batch, picked, state):
+    for at_us in sorted(times):
+        if _remember(batch, at_time[at_us], state):
             events += news2_step(
                 batch, state, freshness_s=freshness_s, raised_us=raised_us,
                 spo2_scale=spo2_scale, at_us=at_us,
@@ -89,11 +101,11 @@ def news2_step(
         return []
     now_us = max(batch.measured_at_us) if at_us is None else at_us
     oldest_us = now_us - int(freshness_s * 1e6)
-    latest = {
-        key[2:]: float(v["value"])  # type: ignore[arg-type]
-        for key, v in state.items()
-        if key.startswith("v:") and int(v["at_us"] or 0) >= oldest_us
-    }
+    latest: dict[str, float | None] = {}
+    for metric, key in _KEYS.items():  # only _remember writes these keys
+        seen = state.get(key)
+        if seen is not None and int(seen["at_us"] or 0) >= oldest_us:
+            latest[metric] = float(seen["value"])  # type: ignore[arg-type]
     observations = observations_from_latest(latest, spo2_scale=spo2_scale)
     if isinstance(observations, tuple):
         return []  # parameters missing or stale

@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-import numpy as np
-
 from devices import ReadingBatch
 
 PatientState = dict[str, dict[str, int | float | str | None]]  # as in streams._detect
@@ -28,8 +26,7 @@ _MAX_INTERVAL_US: Final = 10 * 60 * 1_000_000  # longer gaps say nothing about a
 
 def note_exertion(batch: ReadingBatch, usable: Sequence[bool], state: PatientState) -> None:
     """Update the patient's latest exertion interval with the batch's step readings."""
-    order = np.argsort(np.asarray(batch.measured_at_us, dtype=np.int64), kind="stable")
-    for i in order.tolist():
+    for i in batch.time_order():
         value = batch.values[i]
         if batch.metrics[i] != "step_count" or value is None or not usable[i]:
             continue

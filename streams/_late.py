@@ -17,8 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import MappingProxyType
 
-import numpy as np
-
 from devices import AlertEvent, AlertEventKind, ReadingBatch, alert_id_for
 
 from ._detect import (
@@ -53,8 +51,7 @@ def detect_late(
     """Alert events for episodes shown only by the batch's late readings (call before
     :func:`streams.detect`, which then skips those readings)."""
     late: dict[str, Late] = {}
-    order = np.argsort(np.asarray(batch.measured_at_us, dtype=np.int64), kind="stable")
-    for i in order.tolist():
+    for i in batch.time_order():
         metric, value = batch.metrics[i], batch.values[i]
         if value is None or metric not in rules_by_metric:
             continue

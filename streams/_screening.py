@@ -16,8 +16,6 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
-import numpy as np
-
 from devices import CATALOGUE, ReadingBatch
 
 __all__ = [
@@ -306,5 +304,4 @@ def optional_int(value: int | float | str | None) -> int | None:
 
 def time_order(batch: ReadingBatch) -> list[int]:
     """Positions of the batch's readings in event-time order (stable on ties)."""
-    order = np.argsort(np.asarray(batch.measured_at_us, dtype=np.int64), kind="stable")
-    return [int(i) for i in order.tolist()]
+    return batch.time_order()

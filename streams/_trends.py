@@ -26,8 +26,6 @@ from functools import partial
 from types import MappingProxyType
 from typing import Final
 
-import numpy as np
-
 from devices import AlertEvent, AlertEventKind, Priority, ReadingBatch, alert_id_for
 
 from ._detect import PatientState, track_alert
@@ -135,8 +133,7 @@ def trend_step(
     return the alert transitions. Readings older than the newest seen for their metric are
     left out: a baseline is a summary, and late readings have the threshold rules."""
     events: list[AlertEvent] = []
-    order = np.argsort(np.asarray(batch.measured_at_us, dtype=np.int64), kind="stable")
-    for i in order.tolist():
+    for i in batch.time_order():
         metric, value = batch.metrics[i], batch.values[i]
         rules = _RULES.get(metric)
         if rules is None or value is None or not usable[i]:

@@ -288,3 +288,19 @@ def test_any_valid_reading_survives_the_whole_trip(
         "p-prop",
         DEVICE,
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=20), min_size=0, max_size=200))
+def test_a_batch_s_time_order_is_numpy_s_stable_argsort(offsets: list[int]) -> None:
+    """Python's sort (small batches) and numpy's (uploads) give the order the detectors used
+    to get from numpy alone, ties in batch order (few distinct times: many ties)."""
+    import numpy as np
+
+    times = tuple(1_790_000_000_000_000 + o * 1_000_000 for o in offsets)
+    n = len(times)
+    batch = ReadingBatch(
+        "t", "u", "p", "d", ("spo2",) * n, (97.0,) * n, times, tuple(range(n)), times
+    )
+    expected = np.argsort(np.asarray(times, dtype=np.int64), kind="stable").tolist()
+    assert batch.time_order() == expected
