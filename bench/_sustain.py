@@ -340,7 +340,8 @@ async def _step(
                 sent = min(len(messages), int(elapsed * rate)) * k
                 if (now := await progress_of()) is not None:
                     samples.append((elapsed, sent, now))
-                    if may_stop_early and _unbounded(samples, start, seconds, rate * k):
+                    stoppable = may_stop_early and elapsed < seconds  # the end is the end
+                    if stoppable and _unbounded(samples, start, seconds, rate * k):
                         generator.stop_sending()
                         stopped_early_s = elapsed
                         break
