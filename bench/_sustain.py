@@ -375,9 +375,7 @@ async def _step(
            for name in (*PROCESSES, "validator", "detector") if name in cpu_after
            and name != "publisher (bench)"}  # fmt: skip
     cpu["generator"] = result.cpu_us_per_message
-    records_per_s = (last[2].fetched_by_sink - start.fetched_by_sink) / max(last[0], 1e-9)
-    stored_backlog = [(t, sent - (p.stored - start.stored)) for t, sent, p in samples]
-    detector_backlog = [(t, p.detector_backlog) for t, _, p in samples]
+    stored_backlog, detector_backlog, records_per_s = _backlogs(samples, start)
     return StepResult(
         shape=shape, readings_per_message=k, offered_msg_per_s=rate, seconds=seconds,
         sent=result.sent, acked=result.acked, generator_max_behind_s=result.max_behind_s,
@@ -394,6 +392,19 @@ async def _step(
     )  # fmt: skip
 
 
+def _backlogs(
+    samples: list[tuple[float, int, PipelineProgress]], start: PipelineProgress
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]], float]:
+    """From a step's samples: the stored backlog (readings sent and not stored), the
+    detector's (readings records the sink fetched and it has not handled), and the rate of
+    readings records the sink has fetched so far."""
+    stored = [(t, float(sent - (p.stored - start.stored))) for t, sent, p in samples]
+    detector = [(t, float(p.detector_backlog)) for t, _, p in samples]
+    elapsed, _, last = samples[-1]
+    records_per_s = (last.fetched_by_sink - start.fetched_by_sink) / max(elapsed, 1e-9)
+    return stored, detector, records_per_s
+
+
 def _unbounded(
     samples: list[tuple[float, int, PipelineProgress]],
     start: PipelineProgress,
@@ -402,12 +413,9 @@ def _unbounded(
 ) -> bool:
     """:func:`clearly_unbounded` for the stored backlog (readings) or the detector's (readings
     records, at the rate the sink has fetched them so far)."""
-    stored = [(t, sent - (p.stored - start.stored)) for t, sent, p in samples]
+    stored, detector, records_per_s = _backlogs(samples, start)
     if clearly_unbounded(stored, seconds, readings_per_s):
         return True
-    elapsed, _, last = samples[-1]
-    records_per_s = (last.fetched_by_sink - start.fetched_by_sink) / max(elapsed, 1e-9)
-    detector = [(t, float(p.detector_backlog)) for t, _, p in samples]
     return records_per_s > 0 and clearly_unbounded(detector, seconds, records_per_s)
 
 
