@@ -54,14 +54,21 @@ class ReadingBatch:
     device_type: str = ""  # from the registry: signal-quality rules depend on it
 
     def __post_init__(self) -> None:
+        # Plain comparisons: every batch of every stage passes here (an ``any()`` over a
+        # generator was 18 % of the sink's profile at 7,530 msg/s).
         n = len(self.metrics)
-        lengths = (
-            len(self.values),
-            len(self.measured_at_us),
-            len(self.seqs),
-            len(self.received_at_us),
-        )
-        if any(length != n for length in lengths):
+        if (
+            len(self.values) != n
+            or len(self.measured_at_us) != n
+            or len(self.seqs) != n
+            or len(self.received_at_us) != n
+        ):
+            lengths = (
+                len(self.values),
+                len(self.measured_at_us),
+                len(self.seqs),
+                len(self.received_at_us),
+            )
             raise ValueError(f"reading batch columns differ in length: {n} and {lengths}")
 
     def __len__(self) -> int:

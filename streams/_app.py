@@ -402,20 +402,19 @@ def _detect_agents(
                 states.flush()  # the last groups' states, before their acks are drained
 
     def detect_for(key: bytes, batches: list[ReadingBatch], now: int) -> list[AlertEvent]:
-        """One patient's batches of an event group: the state read once, written once if changed
-        (an unchanged state adds nothing to the changelog), the alert events to send."""
-        stored = states[key]
-        state: PatientState = orjson.loads(stored) if stored else {}
-        alerts: list[AlertEvent] = []
-        for batch in batches:
-            rules = thresholds.rules_for(batch.tenant, batch.care_unit, batch.patient)
-            scale = thresholds.spo2_scale_for(batch.tenant, batch.care_unit, batch.patient)
-            alerts += process_readings(batch, state, rules, now_us=now, spo2_scale=scale)
-        to_send = outbox.stage(state, alerts)  # in the state before it is written
-        written = orjson.dumps(state)
-        if written != stored:
-            states.put(key, written)
-        return to_send
+        """One patient's batches of an event group, on its state as ``states`` keeps it
+        (decoded once per flush interval, written at its end if changed: an unchanged state
+        adds nothing to the changelog); the alert events to send."""
+
+        def detect(state: PatientState) -> list[AlertEvent]:
+            alerts: list[AlertEvent] = []
+            for batch in batches:
+                rules = thresholds.rules_for(batch.tenant, batch.care_unit, batch.patient)
+                scale = thresholds.spo2_scale_for(batch.tenant, batch.care_unit, batch.patient)
+                alerts += process_readings(batch, state, rules, now_us=now, spo2_scale=scale)
+            return outbox.stage(state, alerts)  # in the state before it is written
+
+        return states.update(key, detect)
 
     @app.agent(alerts_topic)
     async def follow_lifecycle(stream: Any) -> None:
