@@ -295,6 +295,7 @@ async def run_sink(
         session_timeout_ms=int(settings.broker_session_timeout_s * 1000),
         heartbeat_interval_ms=1000,
         max_poll_records=settings.sink_batch_max,
+        fetch_max_wait_ms=settings.sink_fetch_max_wait_ms,
     )
     await consumer.start()
     database = _Database(settings, method, counters, stop, metrics)
