@@ -42,6 +42,7 @@ from telemetry import SinkMetrics, correlated
 from veille.settings import Settings, TopicNames
 
 from ._lag import follow_lag
+from ._offset_gaps import OffsetGuard
 from ._sink_watch import follow_open_alerts
 
 __all__ = ["SinkCounters", "SinkRows", "rows_from_records", "run_sink"]
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 GROUP_ID = "veille-sink"
 POLL_TIMEOUT_MS = 500
+GAP_RETRY_S = 0.05  # before reading a skipped offset again: the broker's write is under way
 RETRY_MAX_DELAY_S = 10.0
 MAINTENANCE_EVERY_S = 3600.0
 
@@ -64,6 +66,7 @@ class SinkCounters:
     write_failures: int = 0
     database_failing: bool = False  # the last write failed: not ready (readiness check)
     polled_at: float = 0.0  # monotonic time of the last poll: stuck when it gets old
+    offset_gaps: int = 0  # fetches that skipped an offset, read again (streams/_offset_gaps.py)
 
 
 @dataclass(slots=True)
@@ -299,6 +302,7 @@ async def run_sink(
     )
     await consumer.start()
     database = _Database(settings, method, counters, stop, metrics)
+    guard = OffsetGuard()
     conninfo = settings.database_url_for("sink").get_secret_value()
     background = [asyncio.create_task(_maintain(conninfo, flavour, stop))]
     if metrics is not None:
@@ -315,8 +319,23 @@ async def run_sink(
         ]
     try:
         while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
+            fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
             counters.polled_at = time.monotonic()
+            guard.keep_only(consumer.assignment())
+            for tp in fetched:
+                if not guard.knows(tp):
+                    guard.expect(tp, await consumer.committed(tp))
+            batch, gaps = guard.cut(fetched)
+            for gap in gaps:
+                counters.offset_gaps += 1
+                log.warning("the broker skipped offsets %d-%d of %s; reading again from %d",
+                            gap.expected, gap.got - 1, gap.partition, gap.expected)  # fmt: skip
+                try:
+                    consumer.seek(gap.partition, gap.expected)
+                except IllegalStateError:  # revoked meanwhile: its next owner reads it
+                    log.warning("%s was revoked before it could be read again", gap.partition)
+            if gaps:
+                await asyncio.sleep(GAP_RETRY_S)
             if not batch:
                 continue
             records = [r for rs in batch.values() for r in rs]
