@@ -13,12 +13,13 @@ topic when the run's forensics read it). Faust's workers have their own guard
 sink took, or the group's committed offset the first time it sees a partition) and cuts each
 fetched batch at the first jump: what comes before is stored, and the sink seeks back to the
 missing offset to read it again. A record below the expected offset is a replay (a commit
-refused after a rebalance), which the natural keys absorb, and is taken.
+refused after a rebalance), which the natural keys absorb, and is taken. Offsets below the
+log's start are gone (retention), not skipped: the sink takes the jump there, with an error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -53,11 +54,11 @@ class OffsetGuard:
     def knows(self, partition: object) -> bool:
         return partition in self._next
 
-    def keep_only(self, partitions: Collection[object]) -> None:
-        """Forget the partitions no longer assigned: when one comes back, its expected offset
-        is read again from the group's commit (another consumer may have moved it)."""
-        for partition in [p for p in self._next if p not in partitions]:
-            del self._next[partition]
+    def forget(self, partitions: Iterable[object]) -> None:
+        """Partitions assigned or revoked: when one is next fetched, its expected offset is
+        read again from the group's commit (another consumer may have moved it)."""
+        for partition in partitions:
+            self._next.pop(partition, None)
 
     def expect(self, partition: object, offset: int | None) -> None:
         """Where the next record of ``partition`` must start (None: anywhere, as when the

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from psycopg.rows import TupleRow
 
 from devices import (
@@ -276,6 +276,69 @@ async def _maintain(conninfo: str, flavour: Flavour, stop: asyncio.Event) -> Non
             pass
 
 
+class _Forget(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The guard forgets a partition's expected offset when the partition moves."""
+
+    def __init__(self, guard: OffsetGuard) -> None:
+        self._guard = guard
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._guard.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._guard.forget(assigned)
+
+
+Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+async def _contiguous(
+    consumer: AIOKafkaConsumer, guard: OffsetGuard, fetched: Fetched, counters: SinkCounters
+) -> Fetched:
+    """``fetched`` up to each partition's first skipped offset; the partitions with a gap are
+    sought back to it (``streams/_offset_gaps.py``)."""
+    for tp in list(fetched):
+        if guard.knows(tp):
+            continue
+        try:
+            guard.expect(tp, await consumer.committed(tp))
+        except KafkaError as exc:  # no coordinator now: this partition waits for the next poll
+            log.warning("no committed offset for %s (%s); reading it again", tp, exc)
+            _seek(consumer, tp, fetched.pop(tp)[0].offset)
+    batch, gaps = guard.cut(fetched)
+    for gap in gaps:
+        counters.offset_gaps += 1
+        tp, expected = gap.partition, gap.expected
+        try:
+            start = (await consumer.beginning_offsets([tp]))[tp]
+        except KafkaError:
+            start = expected  # asked again at the next gap
+        if start > expected:
+            log.error(
+                "offsets %d-%d of %s are gone from the broker (its log starts at %d): they "
+                "were never stored",
+                expected, start - 1, tp, start,
+            )  # fmt: skip
+            guard.expect(tp, start)
+            expected = start
+        else:
+            log.warning(
+                "the broker skipped offsets %d-%d of %s; reading again from %d",
+                expected, gap.got - 1, tp, expected,
+            )  # fmt: skip
+        _seek(consumer, tp, expected)
+    if gaps:
+        await asyncio.sleep(GAP_RETRY_S)
+    return batch
+
+
+def _seek(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+    try:
+        consumer.seek(tp, offset)
+    except IllegalStateError:  # revoked meanwhile: its next owner reads from the commit
+        log.warning("%s was revoked before it could be read again", tp)
+
+
 async def run_sink(
     settings: Settings,
     stop: asyncio.Event,
@@ -288,9 +351,6 @@ async def run_sink(
     counters = counters or SinkCounters()
     topics = settings.topics
     consumer = AIOKafkaConsumer(
-        topics.readings,
-        topics.alerts,
-        topics.dead_letters,
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=GROUP_ID,
         enable_auto_commit=False,
@@ -300,9 +360,12 @@ async def run_sink(
         max_poll_records=settings.sink_batch_max,
         fetch_max_wait_ms=settings.sink_fetch_max_wait_ms,
     )
+    guard = OffsetGuard()
+    consumer.subscribe(
+        [topics.readings, topics.alerts, topics.dead_letters], listener=_Forget(guard)
+    )
     await consumer.start()
     database = _Database(settings, method, counters, stop, metrics)
-    guard = OffsetGuard()
     conninfo = settings.database_url_for("sink").get_secret_value()
     background = [asyncio.create_task(_maintain(conninfo, flavour, stop))]
     if metrics is not None:
@@ -321,21 +384,7 @@ async def run_sink(
         while not stop.is_set():
             fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
             counters.polled_at = time.monotonic()
-            guard.keep_only(consumer.assignment())
-            for tp in fetched:
-                if not guard.knows(tp):
-                    guard.expect(tp, await consumer.committed(tp))
-            batch, gaps = guard.cut(fetched)
-            for gap in gaps:
-                counters.offset_gaps += 1
-                log.warning("the broker skipped offsets %d-%d of %s; reading again from %d",
-                            gap.expected, gap.got - 1, gap.partition, gap.expected)  # fmt: skip
-                try:
-                    consumer.seek(gap.partition, gap.expected)
-                except IllegalStateError:  # revoked meanwhile: its next owner reads it
-                    log.warning("%s was revoked before it could be read again", gap.partition)
-            if gaps:
-                await asyncio.sleep(GAP_RETRY_S)
+            batch = await _contiguous(consumer, guard, fetched, counters)
             if not batch:
                 continue
             records = [r for rs in batch.values() for r in rs]

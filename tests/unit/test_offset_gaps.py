@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from aiokafka.errors import KafkaError
+
 from streams._offset_gaps import Gap, OffsetGuard
+from streams._sink import SinkCounters, _contiguous
 
 
 class Record(NamedTuple):
@@ -62,9 +65,59 @@ def test_without_a_commit_the_first_record_sets_the_start() -> None:
     assert guard.knows("p0") and not guard.knows("p9")
 
 
-def test_partitions_no_longer_assigned_are_forgotten() -> None:
+def test_partitions_that_move_are_forgotten() -> None:
     guard = OffsetGuard()
     guard.expect("p0", 1)
     guard.expect("p1", 1)
-    guard.keep_only({"p1"})
+    guard.forget(["p0", "p7"])
     assert not guard.knows("p0") and guard.knows("p1")
+
+
+class FakeConsumer:
+    """What ``_contiguous`` asks of aiokafka's consumer: commits, log starts, seeks."""
+
+    def __init__(self, committed: dict[str, int | None], starts: dict[str, int]) -> None:
+        self.committed_offsets = committed
+        self.starts = starts
+        self.sought: list[tuple[str, int]] = []
+
+    async def committed(self, tp: str) -> int | None:
+        if tp not in self.committed_offsets:
+            raise KafkaError("no coordinator")
+        return self.committed_offsets[tp]
+
+    async def beginning_offsets(self, tps: list[str]) -> dict[str, int]:
+        return {tp: self.starts.get(tp, 0) for tp in tps}
+
+    def seek(self, tp: str, offset: int) -> None:
+        self.sought.append((tp, offset))
+
+
+async def contiguous(
+    consumer: FakeConsumer, guard: OffsetGuard, fetched: dict[str, list[Record]]
+) -> tuple[dict[str, list[Record]], SinkCounters]:
+    counters = SinkCounters()
+    batch = await _contiguous(consumer, guard, fetched, counters)  # type: ignore[arg-type]
+    return batch, counters  # type: ignore[return-value]
+
+
+async def test_the_sink_stores_up_to_a_skipped_offset_and_reads_it_again() -> None:
+    consumer, guard = FakeConsumer({"p1": 616}, {}), OffsetGuard()
+    batch, counters = await contiguous(consumer, guard, {"p1": records(616, 617, 619)})
+    assert batch == {"p1": records(616, 617)} and consumer.sought == [("p1", 618)]
+    assert counters.offset_gaps == 1
+
+
+async def test_a_partition_without_an_answer_about_its_commit_waits_for_the_next_poll() -> None:
+    consumer, guard = FakeConsumer({}, {}), OffsetGuard()
+    batch, _ = await contiguous(consumer, guard, {"p0": records(5, 6)})
+    assert batch == {} and consumer.sought == [("p0", 5)] and not guard.knows("p0")
+
+
+async def test_offsets_below_the_log_start_are_taken_as_gone() -> None:
+    """The commit is older than what retention kept: nothing can bring those back."""
+    consumer, guard = FakeConsumer({"p0": 100}, {"p0": 150}), OffsetGuard()
+    batch, _ = await contiguous(consumer, guard, {"p0": records(160, 161)})
+    assert batch == {} and consumer.sought == [("p0", 150)]
+    batch, _ = await contiguous(consumer, guard, {"p0": records(150, 151)})
+    assert batch == {"p0": records(150, 151)}
