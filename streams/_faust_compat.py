@@ -30,19 +30,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from veille.library_pins import FAUST_PIN, check_patchable
 
+from ._offset_gaps import GAP_RETRY_S
+
 __all__ = [
     "ACK_GUARD_MEMBERS",
+    "SEEK_GUARD_CALLS",
     "SEEK_GUARD_MEMBERS",
     "assigned",
     "guard_ack",
     "hold_back",
     "install_rebalance_ack_guard",
     "install_seek_guard",
+    "read_again",
     "resumed",
     "seeking",
     "sought",
@@ -57,6 +61,9 @@ ACK_GUARD_MEMBERS: Final = ("ack",)
 SEEK_GUARD_MEMBERS: Final = (
     "getmany", "on_partitions_assigned", "perform_seek", "seek", "resume_flow", "_add_gap",
 )  # fmt: skip
+# Members the seek guard calls without replacing them.
+SEEK_GUARD_CALLS: Final = ("earliest_offsets", "assignment")
+LOG_START_TIMEOUT_S: Final = 5.0
 
 
 def _from_revoked_assignment(consumer: Any, message: Any) -> bool:
@@ -126,6 +133,16 @@ def install_rebalance_ack_guard() -> None:
 # before it is made, and records are held back until the one at that offset arrives (one
 # past it means it went by unseen: seek back to it); and a gap is never counted as acked
 # (should one still appear, the commit waits rather than skipping, and the error says so).
+#
+# A fourth way in, in steady state (the sink met it in a full fault run on 2026-12-05,
+# `rebalance` #5; see streams/_offset_gaps.py): the embedded Tansu raises a partition's
+# high-water mark before it writes the batch, and a fetch returns whatever batches it finds
+# at or above the requested offset, so with two producers on a partition a fetch can skip an
+# offset that appears a moment later. Each partition also expects the offset after the last
+# record it handed over; a record past it is held back, and the partition is sought back to
+# the missing offset after GAP_RETRY_S (the broker's write is under way). An offset below
+# the log's start is gone (retention), not skipped: the partition reads on from the log's
+# start, with an error, and the gone offsets count as processed so that the commit moves on.
 
 
 def _resync(consumer: Any) -> dict[Any, int]:
@@ -141,6 +158,14 @@ def _reseek(consumer: Any) -> dict[Any, int]:
     found: dict[Any, int] | None = getattr(consumer, "_veille_reseek", None)
     if found is None:
         found = consumer._veille_reseek = {}  # noqa: SLF001
+    return found
+
+
+def _following(consumer: Any) -> dict[Any, int]:
+    """Per partition, the offset after the last record handed over in steady state."""
+    found: dict[Any, int] | None = getattr(consumer, "_veille_following", None)
+    if found is None:
+        found = consumer._veille_following = {}  # noqa: SLF001
     return found
 
 
@@ -170,6 +195,7 @@ def assigned(consumer: Any, partitions: set[Any]) -> None:
     _unresumed(consumer).clear()
     _resync(consumer).clear()
     _reseek(consumer).clear()
+    _following(consumer).clear()
 
 
 def hold_back(consumer: Any, tp: Any, offset: int, *, flowing: bool) -> tuple[bool, int | None]:
@@ -178,9 +204,13 @@ def hold_back(consumer: Any, tp: Any, offset: int, *, flowing: bool) -> tuple[bo
 
     Held back, and read again when flow resumes: records fetched while flow is suspended,
     between an assignment and the resumption of flow after its seek, or while such a seek
-    back is pending (never from before the offset the partition was sought to)."""
+    back is pending (never from before the offset the partition was sought to).
+
+    Sought back: a partition whose record went by before its seek took effect, and one
+    whose fetch skipped the offset after the last record handed over."""
     reseek = _reseek(consumer)
     resync = _resync(consumer)
+    following = _following(consumer)
     waiting = tp in reseek or tp in _unsought(consumer) or tp in _unresumed(consumer)
     if not flowing or waiting:
         floor = resync.get(tp)
@@ -189,9 +219,19 @@ def hold_back(consumer: Any, tp: Any, offset: int, *, flowing: bool) -> tuple[bo
         return True, None
     expected = resync.get(tp)
     if expected is None:
+        after_last = following.get(tp)
+        if after_last is not None and offset > after_last:
+            log.warning("%s: the fetch skipped offsets %d to %d (the broker had not written "
+                        "them yet); reading again from %d", tp, after_last, offset - 1,
+                        after_last)  # fmt: skip
+            resync[tp] = after_last
+            return True, after_last
+        # A replay below it (Faust's fetch loop drops those) does not move it back.
+        following[tp] = offset + 1 if after_last is None else max(after_last, offset + 1)
         return False, None
     if offset == expected:
         del resync[tp]
+        following[tp] = offset + 1
         return False, None
     if offset < expected:  # fetched before the seek, from further back
         return True, None
@@ -210,7 +250,9 @@ def sought(consumer: Any, committed: dict[Any, int | None]) -> None:
     what was held back from it is read again from the first of those records."""
     resync, reseek = _resync(consumer), _reseek(consumer)
     unsought, unresumed = _unsought(consumer), _unresumed(consumer)
+    following = _following(consumer)
     for tp, offset in committed.items():
+        following.pop(tp, None)
         if tp in unsought:
             unsought.discard(tp)
             unresumed.add(tp)
@@ -225,6 +267,7 @@ def seeking(consumer: Any, tp: Any, offset: int) -> None:
     """Before an explicit seek of ``tp`` to ``offset``: expect that record next (set first,
     so that a record fetched while the seek is under way is judged against it)."""
     _reseek(consumer).pop(tp, None)
+    _following(consumer).pop(tp, None)
     if offset > 0:
         _resync(consumer)[tp] = offset
 
@@ -244,7 +287,7 @@ def resumed(consumer: Any) -> dict[Any, int]:
 def install_seek_guard() -> None:
     from faust.transport.consumer import Consumer
 
-    check_patchable(FAUST_PIN, Consumer, SEEK_GUARD_MEMBERS)
+    check_patchable(FAUST_PIN, Consumer, (*SEEK_GUARD_MEMBERS, *SEEK_GUARD_CALLS))
     consumer_class: Any = Consumer
     if getattr(consumer_class, "_veille_seek_guarded", False):
         return
@@ -253,6 +296,7 @@ def install_seek_guard() -> None:
     original_seek = consumer_class.seek
     original_resume_flow = consumer_class.resume_flow
     original_on_partitions_assigned = consumer_class.on_partitions_assigned
+    original_add_gap = consumer_class._add_gap  # noqa: SLF001
 
     async def getmany(self: Any, timeout: float) -> Any:
         acking = self.app.topics.acks_enabled_for
@@ -270,9 +314,7 @@ def install_seek_guard() -> None:
                 yield tp, message
         for tp, offset in seeking.items():  # after the batch: a seek empties aiokafka's buffer
             if _resync(self).get(tp) == offset and tp in self.assignment():
-                log.info("%s: record %d went by before the seek took effect; reading again "
-                         "from it", tp, offset)  # fmt: skip
-                await self.seek(tp, offset)
+                await read_again(self, tp, offset, original_add_gap)
 
     async def on_partitions_assigned(
         self: Any, partitions: set[Any], generation_id: int = 0
@@ -309,6 +351,40 @@ def install_seek_guard() -> None:
     consumer_class.resume_flow = resume_flow
     consumer_class._add_gap = _add_gap  # noqa: SLF001
     consumer_class._veille_seek_guarded = True  # noqa: SLF001
+
+
+AddGap = Callable[[Any, Any, int, int], Awaitable[None]]
+
+
+async def read_again(consumer: Any, tp: Any, offset: int, count_as_processed: AddGap) -> None:
+    """Seek ``tp`` back to ``offset``, a record that went by unseen; from the log's start
+    instead if retention removed it (the offsets before it then count as processed)."""
+    start = await _log_start(consumer, tp)
+    gone = start is not None and start > offset
+    if not gone:
+        await asyncio.sleep(GAP_RETRY_S)
+    if _resync(consumer).get(tp) != offset or tp not in consumer.assignment():
+        return  # revoked, or sought elsewhere, meanwhile
+    if start is not None and gone:
+        log.error("%s: records %d to %d were removed by retention before this worker read "
+                  "them; reading on from %d", tp, offset, start - 1, start)  # fmt: skip
+        await count_as_processed(consumer, tp, offset, start - 1)
+        await consumer.seek(tp, start)
+        return
+    log.info("%s: record %d went by unseen; reading again from it", tp, offset)
+    await consumer.seek(tp, offset)
+
+
+async def _log_start(consumer: Any, tp: Any) -> int | None:
+    """The first offset still in ``tp``'s log; None when the broker cannot say (the seek
+    back then goes ahead: aiokafka resets an offset out of range itself)."""
+    try:
+        async with asyncio.timeout(LOG_START_TIMEOUT_S):
+            starts: Mapping[Any, int] = await consumer.earliest_offsets(tp)
+    except Exception as exc:  # noqa: BLE001 - any failure: seek back as if it were there
+        log.warning("%s: the log's start could not be read (%s); reading again anyway", tp, exc)
+        return None
+    return starts.get(tp)
 
 
 async def _seek_back(consumer: Any, pending: dict[Any, int]) -> None:

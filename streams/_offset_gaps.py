@@ -23,7 +23,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["Gap", "OffsetGuard"]
+__all__ = ["GAP_RETRY_S", "Gap", "OffsetGuard"]
+
+GAP_RETRY_S = 0.05  # before reading a skipped offset again: the broker's write is under way
 
 K = TypeVar("K")
 

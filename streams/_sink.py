@@ -42,7 +42,7 @@ from telemetry import SinkMetrics, correlated
 from veille.settings import Settings, TopicNames
 
 from ._lag import follow_lag
-from ._offset_gaps import OffsetGuard
+from ._offset_gaps import GAP_RETRY_S, OffsetGuard
 from ._sink_watch import follow_open_alerts
 
 __all__ = ["SinkCounters", "SinkRows", "rows_from_records", "run_sink"]
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 
 GROUP_ID = "veille-sink"
 POLL_TIMEOUT_MS = 500
-GAP_RETRY_S = 0.05  # before reading a skipped offset again: the broker's write is under way
 RETRY_MAX_DELAY_S = 10.0
 MAINTENANCE_EVERY_S = 3600.0
 

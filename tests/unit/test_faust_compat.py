@@ -24,6 +24,7 @@ from streams._faust_compat import (
     hold_back,
     install_rebalance_ack_guard,
     install_seek_guard,
+    read_again,
     resumed,
     seeking,
     sought,
@@ -114,7 +115,7 @@ def test_records_fetched_before_a_seek_are_held_until_the_sought_offset() -> Non
     consumer = _Consumer()
     sought(consumer, {"readings-0": 518})
     assert _handed(consumer, "readings-0", [517, 516]) == []  # older: dropped, no seek
-    assert _handed(consumer, "readings-0", [518, 519, 554]) == [518, 519, 554]
+    assert _handed(consumer, "readings-0", [518, 519, 520]) == [518, 519, 520]
 
 
 def test_a_sought_record_that_went_by_unseen_is_read_again() -> None:
@@ -123,6 +124,42 @@ def test_a_sought_record_that_went_by_unseen_is_read_again() -> None:
     assert _handed(consumer, "readings-1", [173, 174]) == []
     assert consumer.asked == 172  # type: ignore[attr-defined]
     assert _handed(consumer, "readings-1", [172, 173]) == [172, 173]  # after the seek
+
+
+def test_an_offset_the_fetch_skipped_in_steady_state_is_read_again() -> None:
+    """Tansu's window (streams/_offset_gaps.py): a fetch from 7 answered 9 onwards."""
+    consumer = _Consumer()
+    assert _handed(consumer, "readings-1", [5, 6, 9, 10]) == [5, 6]
+    assert consumer.asked == 7  # type: ignore[attr-defined]
+    assert _handed(consumer, "readings-1", [11]) == []  # until the seek back is made
+    seeking(consumer, "readings-1", 7)
+    assert _handed(consumer, "readings-1", [7, 8, 9, 10, 11]) == [7, 8, 9, 10, 11]
+
+
+def test_a_replay_in_steady_state_does_not_move_the_expected_offset_back() -> None:
+    """Faust's fetch loop drops a record below its read offset; the next new one flows."""
+    consumer = _Consumer()
+    assert _handed(consumer, "readings-2", [5, 6, 7, 6, 8]) == [5, 6, 7, 6, 8]
+    assert not hasattr(consumer, "asked")
+
+
+def test_after_a_seek_to_no_committed_offset_the_first_record_sets_the_expectation() -> None:
+    consumer = _Consumer()
+    assert _handed(consumer, "readings-3", [3, 4]) == [3, 4]
+    seeking(consumer, "readings-3", 0)  # to the start: nothing expected until a record
+    assert _handed(consumer, "readings-3", [0, 1, 3]) == [0, 1]
+    assert consumer.asked == 2  # type: ignore[attr-defined]
+
+
+def test_a_new_assignment_forgets_the_offsets_handed_over_before() -> None:
+    """Another worker may have moved the partition on: its commit, not our last record,
+    says where it starts."""
+    consumer = _Consumer()
+    assert _handed(consumer, "readings-4", [5, 6]) == [5, 6]
+    assigned(consumer, {"readings-4"})
+    sought(consumer, {"readings-4": None})
+    assert resumed(consumer) == {}
+    assert _handed(consumer, "readings-4", [40, 41]) == [40, 41]
 
 
 def test_records_fetched_while_flow_is_suspended_are_read_again_from_the_committed_offset() -> None:
@@ -247,6 +284,69 @@ async def test_resuming_flow_seeks_back_to_the_first_record_still_held() -> None
     assert sorted(consumer.seeks) == [("readings-8", 29), ("readings-9", 50)]
     assert consumer.flow_active
     assert _handed(consumer, "readings-8", [29, 30]) == [29, 30]
+
+
+class _LogStartConsumer(_SeekingConsumer):
+    """A consumer whose partitions' logs start at ``log_start`` (None: the broker fails)."""
+
+    def __init__(self, assignment: set[str], log_start: int | None) -> None:
+        super().__init__(assignment)
+        self.log_start = log_start
+        self.counted: list[tuple[str, int, int]] = []
+
+    async def earliest_offsets(self, *partitions: str) -> dict[str, int]:
+        if self.log_start is None:
+            raise ConnectionError("broker unreachable")
+        return dict.fromkeys(partitions, self.log_start)
+
+    async def count(self, consumer: object, tp: str, first: int, last: int) -> None:
+        assert consumer is self
+        self.counted.append((tp, first, last))
+
+
+def _skip(consumer: _LogStartConsumer, tp: str, offsets: list[int]) -> int:
+    """Hand ``offsets`` to the guard; the offset it asks to read again."""
+    _handed(consumer, tp, offsets)
+    asked: int = consumer.asked  # type: ignore[attr-defined]
+    return asked
+
+
+async def test_a_skipped_offset_still_in_the_log_is_sought_back_to() -> None:
+    consumer = _LogStartConsumer({"readings-0"}, log_start=0)
+    await read_again(
+        consumer, "readings-0", _skip(consumer, "readings-0", [1, 2, 4]), consumer.count
+    )
+    assert consumer.seeks == [("readings-0", 3)]
+    assert consumer.counted == []
+    assert _handed(consumer, "readings-0", [3, 4]) == [3, 4]
+
+
+async def test_a_skipped_offset_removed_by_retention_counts_as_processed() -> None:
+    """Retention took 3..9 before this worker read them: read on from 10, and let the commit
+    pass them (else Faust's commit would wait before 3 for ever)."""
+    consumer = _LogStartConsumer({"readings-0"}, log_start=10)
+    await read_again(
+        consumer, "readings-0", _skip(consumer, "readings-0", [1, 2, 10]), consumer.count
+    )
+    assert consumer.counted == [("readings-0", 3, 9)]
+    assert consumer.seeks == [("readings-0", 10)]
+    assert _handed(consumer, "readings-0", [10, 11]) == [10, 11]
+
+
+async def test_a_log_start_the_broker_cannot_give_still_seeks_back() -> None:
+    consumer = _LogStartConsumer({"readings-0"}, log_start=None)
+    await read_again(
+        consumer, "readings-0", _skip(consumer, "readings-0", [1, 2, 4]), consumer.count
+    )
+    assert consumer.seeks == [("readings-0", 3)]
+
+
+async def test_a_partition_revoked_while_waiting_to_read_again_is_not_sought() -> None:
+    consumer = _LogStartConsumer({"readings-0"}, log_start=0)
+    asked = _skip(consumer, "readings-0", [1, 2, 4])
+    consumer._assignment = set()
+    await read_again(consumer, "readings-0", asked, consumer.count)
+    assert consumer.seeks == []
 
 
 # -- the patches on the real classes, and their guard -----------------------------------------
