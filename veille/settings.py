@@ -324,7 +324,7 @@ class Settings(_VeilleSettings):
         "holds in memory, besides aiokafka's fetch buffers (docs/OPERATIONS.md, Sizing)",
     )
     worker_fetch_max_wait_ms: int = Field(
-        100,
+        250,
         ge=1,
         le=60_000,
         description="VEILLE_WORKER_FETCH_MAX_WAIT_MS, how long a worker's fetch may wait on the "
@@ -348,7 +348,7 @@ class Settings(_VeilleSettings):
         5000, ge=1, description="VEILLE_SINK_BATCH_MAX, records per database transaction"
     )
     sink_fetch_max_wait_ms: int = Field(
-        100,
+        250,
         ge=1,
         le=60_000,
         description="VEILLE_SINK_FETCH_MAX_WAIT_MS, how long the sink's fetch may wait on the "
