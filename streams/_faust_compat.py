@@ -35,7 +35,7 @@ from typing import Any, Final
 
 from veille.library_pins import FAUST_PIN, check_patchable
 
-from ._offset_gaps import GAP_RETRY_S
+from ._offset_gaps import GAP_RETRY_S, MissingOffsets
 
 __all__ = [
     "ACK_GUARD_MEMBERS",
@@ -139,10 +139,12 @@ def install_rebalance_ack_guard() -> None:
 # high-water mark before it writes the batch, and a fetch returns whatever batches it finds
 # at or above the requested offset, so with two producers on a partition a fetch can skip an
 # offset that appears a moment later. Each partition also expects the offset after the last
-# record it handed over; a record past it is held back, and the partition is sought back to
-# the missing offset after GAP_RETRY_S (the broker's write is under way). An offset below
-# the log's start is gone (retention), not skipped: the partition reads on from the log's
-# start, with an error, and the gone offsets count as processed so that the commit moves on.
+# record it handed over (0 with no commit); a record past it is held back, and the partition
+# is sought back to the missing offset after GAP_RETRY_S (the broker's write is under way).
+# From the third try (``MissingOffsets``, shared with the sink), an offset below the log's
+# start is gone (retention): the partition reads on from the log's start, with an error; and
+# after GIVE_UP_S an offset that never came is given up, with an error. Either way the
+# offsets passed count as processed, so that the commit moves on.
 
 
 def _resync(consumer: Any) -> dict[Any, int]:
@@ -166,6 +168,14 @@ def _following(consumer: Any) -> dict[Any, int]:
     found: dict[Any, int] | None = getattr(consumer, "_veille_following", None)
     if found is None:
         found = consumer._veille_following = {}  # noqa: SLF001
+    return found
+
+
+def _missing(consumer: Any) -> MissingOffsets:
+    """The missing offsets being read again, per partition."""
+    found: MissingOffsets | None = getattr(consumer, "_veille_missing", None)
+    if found is None:
+        found = consumer._veille_missing = MissingOffsets()  # noqa: SLF001
     return found
 
 
@@ -196,6 +206,7 @@ def assigned(consumer: Any, partitions: set[Any]) -> None:
     _resync(consumer).clear()
     _reseek(consumer).clear()
     _following(consumer).clear()
+    _missing(consumer).clear()
 
 
 def hold_back(consumer: Any, tp: Any, offset: int, *, flowing: bool) -> tuple[bool, int | None]:
@@ -221,9 +232,6 @@ def hold_back(consumer: Any, tp: Any, offset: int, *, flowing: bool) -> tuple[bo
     if expected is None:
         after_last = following.get(tp)
         if after_last is not None and offset > after_last:
-            log.warning("%s: the fetch skipped offsets %d to %d (the broker had not written "
-                        "them yet); reading again from %d", tp, after_last, offset - 1,
-                        after_last)  # fmt: skip
             resync[tp] = after_last
             return True, after_last
         # A replay below it (Faust's fetch loop drops those) does not move it back.
@@ -232,6 +240,7 @@ def hold_back(consumer: Any, tp: Any, offset: int, *, flowing: bool) -> tuple[bo
     if offset == expected:
         del resync[tp]
         following[tp] = offset + 1
+        _missing(consumer).settle((tp,))
         return False, None
     if offset < expected:  # fetched before the seek, from further back
         return True, None
@@ -246,8 +255,9 @@ def sought(consumer: Any, committed: dict[Any, int | None]) -> None:
     its offset, and read again from it whatever was held back meanwhile (a fetch answered
     around the seek may have moved the consumer past it).
 
-    ``None``: a partition with no committed offset, which that seek leaves where it is;
-    what was held back from it is read again from the first of those records."""
+    ``None``: a partition with no committed offset, which that seek leaves where the
+    broker's "earliest" put it; its next record must be offset 0 all the same (Tansu's
+    "earliest" can be a later batch written first, streams/_offset_gaps.py)."""
     resync, reseek = _resync(consumer), _reseek(consumer)
     unsought, unresumed = _unsought(consumer), _unresumed(consumer)
     following = _following(consumer)
@@ -256,8 +266,7 @@ def sought(consumer: Any, committed: dict[Any, int | None]) -> None:
         if tp in unsought:
             unsought.discard(tp)
             unresumed.add(tp)
-        if offset is None or offset <= 0:
-            continue
+        offset = 0 if offset is None or offset < 0 else offset
         resync[tp] = offset
         if tp in reseek:
             reseek[tp] = offset
@@ -268,8 +277,7 @@ def seeking(consumer: Any, tp: Any, offset: int) -> None:
     so that a record fetched while the seek is under way is judged against it)."""
     _reseek(consumer).pop(tp, None)
     _following(consumer).pop(tp, None)
-    if offset > 0:
-        _resync(consumer)[tp] = offset
+    _resync(consumer)[tp] = max(offset, 0)
 
 
 def resumed(consumer: Any) -> dict[Any, int]:
@@ -300,7 +308,7 @@ def install_seek_guard() -> None:
 
     async def getmany(self: Any, timeout: float) -> Any:
         acking = self.app.topics.acks_enabled_for
-        seeking: dict[Any, int] = {}
+        seeking: dict[Any, tuple[int, int]] = {}  # offset to read again, first one held
         async for tp, message in original_getmany(self, timeout):
             if not acking(message.topic):
                 yield tp, message
@@ -309,12 +317,15 @@ def install_seek_guard() -> None:
                 self, tp, message.offset, flowing=self.app.flow_control.is_active()
             )
             if seek_to is not None:
-                seeking[tp] = seek_to
+                seeking.setdefault(tp, (seek_to, message.offset))
             if not hold:
                 yield tp, message
-        for tp, offset in seeking.items():  # after the batch: a seek empties aiokafka's buffer
+        if not seeking:
+            return
+        await asyncio.sleep(GAP_RETRY_S)  # after the batch: a seek empties aiokafka's buffer
+        for tp, (offset, got) in seeking.items():
             if _resync(self).get(tp) == offset and tp in self.assignment():
-                await read_again(self, tp, offset, original_add_gap)
+                await read_again(self, tp, offset, got, original_add_gap)
 
     async def on_partitions_assigned(
         self: Any, partitions: set[Any], generation_id: int = 0
@@ -356,23 +367,35 @@ def install_seek_guard() -> None:
 AddGap = Callable[[Any, Any, int, int], Awaitable[None]]
 
 
-async def read_again(consumer: Any, tp: Any, offset: int, count_as_processed: AddGap) -> None:
-    """Seek ``tp`` back to ``offset``, a record that went by unseen; from the log's start
-    instead if retention removed it (the offsets before it then count as processed)."""
-    start = await _log_start(consumer, tp)
-    gone = start is not None and start > offset
-    if not gone:
-        await asyncio.sleep(GAP_RETRY_S)
+async def read_again(
+    consumer: Any, tp: Any, offset: int, got: int, count_as_processed: AddGap
+) -> None:
+    """Seek ``tp`` back to ``offset``, which went by unseen (the next record was ``got``):
+    from the log's start if retention removed it, from ``got`` if it never came; the
+    offsets passed then count as processed (Faust's own ``_add_gap``)."""
+    attempt = _missing(consumer).attempt(tp, offset)
+    resume_at = offset
+    if attempt.confirmed:
+        start = await _log_start(consumer, tp)
+        if start is not None and start > offset:
+            log.error("%s: records %d to %d were removed by retention before this worker "
+                      "read them; reading on from %d", tp, offset, start - 1, start)  # fmt: skip
+            resume_at = start
+        elif attempt.overdue:
+            log.error("%s: records %d to %d never appeared in %.0f s of reading them again: "
+                      "the broker lost them or never wrote them; reading on from %d",
+                      tp, offset, got - 1, attempt.waited_s, got)  # fmt: skip
+            resume_at = got
+    elif attempt.first:
+        log.warning("%s: records %d to %d went by unseen (the broker had not written them "
+                    "yet, or a fetch answered around a seek); reading again from %d",
+                    tp, offset, got - 1, offset)  # fmt: skip
     if _resync(consumer).get(tp) != offset or tp not in consumer.assignment():
         return  # revoked, or sought elsewhere, meanwhile
-    if start is not None and gone:
-        log.error("%s: records %d to %d were removed by retention before this worker read "
-                  "them; reading on from %d", tp, offset, start - 1, start)  # fmt: skip
-        await count_as_processed(consumer, tp, offset, start - 1)
-        await consumer.seek(tp, start)
-        return
-    log.info("%s: record %d went by unseen; reading again from it", tp, offset)
-    await consumer.seek(tp, offset)
+    if resume_at != offset:
+        _missing(consumer).settle((tp,))
+        await count_as_processed(consumer, tp, offset, resume_at - 1)
+    await consumer.seek(tp, resume_at)
 
 
 async def _log_start(consumer: Any, tp: Any) -> int | None:

@@ -42,7 +42,7 @@ from telemetry import SinkMetrics, correlated
 from veille.settings import Settings, TopicNames
 
 from ._lag import follow_lag
-from ._offset_gaps import GAP_RETRY_S, OffsetGuard
+from ._offset_gaps import GAP_RETRY_S, Attempt, Gap, MissingOffsets, OffsetGuard
 from ._sink_watch import follow_open_alerts
 
 __all__ = ["SinkCounters", "SinkRows", "rows_from_records", "run_sink"]
@@ -276,23 +276,30 @@ async def _maintain(conninfo: str, flavour: Flavour, stop: asyncio.Event) -> Non
 
 
 class _Forget(ConsumerRebalanceListener):  # type: ignore[misc]
-    """The guard forgets a partition's expected offset when the partition moves."""
+    """The guard forgets a partition's expected and missing offsets when the partition moves."""
 
-    def __init__(self, guard: OffsetGuard) -> None:
+    def __init__(self, guard: OffsetGuard, missing: MissingOffsets) -> None:
         self._guard = guard
+        self._missing = missing
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self._guard.forget(revoked)
+        self._missing.settle(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self._guard.forget(assigned)
+        self._missing.settle(assigned)
 
 
 Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 async def _contiguous(
-    consumer: AIOKafkaConsumer, guard: OffsetGuard, fetched: Fetched, counters: SinkCounters
+    consumer: AIOKafkaConsumer,
+    guard: OffsetGuard,
+    missing: MissingOffsets,
+    fetched: Fetched,
+    counters: SinkCounters,
 ) -> Fetched:
     """``fetched`` up to each partition's first skipped offset; the partitions with a gap are
     sought back to it (``streams/_offset_gaps.py``)."""
@@ -300,35 +307,62 @@ async def _contiguous(
         if guard.knows(tp):
             continue
         try:
-            guard.expect(tp, await consumer.committed(tp))
+            committed = await consumer.committed(tp)
         except KafkaError as exc:  # no coordinator now: this partition waits for the next poll
             log.warning("no committed offset for %s (%s); reading it again", tp, exc)
             _seek(consumer, tp, fetched.pop(tp)[0].offset)
+            continue
+        guard.expect(tp, 0 if committed is None else committed)
     batch, gaps = guard.cut(fetched)
+    missing.settle(batch)
     for gap in gaps:
-        counters.offset_gaps += 1
-        tp, expected = gap.partition, gap.expected
-        try:
-            start = (await consumer.beginning_offsets([tp]))[tp]
-        except KafkaError:
-            start = expected  # asked again at the next gap
-        if start > expected:
+        attempt = missing.attempt(gap.partition, gap.expected)
+        counters.offset_gaps += attempt.first
+        await _read_again(consumer, guard, attempt, gap)
+    if gaps:
+        await asyncio.sleep(GAP_RETRY_S)
+    return batch
+
+
+async def _read_again(
+    consumer: AIOKafkaConsumer, guard: OffsetGuard, attempt: Attempt, gap: Gap[TopicPartition]
+) -> None:
+    """Seek back to the offset ``gap`` skipped; past it if it is gone or never came."""
+    tp, expected = gap.partition, gap.expected
+    resume_at = expected
+    if attempt.confirmed:
+        start = await _log_start(consumer, tp)
+        if start is not None and start > expected:
             log.error(
                 "offsets %d-%d of %s are gone from the broker (its log starts at %d): they "
                 "were never stored",
                 expected, start - 1, tp, start,
             )  # fmt: skip
-            guard.expect(tp, start)
-            expected = start
-        else:
-            log.warning(
-                "the broker skipped offsets %d-%d of %s; reading again from %d",
-                expected, gap.got - 1, tp, expected,
+            resume_at = start
+        elif attempt.overdue:
+            log.error(
+                "offsets %d-%d of %s never appeared in %.0f s of reading them again: the "
+                "broker lost them or never wrote them; reading on from %d",
+                expected, gap.got - 1, tp, attempt.waited_s, gap.got,
             )  # fmt: skip
-        _seek(consumer, tp, expected)
-    if gaps:
-        await asyncio.sleep(GAP_RETRY_S)
-    return batch
+            resume_at = gap.got
+    elif attempt.first:
+        log.warning(
+            "the broker skipped offsets %d-%d of %s; reading again from %d",
+            expected, gap.got - 1, tp, expected,
+        )  # fmt: skip
+    if resume_at != expected:
+        guard.expect(tp, resume_at)
+    _seek(consumer, tp, resume_at)
+
+
+async def _log_start(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    try:
+        starts: dict[TopicPartition, int] = await consumer.beginning_offsets([tp])
+    except KafkaError as exc:
+        log.warning("the start of %s's log could not be read (%s); reading again", tp, exc)
+        return None
+    return starts.get(tp)
 
 
 def _seek(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
@@ -359,9 +393,9 @@ async def run_sink(
         max_poll_records=settings.sink_batch_max,
         fetch_max_wait_ms=settings.sink_fetch_max_wait_ms,
     )
-    guard = OffsetGuard()
+    guard, missing = OffsetGuard(), MissingOffsets()
     consumer.subscribe(
-        [topics.readings, topics.alerts, topics.dead_letters], listener=_Forget(guard)
+        [topics.readings, topics.alerts, topics.dead_letters], listener=_Forget(guard, missing)
     )
     await consumer.start()
     database = _Database(settings, method, counters, stop, metrics)
@@ -383,7 +417,7 @@ async def run_sink(
         while not stop.is_set():
             fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
             counters.polled_at = time.monotonic()
-            batch = await _contiguous(consumer, guard, fetched, counters)
+            batch = await _contiguous(consumer, guard, missing, fetched, counters)
             if not batch:
                 continue
             records = [r for rs in batch.values() for r in rs]

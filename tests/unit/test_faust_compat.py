@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import tomllib
+from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +16,7 @@ import faust
 import pytest
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from intervaltree import IntervalTree
 
 from streams._faust_compat import (
     ACK_GUARD_MEMBERS,
@@ -30,6 +32,7 @@ from streams._faust_compat import (
     sought,
 )
 from streams._fetch_wait import FETCH_WAIT_MEMBERS, install_fetch_wait
+from streams._offset_gaps import CONFIRM_TRIES, GIVE_UP_S, MissingOffsets
 from streams._tansu_compat import END_OFFSET_MEMBERS, install_end_offset_workaround
 from veille import library_pins
 from veille.errors import IncompatibleLibraryError
@@ -157,9 +160,19 @@ def test_a_new_assignment_forgets_the_offsets_handed_over_before() -> None:
     consumer = _Consumer()
     assert _handed(consumer, "readings-4", [5, 6]) == [5, 6]
     assigned(consumer, {"readings-4"})
-    sought(consumer, {"readings-4": None})
+    sought(consumer, {"readings-4": 40})
     assert resumed(consumer) == {}
     assert _handed(consumer, "readings-4", [40, 41]) == [40, 41]
+
+
+def test_without_a_committed_offset_the_first_record_must_be_offset_0() -> None:
+    """Tansu's "earliest" is its oldest batch by time, which its window can make offset 1."""
+    consumer = _Consumer()
+    assigned(consumer, {"readings-4"})
+    sought(consumer, {"readings-4": None})
+    assert resumed(consumer) == {}
+    assert _handed(consumer, "readings-4", [1, 2]) == []
+    assert consumer.asked == 0  # type: ignore[attr-defined]
 
 
 def test_records_fetched_while_flow_is_suspended_are_read_again_from_the_committed_offset() -> None:
@@ -205,17 +218,17 @@ def test_a_partition_quiet_around_its_seek_flows_when_flow_resumes() -> None:
     assert _handed(consumer, "readings-1", [21, 22, 23]) == [22, 23]
 
 
-def test_what_was_held_from_an_uncommitted_partition_is_read_again_from_the_first() -> None:
-    """A seek to committed offsets leaves a partition with no commit where it is: what was
-    held back from it is read again, and nothing after it handed over first."""
+def test_what_was_held_from_an_uncommitted_partition_is_read_again_from_offset_0() -> None:
+    """Nobody committed anything there: what was held back is read again from the start,
+    and nothing after it handed over first."""
     consumer = _Consumer()
     assigned(consumer, {"readings-5"})
     assert _handed(consumer, "readings-5", [3, 4]) == []
     sought(consumer, {"readings-5": None})
-    assert resumed(consumer) == {"readings-5": 3}
-    assert _handed(consumer, "readings-5", [5]) == []  # not before 3 and 4
-    seeking(consumer, "readings-5", 3)
-    assert _handed(consumer, "readings-5", [3, 4, 5]) == [3, 4, 5]
+    assert resumed(consumer) == {"readings-5": 0}
+    assert _handed(consumer, "readings-5", [5]) == []  # not before 0 to 4
+    seeking(consumer, "readings-5", 0)
+    assert _handed(consumer, "readings-5", [0, 1, 2, 3, 4, 5]) == [0, 1, 2, 3, 4, 5]
 
 
 def test_a_resumption_before_the_seek_to_committed_offsets_releases_nothing() -> None:
@@ -293,8 +306,12 @@ class _LogStartConsumer(_SeekingConsumer):
         super().__init__(assignment)
         self.log_start = log_start
         self.counted: list[tuple[str, int, int]] = []
+        self.starts_asked = 0
+        self.clock = Clock()
+        self._veille_missing = MissingOffsets(self.clock)
 
     async def earliest_offsets(self, *partitions: str) -> dict[str, int]:
+        self.starts_asked += 1
         if self.log_start is None:
             raise ConnectionError("broker unreachable")
         return dict.fromkeys(partitions, self.log_start)
@@ -304,49 +321,91 @@ class _LogStartConsumer(_SeekingConsumer):
         self.counted.append((tp, first, last))
 
 
-def _skip(consumer: _LogStartConsumer, tp: str, offsets: list[int]) -> int:
-    """Hand ``offsets`` to the guard; the offset it asks to read again."""
-    _handed(consumer, tp, offsets)
-    asked: int = consumer.asked  # type: ignore[attr-defined]
-    return asked
+class Clock:
+    def __init__(self) -> None:
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-async def test_a_skipped_offset_still_in_the_log_is_sought_back_to() -> None:
-    consumer = _LogStartConsumer({"readings-0"}, log_start=0)
-    await read_again(
-        consumer, "readings-0", _skip(consumer, "readings-0", [1, 2, 4]), consumer.count
-    )
-    assert consumer.seeks == [("readings-0", 3)]
+async def _skipped_again(consumer: _LogStartConsumer, tp: str, fetched: list[int]) -> None:
+    """The fetch loop: the records it got, and the read-again it then asks for."""
+    consumer.asked = None  # type: ignore[attr-defined]
+    _handed(consumer, tp, fetched)
+    asked: int | None = consumer.asked  # type: ignore[attr-defined]
+    if asked is not None:
+        got = next(offset for offset in fetched if offset > asked)
+        await read_again(consumer, tp, asked, got, consumer.count)
+
+
+async def test_a_skipped_offset_is_sought_back_to_without_asking_the_log_start() -> None:
+    consumer = _LogStartConsumer({"readings-0"}, log_start=4)  # Tansu: batch 4 written first
+    await _skipped_again(consumer, "readings-0", [1, 2, 4])
+    assert consumer.seeks == [("readings-0", 3)] and consumer.starts_asked == 0
     assert consumer.counted == []
-    assert _handed(consumer, "readings-0", [3, 4]) == [3, 4]
+    await _skipped_again(consumer, "readings-0", [3, 4])
+    assert consumer.seeks == [("readings-0", 3)]
 
 
 async def test_a_skipped_offset_removed_by_retention_counts_as_processed() -> None:
-    """Retention took 3..9 before this worker read them: read on from 10, and let the commit
-    pass them (else Faust's commit would wait before 3 for ever)."""
+    """Retention took 3..9 before this worker read them: at the third try, read on from 10,
+    and let the commit pass them (else Faust's commit would wait before 3 for ever)."""
     consumer = _LogStartConsumer({"readings-0"}, log_start=10)
-    await read_again(
-        consumer, "readings-0", _skip(consumer, "readings-0", [1, 2, 10]), consumer.count
-    )
+    await _skipped_again(consumer, "readings-0", [1, 2, 10])
+    for _ in range(CONFIRM_TRIES - 1):
+        await _skipped_again(consumer, "readings-0", [10, 11])
     assert consumer.counted == [("readings-0", 3, 9)]
-    assert consumer.seeks == [("readings-0", 10)]
+    assert consumer.seeks == [("readings-0", 3)] * (CONFIRM_TRIES - 1) + [("readings-0", 10)]
     assert _handed(consumer, "readings-0", [10, 11]) == [10, 11]
+
+
+async def test_an_offset_that_never_comes_is_given_up_and_counted_as_processed() -> None:
+    consumer = _LogStartConsumer({"readings-0"}, log_start=0)
+    await _skipped_again(consumer, "readings-0", [1, 2, 4])
+    for _ in range(CONFIRM_TRIES):
+        consumer.clock.now += 1
+        await _skipped_again(consumer, "readings-0", [4])
+    assert set(consumer.seeks) == {("readings-0", 3)} and consumer.counted == []
+    consumer.clock.now += GIVE_UP_S
+    await _skipped_again(consumer, "readings-0", [4, 5])
+    assert consumer.counted == [("readings-0", 3, 3)]
+    assert consumer.seeks[-1] == ("readings-0", 4)
+    assert _handed(consumer, "readings-0", [4, 5]) == [4, 5]
 
 
 async def test_a_log_start_the_broker_cannot_give_still_seeks_back() -> None:
     consumer = _LogStartConsumer({"readings-0"}, log_start=None)
-    await read_again(
-        consumer, "readings-0", _skip(consumer, "readings-0", [1, 2, 4]), consumer.count
-    )
-    assert consumer.seeks == [("readings-0", 3)]
+    await _skipped_again(consumer, "readings-0", [1, 2, 4])
+    for _ in range(CONFIRM_TRIES):
+        await _skipped_again(consumer, "readings-0", [4])
+    assert set(consumer.seeks) == {("readings-0", 3)} and consumer.starts_asked >= 1
 
 
 async def test_a_partition_revoked_while_waiting_to_read_again_is_not_sought() -> None:
     consumer = _LogStartConsumer({"readings-0"}, log_start=0)
-    asked = _skip(consumer, "readings-0", [1, 2, 4])
     consumer._assignment = set()
-    await read_again(consumer, "readings-0", asked, consumer.count)
+    await _skipped_again(consumer, "readings-0", [1, 2, 4])
     assert consumer.seeks == []
+
+
+FAUST_ADD_GAP = Consumer._add_gap  # at collection, before any test installs the guard
+
+
+async def test_offsets_counted_as_processed_let_faust_commit_past_them() -> None:
+    """The retention case through Faust's own bookkeeping: committed 3, records 3..9 gone,
+    10 and 11 processed: the next commit is 12."""
+    assert FAUST_ADD_GAP.__qualname__ == "Consumer._add_gap"  # Faust's, not the guard's
+    tp = "readings-0"
+    books = SimpleNamespace(
+        _committed_offset=defaultdict(lambda: None, {tp: 3}),
+        _gap=defaultdict(IntervalTree),
+        _acked=defaultdict(list),
+        _acked_index=defaultdict(set),
+    )
+    await FAUST_ADD_GAP(books, tp, 3, 9)
+    books._acked[tp].extend([10, 11])
+    assert Consumer._new_offset(books, tp) == 12  # type: ignore[arg-type]
 
 
 # -- the patches on the real classes, and their guard -----------------------------------------

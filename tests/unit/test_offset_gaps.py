@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from aiokafka.errors import KafkaError
 
-from streams._offset_gaps import Gap, OffsetGuard
+from streams._offset_gaps import CONFIRM_TRIES, GIVE_UP_S, Gap, MissingOffsets, OffsetGuard
 from streams._sink import SinkCounters, _contiguous
 
 
@@ -57,7 +57,7 @@ def test_a_replay_below_the_expected_offset_is_taken() -> None:
     assert gaps == [Gap("p0", 42, 43)]
 
 
-def test_without_a_commit_the_first_record_sets_the_start() -> None:
+def test_without_an_expected_offset_the_first_record_sets_the_start() -> None:
     guard = OffsetGuard()
     guard.expect("p0", None)
     kept, gaps = guard.cut({"p0": records(7, 8)})
@@ -80,6 +80,7 @@ class FakeConsumer:
         self.committed_offsets = committed
         self.starts = starts
         self.sought: list[tuple[str, int]] = []
+        self.starts_asked = 0
 
     async def committed(self, tp: str) -> int | None:
         if tp not in self.committed_offsets:
@@ -87,17 +88,30 @@ class FakeConsumer:
         return self.committed_offsets[tp]
 
     async def beginning_offsets(self, tps: list[str]) -> dict[str, int]:
+        self.starts_asked += 1
         return {tp: self.starts.get(tp, 0) for tp in tps}
 
     def seek(self, tp: str, offset: int) -> None:
         self.sought.append((tp, offset))
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def contiguous(
-    consumer: FakeConsumer, guard: OffsetGuard, fetched: dict[str, list[Record]]
+    consumer: FakeConsumer,
+    guard: OffsetGuard,
+    fetched: dict[str, list[Record]],
+    missing: MissingOffsets | None = None,
 ) -> tuple[dict[str, list[Record]], SinkCounters]:
     counters = SinkCounters()
-    batch = await _contiguous(consumer, guard, fetched, counters)  # type: ignore[arg-type]
+    missing = MissingOffsets(Clock()) if missing is None else missing
+    batch = await _contiguous(consumer, guard, missing, fetched, counters)  # type: ignore[arg-type]
     return batch, counters  # type: ignore[return-value]
 
 
@@ -106,6 +120,7 @@ async def test_the_sink_stores_up_to_a_skipped_offset_and_reads_it_again() -> No
     batch, counters = await contiguous(consumer, guard, {"p1": records(616, 617, 619)})
     assert batch == {"p1": records(616, 617)} and consumer.sought == [("p1", 618)]
     assert counters.offset_gaps == 1
+    assert consumer.starts_asked == 0  # Tansu's window: no need to ask where the log starts
 
 
 async def test_a_partition_without_an_answer_about_its_commit_waits_for_the_next_poll() -> None:
@@ -114,10 +129,63 @@ async def test_a_partition_without_an_answer_about_its_commit_waits_for_the_next
     assert batch == {} and consumer.sought == [("p0", 5)] and not guard.knows("p0")
 
 
-async def test_offsets_below_the_log_start_are_taken_as_gone() -> None:
+async def test_without_a_commit_the_partition_must_start_at_offset_0() -> None:
+    """Tansu's "earliest" is its oldest batch by time: the window can make it offset 1."""
+    consumer, guard = FakeConsumer({"p0": None}, {"p0": 1}), OffsetGuard()
+    batch, _ = await contiguous(consumer, guard, {"p0": records(1, 2)})
+    assert batch == {} and consumer.sought == [("p0", 0)]
+    batch, _ = await contiguous(consumer, guard, {"p0": records(0, 1, 2)})
+    assert batch == {"p0": records(0, 1, 2)}
+
+
+async def test_a_skip_is_read_again_even_when_the_broker_names_a_later_log_start() -> None:
+    """Until the third try: Tansu's window passes in milliseconds, and its "earliest" can be
+    the batch written first rather than the lowest offset."""
+    consumer, guard = FakeConsumer({"p0": 0}, {"p0": 1}), OffsetGuard()
+    missing = MissingOffsets(Clock())
+    for _ in range(CONFIRM_TRIES - 1):
+        batch, _ = await contiguous(consumer, guard, {"p0": records(1)}, missing)
+        assert batch == {}
+    assert consumer.sought == [("p0", 0)] * (CONFIRM_TRIES - 1) and consumer.starts_asked == 0
+    batch, _ = await contiguous(consumer, guard, {"p0": records(0, 1)}, missing)
+    assert batch == {"p0": records(0, 1)}
+
+
+async def test_offsets_below_the_log_start_are_taken_as_gone_at_the_third_try() -> None:
     """The commit is older than what retention kept: nothing can bring those back."""
     consumer, guard = FakeConsumer({"p0": 100}, {"p0": 150}), OffsetGuard()
-    batch, _ = await contiguous(consumer, guard, {"p0": records(160, 161)})
-    assert batch == {} and consumer.sought == [("p0", 150)]
-    batch, _ = await contiguous(consumer, guard, {"p0": records(150, 151)})
+    missing = MissingOffsets(Clock())
+    for _ in range(CONFIRM_TRIES):
+        batch, counters = await contiguous(consumer, guard, {"p0": records(150, 151)}, missing)
+        assert batch == {}
+    assert consumer.sought == [("p0", 100)] * (CONFIRM_TRIES - 1) + [("p0", 150)]
+    assert counters.offset_gaps == 0  # counted once, at the first try
+    batch, _ = await contiguous(consumer, guard, {"p0": records(150, 151)}, missing)
     assert batch == {"p0": records(150, 151)}
+
+
+async def test_an_offset_that_never_comes_is_given_up_after_a_while() -> None:
+    """A produce that failed after Tansu raised its high-water mark leaves a hole for good."""
+    consumer, guard, clock = FakeConsumer({"p0": 7}, {}), OffsetGuard(), Clock()
+    missing = MissingOffsets(clock)
+    for _ in range(CONFIRM_TRIES + 2):
+        await contiguous(consumer, guard, {"p0": records(9, 10)}, missing)
+        clock.now += 1
+    assert set(consumer.sought) == {("p0", 7)}
+    clock.now += GIVE_UP_S
+    await contiguous(consumer, guard, {"p0": records(9, 10)}, missing)
+    assert consumer.sought[-1] == ("p0", 9)
+    batch, _ = await contiguous(consumer, guard, {"p0": records(9, 10)}, missing)
+    assert batch == {"p0": records(9, 10)}
+
+
+def test_tries_count_per_missing_offset_and_start_again_when_it_moves() -> None:
+    clock = Clock()
+    missing = MissingOffsets(clock)
+    assert missing.attempt("p0", 5).first
+    clock.now += 2
+    again = missing.attempt("p0", 5)
+    assert (again.tries, again.waited_s, again.first) == (2, 2.0, False)
+    assert missing.attempt("p0", 9).first  # a new hole
+    missing.settle(["p0"])
+    assert missing.attempt("p0", 9).first
