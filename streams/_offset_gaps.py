@@ -17,7 +17,8 @@ refused after a rebalance), which the natural keys absorb, and is taken. With no
 next offset is 0: Tansu's "earliest" can name a later batch written first (see
 CONFIRM_TRIES). :class:`MissingOffsets` counts the tries at one missing offset: from the
 third, offsets below the log's start are taken as gone (retention), with an error; after
-GIVE_UP_S one that never came is given up, with an error. Workers and sink share both.
+GIVE_UP_S one that never came is given up, with an error. The workers' guard
+(``streams/_faust_compat.py``) uses :class:`MissingOffsets` the same way.
 """
 
 from __future__ import annotations
