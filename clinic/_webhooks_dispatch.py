@@ -4,9 +4,11 @@ Two loops share one stop event. The *recorder* reads the alerts topic as its own
 group (``veille-webhooks``), writes one pending delivery per matching subscription and
 event (idempotent by the table's unique key) and only then commits the offsets, as the sink
 does: a crash before the commit replays events the key absorbs, a crash after it leaves
-pending rows. The *sender* claims due pending rows (at most ``concurrency`` in flight),
-POSTs them with ``httpx`` and records each attempt; failures are retried with exponential
-backoff and jitter until ``max_attempts`` or ``max_age_s``. Nothing is queued in memory but
+pending rows. Like the sink, it never steps over an offset the broker skipped
+(``streams.consumers``): a committed offset past an alert would be a webhook never sent.
+The *sender* claims due pending rows (at most ``concurrency`` in flight), POSTs them with
+``httpx`` and records each attempt; failures are retried with exponential backoff and
+jitter until ``max_attempts`` or ``max_age_s``. Nothing is queued in memory but
 a bounded cache of recent events, which only spares a database read.
 """
 
@@ -29,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from devices import AlertEvent, datetime_to_us, now_us
+from streams.consumers import ContiguousFetches
 from telemetry import WebhookMetrics
 from veille.settings import Settings, WebhookSettings
 
@@ -159,7 +162,6 @@ class _Dispatcher:
 
     async def record(self) -> None:
         consumer = AIOKafkaConsumer(
-            self.settings.topics.alerts,
             bootstrap_servers=self.settings.kafka_bootstrap,
             group_id=GROUP_ID,
             enable_auto_commit=False,
@@ -168,10 +170,12 @@ class _Dispatcher:
             heartbeat_interval_ms=1000,
             max_poll_records=500,
         )
+        fetches = ContiguousFetches(consumer, lost_as="no webhook was sent for them")
+        consumer.subscribe([self.settings.topics.alerts], listener=fetches.listener)
         await consumer.start()
         try:
             while not self.stop.is_set():
-                batch = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
+                batch = await fetches.take(await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS))
                 if not batch:
                     continue
                 events = self._events([r for rs in batch.values() for r in rs])

@@ -6,6 +6,8 @@ the alerts the database holds open must be exactly those some patient's latest s
 open: an alert open only in the database is an orphan nothing will resolve, one open only
 in a state is an alert the clinicians never see. :func:`detector_open_alerts` reads the
 changelog to its true end (Tansu, see ``_offsets``) and keeps each patient's last state.
+It takes the offsets a fetch skips (``_contiguous`` would wait on them): on Apache Kafka a
+changelog is compacted, so its offsets have holes by design.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The sink's guard against a broker that hands over records past one it has not served yet.
+"""A guard against a broker that hands over records past one it has not served yet.
 
 Veille's topics are plain logs: no compaction, no transactions, so their offsets have no
 holes, and a fetch from offset N must start at N. The embedded Tansu broker broke that once
@@ -7,7 +7,8 @@ wrote to the same readings partition during a handover, and the sink's fetch fro
 618 got 619 onwards; aiokafka accepts any offset at or above its position, so the sink
 stored and committed past 618, and those ten readings were lost (the record was in the
 topic when the run's forensics read it). Faust's workers have their own guard
-(``streams/_faust_compat.py``, ``install_seek_guard``); the sink is a plain aiokafka consumer.
+(``streams/_faust_compat.py``, ``install_seek_guard``); the sink and the clinic's webhook
+recorder are plain aiokafka consumers, guarded by ``_contiguous.py`` with what is below.
 
 :class:`OffsetGuard` keeps the next offset expected per partition (from the last record the
 sink took, or the group's committed offset the first time it sees a partition) and cuts each

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from psycopg.rows import TupleRow
 
 from devices import (
@@ -41,8 +41,8 @@ from store import (
 from telemetry import SinkMetrics, correlated
 from veille.settings import Settings, TopicNames
 
+from ._contiguous import ContiguousFetches
 from ._lag import follow_lag
-from ._offset_gaps import GAP_RETRY_S, Attempt, Gap, MissingOffsets, OffsetGuard
 from ._sink_watch import follow_open_alerts
 
 __all__ = ["SinkCounters", "SinkRows", "rows_from_records", "run_sink"]
@@ -65,7 +65,10 @@ class SinkCounters:
     write_failures: int = 0
     database_failing: bool = False  # the last write failed: not ready (readiness check)
     polled_at: float = 0.0  # monotonic time of the last poll: stuck when it gets old
-    offset_gaps: int = 0  # fetches that skipped an offset, read again (streams/_offset_gaps.py)
+    offset_gaps: int = 0  # fetches that skipped an offset, read again (streams/_contiguous.py)
+
+    def count_offset_gap(self) -> None:
+        self.offset_gaps += 1
 
 
 @dataclass(slots=True)
@@ -275,103 +278,6 @@ async def _maintain(conninfo: str, flavour: Flavour, stop: asyncio.Event) -> Non
             pass
 
 
-class _Forget(ConsumerRebalanceListener):  # type: ignore[misc]
-    """The guard forgets a partition's expected and missing offsets when the partition moves."""
-
-    def __init__(self, guard: OffsetGuard, missing: MissingOffsets) -> None:
-        self._guard = guard
-        self._missing = missing
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self._guard.forget(revoked)
-        self._missing.settle(revoked)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self._guard.forget(assigned)
-        self._missing.settle(assigned)
-
-
-Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-
-
-async def _contiguous(
-    consumer: AIOKafkaConsumer,
-    guard: OffsetGuard,
-    missing: MissingOffsets,
-    fetched: Fetched,
-    counters: SinkCounters,
-) -> Fetched:
-    """``fetched`` up to each partition's first skipped offset; the partitions with a gap are
-    sought back to it (``streams/_offset_gaps.py``)."""
-    for tp in list(fetched):
-        if guard.knows(tp):
-            continue
-        try:
-            committed = await consumer.committed(tp)
-        except KafkaError as exc:  # no coordinator now: this partition waits for the next poll
-            log.warning("no committed offset for %s (%s); reading it again", tp, exc)
-            _seek(consumer, tp, fetched.pop(tp)[0].offset)
-            continue
-        guard.expect(tp, 0 if committed is None else committed)
-    batch, gaps = guard.cut(fetched)
-    missing.settle(batch)
-    for gap in gaps:
-        attempt = missing.attempt(gap.partition, gap.expected)
-        counters.offset_gaps += attempt.first
-        await _read_again(consumer, guard, attempt, gap)
-    if gaps:
-        await asyncio.sleep(GAP_RETRY_S)
-    return batch
-
-
-async def _read_again(
-    consumer: AIOKafkaConsumer, guard: OffsetGuard, attempt: Attempt, gap: Gap[TopicPartition]
-) -> None:
-    """Seek back to the offset ``gap`` skipped; past it if it is gone or never came."""
-    tp, expected = gap.partition, gap.expected
-    resume_at = expected
-    if attempt.confirmed:
-        start = await _log_start(consumer, tp)
-        if start is not None and start > expected:
-            log.error(
-                "offsets %d-%d of %s are gone from the broker (its log starts at %d): they "
-                "were never stored",
-                expected, start - 1, tp, start,
-            )  # fmt: skip
-            resume_at = start
-        elif attempt.overdue:
-            log.error(
-                "offsets %d-%d of %s never appeared in %.0f s of reading them again: the "
-                "broker lost them or never wrote them; reading on from %d",
-                expected, gap.got - 1, tp, attempt.waited_s, gap.got,
-            )  # fmt: skip
-            resume_at = gap.got
-    elif attempt.first:
-        log.warning(
-            "the broker skipped offsets %d-%d of %s; reading again from %d",
-            expected, gap.got - 1, tp, expected,
-        )  # fmt: skip
-    if resume_at != expected:
-        guard.expect(tp, resume_at)
-    _seek(consumer, tp, resume_at)
-
-
-async def _log_start(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
-    try:
-        starts: dict[TopicPartition, int] = await consumer.beginning_offsets([tp])
-    except KafkaError as exc:
-        log.warning("the start of %s's log could not be read (%s); reading again", tp, exc)
-        return None
-    return starts.get(tp)
-
-
-def _seek(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
-    try:
-        consumer.seek(tp, offset)
-    except IllegalStateError:  # revoked meanwhile: its next owner reads from the commit
-        log.warning("%s was revoked before it could be read again", tp)
-
-
 async def run_sink(
     settings: Settings,
     stop: asyncio.Event,
@@ -393,9 +299,11 @@ async def run_sink(
         max_poll_records=settings.sink_batch_max,
         fetch_max_wait_ms=settings.sink_fetch_max_wait_ms,
     )
-    guard, missing = OffsetGuard(), MissingOffsets()
+    fetches = ContiguousFetches(
+        consumer, lost_as="they were never stored", on_gap=counters.count_offset_gap
+    )
     consumer.subscribe(
-        [topics.readings, topics.alerts, topics.dead_letters], listener=_Forget(guard, missing)
+        [topics.readings, topics.alerts, topics.dead_letters], listener=fetches.listener
     )
     await consumer.start()
     database = _Database(settings, method, counters, stop, metrics)
@@ -417,7 +325,7 @@ async def run_sink(
         while not stop.is_set():
             fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
             counters.polled_at = time.monotonic()
-            batch = await _contiguous(consumer, guard, missing, fetched, counters)
+            batch = await fetches.take(fetched)
             if not batch:
                 continue
             records = [r for rs in batch.values() for r in rs]

@@ -1,5 +1,5 @@
-"""The sink cuts a fetched batch at a skipped offset and reads it again
-(streams/_offset_gaps.py)."""
+"""The sink and the webhook recorder cut a fetched batch at a skipped offset and read it
+again (streams/_offset_gaps.py, streams/_contiguous.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import NamedTuple
 from aiokafka.errors import KafkaError
 
 from streams._offset_gaps import CONFIRM_TRIES, GIVE_UP_S, Gap, MissingOffsets, OffsetGuard
-from streams._sink import SinkCounters, _contiguous
+from streams.consumers import ContiguousFetches
 
 
 class Record(NamedTuple):
@@ -74,15 +74,17 @@ def test_partitions_that_move_are_forgotten() -> None:
 
 
 class FakeConsumer:
-    """What ``_contiguous`` asks of aiokafka's consumer: commits, log starts, seeks."""
+    """What :class:`ContiguousFetches` asks of aiokafka's consumer: commits, log starts, seeks."""
 
     def __init__(self, committed: dict[str, int | None], starts: dict[str, int]) -> None:
         self.committed_offsets = committed
         self.starts = starts
         self.sought: list[tuple[str, int]] = []
         self.starts_asked = 0
+        self.commits_asked = 0
 
     async def committed(self, tp: str) -> int | None:
+        self.commits_asked += 1
         if tp not in self.committed_offsets:
             raise KafkaError("no coordinator")
         return self.committed_offsets[tp]
@@ -103,80 +105,94 @@ class Clock:
         return self.now
 
 
-async def contiguous(
-    consumer: FakeConsumer,
-    guard: OffsetGuard,
-    fetched: dict[str, list[Record]],
-    missing: MissingOffsets | None = None,
-) -> tuple[dict[str, list[Record]], SinkCounters]:
-    counters = SinkCounters()
-    missing = MissingOffsets(Clock()) if missing is None else missing
-    batch = await _contiguous(consumer, guard, missing, fetched, counters)  # type: ignore[arg-type]
-    return batch, counters  # type: ignore[return-value]
+class Guarded:
+    """A :class:`ContiguousFetches` over a fake consumer, counting the gaps it reports."""
+
+    def __init__(self, consumer: FakeConsumer, clock: Clock | None = None) -> None:
+        self.consumer = consumer
+        self.gaps = 0
+        self.fetches = ContiguousFetches(
+            consumer,  # type: ignore[arg-type]
+            lost_as="they were never stored",
+            on_gap=self.count,
+            clock=clock or Clock(),
+        )
+
+    def count(self) -> None:
+        self.gaps += 1
+
+    async def take(self, fetched: dict[str, list[Record]]) -> dict[str, list[Record]]:
+        return await self.fetches.take(fetched)  # type: ignore[arg-type, return-value]
 
 
 async def test_the_sink_stores_up_to_a_skipped_offset_and_reads_it_again() -> None:
-    consumer, guard = FakeConsumer({"p1": 616}, {}), OffsetGuard()
-    batch, counters = await contiguous(consumer, guard, {"p1": records(616, 617, 619)})
-    assert batch == {"p1": records(616, 617)} and consumer.sought == [("p1", 618)]
-    assert counters.offset_gaps == 1
-    assert consumer.starts_asked == 0  # Tansu's window: no need to ask where the log starts
+    guarded = Guarded(FakeConsumer({"p1": 616}, {}))
+    batch = await guarded.take({"p1": records(616, 617, 619)})
+    assert batch == {"p1": records(616, 617)} and guarded.consumer.sought == [("p1", 618)]
+    assert guarded.gaps == 1
+    assert guarded.consumer.starts_asked == 0  # Tansu's window: no need to ask the log start
 
 
 async def test_a_partition_without_an_answer_about_its_commit_waits_for_the_next_poll() -> None:
-    consumer, guard = FakeConsumer({}, {}), OffsetGuard()
-    batch, _ = await contiguous(consumer, guard, {"p0": records(5, 6)})
-    assert batch == {} and consumer.sought == [("p0", 5)] and not guard.knows("p0")
+    guarded = Guarded(FakeConsumer({}, {}))
+    assert await guarded.take({"p0": records(5, 6)}) == {}
+    assert guarded.consumer.sought == [("p0", 5)]
+    guarded.consumer.committed_offsets["p0"] = 5  # the coordinator is back: asked again
+    assert await guarded.take({"p0": records(5, 6)}) == {"p0": records(5, 6)}
+    assert guarded.consumer.commits_asked == 2
 
 
 async def test_without_a_commit_the_partition_must_start_at_offset_0() -> None:
     """Tansu's "earliest" is its oldest batch by time: the window can make it offset 1."""
-    consumer, guard = FakeConsumer({"p0": None}, {"p0": 1}), OffsetGuard()
-    batch, _ = await contiguous(consumer, guard, {"p0": records(1, 2)})
-    assert batch == {} and consumer.sought == [("p0", 0)]
-    batch, _ = await contiguous(consumer, guard, {"p0": records(0, 1, 2)})
-    assert batch == {"p0": records(0, 1, 2)}
+    guarded = Guarded(FakeConsumer({"p0": None}, {"p0": 1}))
+    assert await guarded.take({"p0": records(1, 2)}) == {}
+    assert guarded.consumer.sought == [("p0", 0)]
+    assert await guarded.take({"p0": records(0, 1, 2)}) == {"p0": records(0, 1, 2)}
 
 
 async def test_a_skip_is_read_again_even_when_the_broker_names_a_later_log_start() -> None:
     """Until the third try: Tansu's window passes in milliseconds, and its "earliest" can be
     the batch written first rather than the lowest offset."""
-    consumer, guard = FakeConsumer({"p0": 0}, {"p0": 1}), OffsetGuard()
-    missing = MissingOffsets(Clock())
+    guarded = Guarded(FakeConsumer({"p0": 0}, {"p0": 1}))
     for _ in range(CONFIRM_TRIES - 1):
-        batch, _ = await contiguous(consumer, guard, {"p0": records(1)}, missing)
-        assert batch == {}
-    assert consumer.sought == [("p0", 0)] * (CONFIRM_TRIES - 1) and consumer.starts_asked == 0
-    batch, _ = await contiguous(consumer, guard, {"p0": records(0, 1)}, missing)
-    assert batch == {"p0": records(0, 1)}
+        assert await guarded.take({"p0": records(1)}) == {}
+    assert guarded.consumer.sought == [("p0", 0)] * (CONFIRM_TRIES - 1)
+    assert guarded.consumer.starts_asked == 0
+    assert await guarded.take({"p0": records(0, 1)}) == {"p0": records(0, 1)}
 
 
 async def test_offsets_below_the_log_start_are_taken_as_gone_at_the_third_try() -> None:
     """The commit is older than what retention kept: nothing can bring those back."""
-    consumer, guard = FakeConsumer({"p0": 100}, {"p0": 150}), OffsetGuard()
-    missing = MissingOffsets(Clock())
+    guarded = Guarded(FakeConsumer({"p0": 100}, {"p0": 150}))
     for _ in range(CONFIRM_TRIES):
-        batch, counters = await contiguous(consumer, guard, {"p0": records(150, 151)}, missing)
-        assert batch == {}
-    assert consumer.sought == [("p0", 100)] * (CONFIRM_TRIES - 1) + [("p0", 150)]
-    assert counters.offset_gaps == 0  # counted once, at the first try
-    batch, _ = await contiguous(consumer, guard, {"p0": records(150, 151)}, missing)
-    assert batch == {"p0": records(150, 151)}
+        assert await guarded.take({"p0": records(150, 151)}) == {}
+    assert guarded.consumer.sought == [("p0", 100)] * (CONFIRM_TRIES - 1) + [("p0", 150)]
+    assert guarded.gaps == 1  # counted once, at the first try
+    assert await guarded.take({"p0": records(150, 151)}) == {"p0": records(150, 151)}
 
 
 async def test_an_offset_that_never_comes_is_given_up_after_a_while() -> None:
     """A produce that failed after Tansu raised its high-water mark leaves a hole for good."""
-    consumer, guard, clock = FakeConsumer({"p0": 7}, {}), OffsetGuard(), Clock()
-    missing = MissingOffsets(clock)
+    clock = Clock()
+    guarded = Guarded(FakeConsumer({"p0": 7}, {}), clock)
     for _ in range(CONFIRM_TRIES + 2):
-        await contiguous(consumer, guard, {"p0": records(9, 10)}, missing)
+        await guarded.take({"p0": records(9, 10)})
         clock.now += 1
-    assert set(consumer.sought) == {("p0", 7)}
+    assert set(guarded.consumer.sought) == {("p0", 7)}
     clock.now += GIVE_UP_S
-    await contiguous(consumer, guard, {"p0": records(9, 10)}, missing)
-    assert consumer.sought[-1] == ("p0", 9)
-    batch, _ = await contiguous(consumer, guard, {"p0": records(9, 10)}, missing)
-    assert batch == {"p0": records(9, 10)}
+    await guarded.take({"p0": records(9, 10)})
+    assert guarded.consumer.sought[-1] == ("p0", 9)
+    assert await guarded.take({"p0": records(9, 10)}) == {"p0": records(9, 10)}
+
+
+async def test_a_partition_that_moves_is_asked_its_commit_again() -> None:
+    """Another consumer may have moved the partition's commit meanwhile."""
+    guarded = Guarded(FakeConsumer({"p0": 3}, {}))
+    assert await guarded.take({"p0": records(3)}) == {"p0": records(3)}
+    await guarded.fetches.listener.on_partitions_revoked(["p0"])
+    guarded.consumer.committed_offsets["p0"] = 10
+    assert await guarded.take({"p0": records(11)}) == {}  # expected 10, not 4
+    assert guarded.consumer.sought == [("p0", 10)]
 
 
 def test_tries_count_per_missing_offset_and_start_again_when_it_moves() -> None:
