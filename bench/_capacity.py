@@ -2,10 +2,11 @@
 stages' ceilings in the same run (efficiency = sustained rate / the slowest stage).
 
 Search: offered rates rise by :data:`FACTOR` from the shape's start in short steps until one
-is not sustained (``_sustain``: every message acknowledged, lag bounded, drained); when the
-start itself is not, they fall by the same factor until one is (:func:`next_search_rate`).
-The best search rate is then held for :data:`HOLD_S` seconds, and while a hold fails, the
-rate :data:`FACTOR` below it, :data:`MAX_HOLDS` holds at most: a 20 s step allows its backlog
+is not sustained (``_sustain``: every message acknowledged, lag bounded, drained), then one
+step at :data:`HALFWAY` above the last sustained rate; when the start itself is not
+sustained, they fall by :data:`FACTOR` until one is (:func:`next_search_rate`). The best
+search rate is then held for :data:`HOLD_S` seconds, and while a hold fails, the next
+sustained rate below it, :data:`MAX_HOLDS` holds at most: a 20 s step allows its backlog
 a tenth of its rate's worth of growth, a 60 s hold a thirtieth, and a detector 7 % too slow
 passes the one and fails the other (run of 2026-12-04 18:40).
 Then half the held rate for :data:`LATENCY_S` with some patients' SpO2 low: publish -> stored
@@ -23,6 +24,7 @@ hold (``_batch_sizes``).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +51,10 @@ __all__ = [
 ]
 
 FACTOR = 1.4
+# After the first rate that fails, one step at the ratio's midpoint (1.18x the last sustained
+# one): a 1.4x ladder alone under-reports the capacity by up to 40 % (upload30 sustained
+# 48,404 readings/s and failed at 67,766 on 2026-12-05 15:03).
+HALFWAY = math.sqrt(FACTOR)
 SEARCH_S = 20.0
 HOLD_S = 60.0
 LATENCY_S = 40.0
@@ -59,8 +65,10 @@ MAX_STEPS_DOWN = 3  # below a start that is not sustained: 2,744 -> 1,000 single
 # On the ladder the first starts (1,000 and 300 msg/s) climbed, so the same rates are visited:
 # 1,960 and 588 (half the medians of 2026-12-04, 3,842 and 1,152) brought `make bench` to 821 s
 # on 46e215d, and 942 s on a73f75e, whose search reached a rate its 60 s hold failed. One rung
-# higher (0.71x the medians) saves a step per shape; a slower machine steps down from there.
-START_MSG_PER_S = {"single": 1_960.0 * FACTOR, "upload30": 588.0 * FACTOR}
+# higher (0.71x the medians) saved a step per shape; a slower machine steps down from there.
+# Two rungs up since the detector's 5 s state flush (10,541 and 1,613 held, 2026-12-05): the
+# step saved pays for the step halfway (:data:`HALFWAY`).
+START_MSG_PER_S = {"single": 1_960.0 * FACTOR**2, "upload30": 588.0 * FACTOR**2}
 MQTT_CEILING_OFFER = {"single": 20_000.0, "upload30": 5_000.0}
 MQTT_CEILING_S = 8.0
 TLS_MESSAGES = 20_000
@@ -143,24 +151,31 @@ async def measure_ceilings(
 
 def next_search_rate(outcomes: list[tuple[float, bool]]) -> float | None:
     """The next rate to try after ``outcomes`` (offered msg/s, sustained), None to stop: up
-    while steps are sustained, until the first that is not; when the first step already was
-    not, down until one is, at most :data:`MAX_STEPS_DOWN` steps (a run whose start is just
-    too fast, by a noisy second, still finds a rate to hold)."""
+    while steps are sustained; at the first that is not, one step halfway (by ratio) between
+    it and the last sustained one, then stop; when the first step already was not, down until
+    one is, at most :data:`MAX_STEPS_DOWN` steps (a run whose start is just too fast, by a
+    noisy second, still finds a rate to hold)."""
     first_sustained = outcomes[0][1]
     rate, sustained = outcomes[-1]
     if first_sustained:
-        return rate * FACTOR if sustained else None
+        if len(outcomes) > 1 and rate < outcomes[-2][0]:
+            return None  # that was the step halfway
+        if sustained:
+            return rate * FACTOR
+        return rate / FACTOR * HALFWAY
     if sustained or len(outcomes) > MAX_STEPS_DOWN:
         return None
     return rate / FACTOR
 
 
 def hold_rates(outcomes: list[tuple[float, bool]]) -> list[float]:
-    """The rates to hold in turn until one holds: the best sustained search rate, then
-    :data:`FACTOR` below it each time, :data:`MAX_HOLDS` at most; none without a sustained
-    search step."""
-    best = max((rate for rate, sustained in outcomes if sustained), default=None)
-    return [] if best is None else [best / FACTOR**n for n in range(MAX_HOLDS)]
+    """The rates to hold in turn until one holds, :data:`MAX_HOLDS` at most: the sustained
+    search rates from the best down, then :data:`FACTOR` below the lowest each time; none
+    without a sustained search step."""
+    rates = sorted((rate for rate, sustained in outcomes if sustained), reverse=True)
+    while rates and len(rates) < MAX_HOLDS:
+        rates.append(rates[-1] / FACTOR)
+    return rates[:MAX_HOLDS]
 
 
 async def find_capacity(

@@ -309,12 +309,13 @@ class Settings(_VeilleSettings):
         500, ge=1, description="VEILLE_WORKER_GROUP_MAX, input records in one group at most"
     )
     detector_state_flush_ms: int = Field(
-        1000,
+        5000,
         ge=0,
         description="VEILLE_DETECTOR_STATE_FLUSH_MS, how often the detector writes the patient "
         "states its groups changed to its table and changelog, each once (0: at every group); "
         "a group's input is acked after that write, so a killed detector reads up to this "
-        "much input again (streams/_state_writes.py)",
+        "much input again (streams/_state_writes.py). Its groups wait meanwhile: keep "
+        "VEILLE_WORKER_MAX_UNCONFIRMED above this / VEILLE_WORKER_GROUP_MS",
     )
     worker_stream_buffer_max: int = Field(
         4096,

@@ -103,7 +103,11 @@ def test_a_step_stopped_early_is_not_sustained() -> None:
 
 def test_the_search_goes_up_until_a_step_fails_and_down_when_the_first_one_does() -> None:
     assert next_search_rate([(1000, True)]) == 1400
-    assert next_search_rate([(1000, True), (1400, False)]) is None
+    halfway = next_search_rate([(1000, True), (1400, False)])
+    assert halfway == pytest.approx(1000 * 1.4**0.5)  # one step between the two, then stop
+    assert halfway is not None
+    assert next_search_rate([(1000, True), (1400, False), (halfway, True)]) is None
+    assert next_search_rate([(1000, True), (1400, False), (halfway, False)]) is None
     assert next_search_rate([(1000, False)]) == 1000 / 1.4
     assert next_search_rate([(1000, False), (1000 / 1.4, True)]) is None  # no climb back
     down = [(1000 / 1.4**n, False) for n in range(4)]
@@ -115,6 +119,11 @@ def test_holds_go_down_from_the_best_search_rate_until_one_holds() -> None:
     assert hold_rates([(1000, True), (1400, True), (1960, False)]) == pytest.approx(
         [1400, 1000, 1000 / 1.4]
     )
+    halfway = 1400 * 1.4**0.5
+    searched = [(1000, True), (1400, True), (1960, False), (halfway, True)]
+    assert hold_rates(searched) == pytest.approx([halfway, 1400, 1000])
+    searched[-1] = (halfway, False)
+    assert hold_rates(searched) == pytest.approx([1400, 1000, 1000 / 1.4])
     below = [1000 / 1.4, 1000 / 1.4**2, 1000 / 1.4**3]
     assert hold_rates([(1000, False), (1000 / 1.4, True)]) == pytest.approx(below)
     assert hold_rates([(1000, False)]) == []
