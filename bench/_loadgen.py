@@ -46,11 +46,17 @@ from ._mqtt_packets import (
     connect_packet,
 )
 
-__all__ = ["GeneratorConfig", "GeneratorResult", "LoadGenerator", "start_on_stack"]
+__all__ = ["GeneratorConfig", "GeneratorResult", "LateStart", "LoadGenerator", "start_on_stack"]
 
 WINDOW = 60_000  # unacknowledged messages per connection, below the 65,535 packet ids
 ACK_TIMEOUT_S = 60.0  # after the last send, for the last PUBACK
+_LATE_EXIT = 3  # the child's exit status when it started after the planned start
 _TICK_S = 0.005  # writes of ~50 messages at 10,000/s: the per-write cost is shared
+
+
+class LateStart(RuntimeError):
+    """The generator came up after its planned start and sent nothing: its messages carry
+    their planned send times, so it cannot catch up without a burst. Plan further ahead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +157,7 @@ def run(streams: list[PacketStream], config: GeneratorConfig, password: str) -> 
     connections = [_Connection(s, i, config, password) for i, s in enumerate(streams)]
     delay = config.start_at - time.time()
     if delay < 0:
-        raise RuntimeError(f"started {-delay:.1f} s after the planned start: plan further ahead")
+        raise LateStart(f"started {-delay:.1f} s after the planned start: plan further ahead")
     stopping = threading.Event()
     signal.signal(signal.SIGUSR1, lambda _signum, _frame: stopping.set())
     time.sleep(delay)
@@ -234,9 +240,17 @@ class LoadGenerator:
             self.process.kill()
             self.process.communicate()
             raise
+        if self.process.returncode == _LATE_EXIT:
+            raise LateStart(err.strip())
         if self.process.returncode != 0:
             raise RuntimeError(err.strip() or f"load generator exit {self.process.returncode}")
         return GeneratorResult(**json.loads(out))
+
+    def raise_if_failed(self) -> None:
+        """The child's error now, if it has already exited with one (:class:`LateStart`
+        within a second of the planned start, rather than at the step's end)."""
+        if self.process is not None and self.process.poll() not in (None, 0):
+            self.result(5.0)  # it has exited: reads what is left of its pipes
 
     def stop_sending(self) -> None:
         """Tell the child to send nothing more and finish with the PUBACKs of what it sent
@@ -283,6 +297,9 @@ def _child(work_dir: Path, connections: int) -> int:
     ]
     try:
         result = run(streams, config, sys.stdin.readline().rstrip("\n"))
+    except LateStart as exc:
+        print(f"load generator: {exc}", file=sys.stderr)
+        return _LATE_EXIT
     except (OSError, RuntimeError) as exc:  # ConnectionError and ssl.SSLError are OSErrors
         print(f"load generator: {exc}", file=sys.stderr)
         return 2
