@@ -191,15 +191,16 @@ async def find_capacity(
                      f"{'sustained' if step.sustained else 'NOT sustained'}")  # fmt: skip
             rate = next_search_rate([(s.offered_msg_per_s, s.sustained) for s in found.search])
         for candidate in hold_rates([(s.offered_msg_per_s, s.sustained) for s in found.search]):
-            sampling = None
-            if not found.holds:  # py-spy 20 s in: the generator has been running ~10 s
-                sampling = asyncio.ensure_future(
-                    profile_processes(steps.pids.components, delay_s=20.0, seconds=20.0)
+
+            async def sample() -> None:  # py-spy from 10 s after the hold's first message
+                found.profiles = await profile_processes(
+                    steps.pids.components, delay_s=10.0, seconds=20.0
                 )
+
             before = await scrape_all(steps.metrics_urls)
-            hold = await steps.step(shape, candidate, HOLD_S)
-            if sampling is not None:
-                found.profiles = await sampling
+            hold = await steps.step(
+                shape, candidate, HOLD_S, during=None if found.holds else sample
+            )
             if hold.sustained:  # the step has drained: every message went through every stage
                 found.batch_sizes = sizes_between(before, await scrape_all(steps.metrics_urls))
             found.holds.append(hold)

@@ -288,6 +288,21 @@ class _Fleet:
     planned_start_at: float | None = None  # of the latest step's first message, Unix time
 
 
+@contextlib.asynccontextmanager
+async def _alongside(
+    during: Callable[[], Awaitable[None]] | None,
+) -> AsyncIterator[asyncio.Future[None] | None]:
+    """``during()`` running from the step's first message; cancelled if the step fails."""
+    task = asyncio.ensure_future(during()) if during is not None else None
+    try:
+        yield task
+    finally:
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 async def _step(
     stack: LocalStack,
     dsn: str,
@@ -299,6 +314,7 @@ async def _step(
     progress_of: _ProgressProbe,
     abnormal_every: int = 0,
     may_stop_early: bool = True,
+    during: Callable[[], Awaitable[None]] | None = None,
 ) -> StepResult:
     k = SHAPES[shape]
     prefix = fleet.prefix
@@ -331,22 +347,25 @@ async def _step(
                     "the sink's and the detector's /metrics did not answer: a step reads its "
                     "progress there; start them with their metrics ports (PipelineProcesses)"
                 )
-            cpu_before = pids.cpu()
-            samples: list[tuple[float, int, PipelineProgress]] = []  # (elapsed, sent, progress)
-            stopped_early_s = None
-            while time.time() - start_at < seconds:
-                await asyncio.sleep(POLL_S)
-                generator.raise_if_failed()
-                elapsed = min(time.time() - start_at, seconds)
-                sent = min(len(messages), int(elapsed * rate)) * k
-                if (now := await progress_of()) is not None:
-                    samples.append((elapsed, sent, now))
-                    stoppable = may_stop_early and elapsed < seconds  # the end is the end
-                    if stoppable and _unbounded(samples, start, seconds, rate * k):
-                        generator.stop_sending()
-                        stopped_early_s = elapsed
-                        break
-            cpu_after = pids.cpu()
+            async with _alongside(during) as side:
+                cpu_before = pids.cpu()
+                samples: list[tuple[float, int, PipelineProgress]] = []  # (elapsed, sent, progress)
+                stopped_early_s = None
+                while time.time() - start_at < seconds:
+                    await asyncio.sleep(POLL_S)
+                    generator.raise_if_failed()
+                    elapsed = min(time.time() - start_at, seconds)
+                    sent = min(len(messages), int(elapsed * rate)) * k
+                    if (now := await progress_of()) is not None:
+                        samples.append((elapsed, sent, now))
+                        stoppable = may_stop_early and elapsed < seconds  # the end is the end
+                        if stoppable and _unbounded(samples, start, seconds, rate * k):
+                            generator.stop_sending()
+                            stopped_early_s = elapsed
+                            break
+                cpu_after = pids.cpu()
+                if side is not None:
+                    await side
             if not samples:
                 raise RuntimeError("the sink's and the detector's /metrics stopped answering")
             early = None
@@ -452,9 +471,11 @@ class Stepper:
         abnormal_every: int = 0,
         *,
         may_stop_early: bool = True,
+        during: Callable[[], Awaitable[None]] | None = None,
     ) -> StepResult:
         """``abnormal_every`` > 0: some patients' SpO2 opens alerts, latencies measured.
-        ``may_stop_early`` False: runs its ``seconds`` even when clearly unbounded (a soak)."""
+        ``may_stop_early`` False: runs its ``seconds`` even when clearly unbounded (a soak).
+        ``during()`` runs from the step's first message to the end of its sampling (py-spy)."""
         self.steps += 1
         fleet = self.fleets.setdefault(shape, _Fleet(f"f{len(self.fleets) + 1}{shape[0]}"))
         readings_topic = self.stack.topics.readings
@@ -470,7 +491,7 @@ class Stepper:
         try:
             return await _step(
                 self.stack, self.dsn, self.pids, shape, rate, seconds, fleet, progress_of,
-                abnormal_every, may_stop_early,
+                abnormal_every, may_stop_early, during,
             )  # fmt: skip
         except LateStart as exc:
             print(f"{shape} {rate:,.0f} msg/s: {exc}; planning it again", file=sys.stderr)
@@ -479,7 +500,7 @@ class Stepper:
             fleet.prep_s_per_message *= 2
         return await _step(
             self.stack, self.dsn, self.pids, shape, rate, seconds, fleet, progress_of,
-            abnormal_every, may_stop_early,
+            abnormal_every, may_stop_early, during,
         )  # fmt: skip
 
 

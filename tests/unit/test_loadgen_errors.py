@@ -69,3 +69,24 @@ async def test_a_step_whose_generator_came_late_is_planned_again_further_ahead(
     assert await stepper.step("single", 10_541.0, 60.0) == "result"  # type: ignore[comparison-overlap]
     assert calls == [(7, None), (7, 2e-5)]  # nothing was sent: the same rounds, twice the lead
     assert fleet.rounds == 67
+
+
+async def test_what_runs_alongside_a_step_is_cancelled_when_the_step_fails() -> None:
+    """The hold's py-spy sampling must not outlive an attempt that came late."""
+    import asyncio
+
+    from bench._sustain import _alongside
+
+    started = asyncio.Event()
+
+    async def sampling() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    with pytest.raises(LateStart):
+        async with _alongside(sampling) as side:
+            await started.wait()
+            raise LateStart("came late")
+    assert side is not None and side.cancelled()
+    async with _alongside(None) as nothing:
+        assert nothing is None
