@@ -487,21 +487,21 @@ class Stepper:
         # A generator that came up late sent nothing: plan again, twice as far ahead (once:
         # a 60 s hold right after a failed step, its backlog still draining, started 1.4 s
         # late on 2026-12-05 16:21 and ended the run).
-        sent_before = (fleet.rounds, fleet.last_measured_at, fleet.planned_start_at)
-        try:
-            return await _step(
+        def attempt() -> Awaitable[StepResult]:
+            return _step(
                 self.stack, self.dsn, self.pids, shape, rate, seconds, fleet, progress_of,
                 abnormal_every, may_stop_early, during,
             )  # fmt: skip
+
+        sent_before = (fleet.rounds, fleet.last_measured_at, fleet.planned_start_at)
+        try:
+            return await attempt()
         except LateStart as exc:
             print(f"{shape} {rate:,.0f} msg/s: {exc}; planning it again", file=sys.stderr)
         fleet.rounds, fleet.last_measured_at, fleet.planned_start_at = sent_before
         if fleet.prep_s_per_message is not None:  # measured by the attempt that came late
             fleet.prep_s_per_message *= 2
-        return await _step(
-            self.stack, self.dsn, self.pids, shape, rate, seconds, fleet, progress_of,
-            abnormal_every, may_stop_early, during,
-        )  # fmt: skip
+        return await attempt()
 
 
 @contextlib.asynccontextmanager
