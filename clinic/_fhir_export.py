@@ -34,7 +34,7 @@ from ._fhir import (
     patient_resource,
     reading_observations,
 )
-from ._queries import in_care
+from ._queries import in_care, through_devices
 
 __all__ = [
     "MAX_READINGS",
@@ -123,7 +123,7 @@ async def _readings(
     # The newest readings when there are too many: they carry the current NEWS2.
     await cur.execute(
         f"""SELECT measured_at, device_id, metric, value, seq FROM readings_visible
-            WHERE patient_pseudonym = %(p)s AND {in_care()}
+            WHERE patient_pseudonym = %(p)s AND {through_devices("%(p)s")} AND {in_care()}
               AND measured_at >= %(since)s AND measured_at < %(until)s
             ORDER BY measured_at DESC, device_id, metric, seq LIMIT %(limit)s""".encode(),  # noqa: S608
         scope | {"limit": max_readings},

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from store import SHARED_WITH_FUNCTION
+from store import PATIENT_DEVICES_FUNCTION, SHARED_WITH_FUNCTION
 
 from ._models import (
     AlertEventOut,
@@ -36,6 +36,7 @@ from ._scope import CareScope
 __all__ = [
     "in_care",
     "shared_with_scope",
+    "through_devices",
     "alert_history",
     "find_alert",
     "latest_readings",
@@ -83,6 +84,15 @@ def in_care(alias: str = "", *, shared: bool = True) -> str:
     a = f"{alias}." if alias else ""
     own = f"({a}tenant = %(tenant)s AND {a}care_unit = ANY(%(units)s))"
     return f"({own} OR {shared_with_scope(alias)})" if shared else own
+
+
+def through_devices(patient: str, alias: str = "") -> str:
+    """SQL: the row (of ``alias``) comes from a device bound to ``patient`` (an SQL
+    expression), as far as the context may see: what lets a patient's readings be found
+    through the natural key's index (readings have no patient index). Written beside the
+    ``patient_pseudonym`` condition, which stays the rule."""
+    a = f"{alias}." if alias else ""
+    return f"{a}device_id = ANY ({PATIENT_DEVICES_FUNCTION}({patient}))"
 
 
 def _scope(scope: CareScope) -> dict[str, Any]:
@@ -144,7 +154,7 @@ async def readings_between(
 ) -> list[ReadingOut]:
     cur = await conn.execute(
         f"""SELECT measured_at, metric, value, unit FROM readings_visible
-           WHERE {in_care()}
+           WHERE {in_care()} AND {through_devices("%(patient)s")}
              AND patient_pseudonym = %(patient)s AND metric = %(metric)s
              AND measured_at >= %(since)s AND measured_at < %(until)s
            ORDER BY measured_at, seq LIMIT %(limit)s""",  # noqa: S608
@@ -192,7 +202,7 @@ async def latest_readings(
     cur = await conn.execute(
         f"""SELECT DISTINCT ON (metric) metric, value, unit, measured_at, care_unit
            FROM readings_visible
-           WHERE {in_care()}
+           WHERE {in_care()} AND {through_devices("%(patient)s")}
              AND patient_pseudonym = %(patient)s AND measured_at >= %(since)s
            ORDER BY metric, measured_at DESC, seq DESC""",  # noqa: S608
         {**_scope(scope), "patient": patient, "since": since},
@@ -240,7 +250,7 @@ async def rollup_series(
                        r.metric, count(r.value) AS n, count(*) - count(r.value) AS no_signal,
                        avg(r.value) AS mean, min(r.value) AS min, max(r.value) AS max
                 FROM readings_visible r LEFT JOIN watermark w ON w.metric = r.metric
-                WHERE r.patient_pseudonym = %(patient)s
+                WHERE r.patient_pseudonym = %(patient)s AND {through_devices("%(patient)s", "r")}
                   AND {in_care("r")} AND r.measured_at >= %(since)s
                   AND r.measured_at >= coalesce(w.upto, %(since)s)
                   AND r.measured_at < %(until)s

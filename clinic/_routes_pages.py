@@ -23,7 +23,7 @@ from streams import NEWS2_SOURCE_METRICS, RiskBand, observations_from_latest, sc
 from ._audit import Audited
 from ._context import SESSION_COOKIE, CareDb, Context, CurrentCaller
 from ._models import INVALID_INPUT, PSEUDONYM_PATTERN, ErrorResponse
-from ._queries import in_care
+from ._queries import in_care, through_devices
 from ._scope import CareScope
 from ._sessions import caller_for_token
 
@@ -65,14 +65,16 @@ class News2List(BaseModel):
 async def _latest_vitals(
     conn: CareDb, scope: CareScope, patients: list[str], since: datetime
 ) -> dict[str, dict[str, tuple[datetime, float]]]:
-    """Per patient, the newest value of each NEWS2 source metric (one index probe each)."""
+    """Per patient, the newest value of each NEWS2 source metric (through the patient's
+    devices and the natural key)."""
     cur = await conn.execute(
         f"""SELECT p.patient, m.metric, r.measured_at, r.value
            FROM unnest(%(patients)s::text[]) p(patient)
            CROSS JOIN unnest(%(metrics)s::text[]) m(metric)
            CROSS JOIN LATERAL (
                SELECT measured_at, value FROM readings_visible
-               WHERE patient_pseudonym = p.patient AND metric = m.metric AND {in_care()}
+               WHERE patient_pseudonym = p.patient AND {through_devices("p.patient")}
+                 AND metric = m.metric AND {in_care()}
                  AND value IS NOT NULL AND measured_at >= %(since)s
                ORDER BY measured_at DESC LIMIT 1) r""",  # noqa: S608
         {"patients": patients, "metrics": _NEWS2_METRICS, "tenant": scope.tenant,

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from ._access import ROLE_NAMES, SHARED_WITH_FUNCTION, enter_care_context
+from ._access import (
+    PATIENT_DEVICES_FUNCTION,
+    ROLE_NAMES,
+    SHARED_WITH_FUNCTION,
+    enter_care_context,
+)
 from ._alert_board import OpenAlertCount, open_alert_counts
 from ._audit import AuditEntry, list_audit, record_audit, verify_audit_chain
 from ._audit_chain import (
@@ -75,6 +80,7 @@ from ._writer import (
 )
 
 __all__ = [
+    "PATIENT_DEVICES_FUNCTION",
     "ROLE_NAMES",
     "SHARED_WITH_FUNCTION",
     "enter_care_context",

@@ -51,6 +51,7 @@ from ._audit import AUDIT_FUNCTIONS, AUDIT_WRITABLE_COLUMNS
 
 __all__ = [
     "CARE_UNITS_SETTING",
+    "PATIENT_DEVICES_FUNCTION",
     "ROLE_NAMES",
     "SHARED_WITH_FUNCTION",
     "TENANT_SETTING",
@@ -109,6 +110,31 @@ _SHARING_FUNCTIONS = [
               WHERE g.to_tenant = $1 AND g.to_care_unit = ANY ($2)
                 AND g.revoked_at IS NULL AND now() < g.expires_at $$""",  # noqa: S608
 ]
+# The devices a patient's readings may come from, as far as the caller's context may see
+# them: bound to the patient in one of its units, or bound anywhere to a patient shared with
+# one of them. readings has no patient index (each one cost a stored row 40 % of the
+# database's CPU, issue 14): a patient's readings are read through the natural key (device,
+# metric, time, seq), ``device_id = ANY (veille_patient_devices(p))`` beside
+# ``patient_pseudonym = p``. A reading's patient and unit are those of the binding
+# the validator found, and every binding is kept in device_bindings, so the devices listed
+# are all those of the rows the caller may see. Runs as the owner (the clinic sees no
+# binding of another establishment: test_care_grants), and answers only what the context may
+# see anyway: a shared patient's readings carry their device ids.
+PATIENT_DEVICES_FUNCTION = "veille_patient_devices"
+_PATIENT_DEVICES_FUNCTIONS = [
+    f"""CREATE OR REPLACE FUNCTION {PATIENT_DEVICES_FUNCTION}(patient text) RETURNS text[]
+        LANGUAGE sql STABLE PARALLEL SAFE
+        AS $$ SELECT coalesce(array_agg(DISTINCT b.device_id ORDER BY b.device_id), '{{}}')
+              FROM device_bindings b
+              WHERE b.patient_pseudonym = $1
+                AND ((b.tenant = veille_context_tenant()
+                      AND b.care_unit = ANY (veille_context_units()))
+                     OR (b.tenant, b.patient_pseudonym) IN (
+                         SELECT s.tenant, s.patient_pseudonym
+                         FROM {SHARED_WITH_FUNCTION}(veille_context_tenant(),
+                                                     veille_context_units()) s)) $$""",  # noqa: S608
+]
+_PATIENT_DEVICES_SIGNATURE = f"{PATIENT_DEVICES_FUNCTION}(text)"
 # (SELECT ...) makes each an init-plan: evaluated once per query, not once per row.
 _CONTEXT_TENANT = "(SELECT veille_context_tenant())"
 _CONTEXT_UNITS = "(SELECT veille_context_units())::text[]"
@@ -252,6 +278,10 @@ def access_statements(*, maintenance_functions: bool) -> list[str]:
         *_GRANTS,
         # The audit chain's trigger reads and moves audit_chain_head, which no writer may.
         _definer(AUDIT_FUNCTIONS),
+        *_PATIENT_DEVICES_FUNCTIONS,
+        _definer((_PATIENT_DEVICES_SIGNATURE,)),
+        f"REVOKE ALL ON FUNCTION {_PATIENT_DEVICES_SIGNATURE} FROM PUBLIC, {_ALL}",
+        f"GRANT EXECUTE ON FUNCTION {_PATIENT_DEVICES_SIGNATURE} TO {CLINIC}, {REGISTRY}",
     ]
     if maintenance_functions:
         statements += [

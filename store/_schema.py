@@ -31,7 +31,9 @@ __all__ = [
 ]
 
 # v7: the audit trail (store._audit); GHT sharing grants (care_grants); patients' display identity
-SCHEMA_VERSION = 7
+# v8: readings lose their patient index; a patient's readings are found through the devices
+# bound to them and the natural key (store._access.PATIENT_DEVICES_FUNCTION)
+SCHEMA_VERSION = 8
 
 # Run before the idempotent statements when a database is at an older version: what
 # CREATE ... IF NOT EXISTS cannot change in place.
@@ -71,6 +73,12 @@ UPGRADES: dict[int, tuple[str, ...]] = {
         "ALTER TABLE patient_identities ADD COLUMN IF NOT EXISTS bed text",
         "ALTER TABLE patient_identities ADD COLUMN IF NOT EXISTS admitted_at timestamptz",
         "ALTER TABLE patient_identities ADD COLUMN IF NOT EXISTS discharged_at timestamptz",
+    ),
+    8: (
+        # Each row of readings paid a second B-tree insert, (patient, metric, time): 40 % of
+        # the database's CPU per row, 39 % of its WAL (docs/BENCHMARKS.md, issue 14). The
+        # clinic now reads a patient through their devices and the natural key.
+        "DROP INDEX IF EXISTS readings_patient_time",
     ),
 }
 
@@ -122,6 +130,9 @@ _COMMON_HEAD = [
         bound_until timestamptz,
         recorded_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (device_id, bound_from))""",
+    # A patient's devices: how the clinic finds their readings (store._access).
+    """CREATE INDEX IF NOT EXISTS device_bindings_patient
+        ON device_bindings (patient_pseudonym)""",
     # The only place a national health identifier, a name, a birth date or a bed is kept; no
     # other table, topic, log or webhook has them. The clinic reads the display columns under
     # row-level security (the patient's care team); nobody reads national_id (store._access).
@@ -166,8 +177,6 @@ _READINGS_INDEXES = [
     # The natural key: redelivered readings hit it and are dropped by ON CONFLICT DO NOTHING.
     """CREATE UNIQUE INDEX IF NOT EXISTS readings_natural_key
         ON readings (device_id, metric, measured_at, seq)""",
-    """CREATE INDEX IF NOT EXISTS readings_patient_time
-        ON readings (patient_pseudonym, metric, measured_at DESC)""",
 ]
 
 # v5, the clinic: clinician accounts (a password hash, or none for identity-provider-only

@@ -186,6 +186,17 @@ async def test_clinic_trend_reads_the_continuous_aggregates_and_the_fresh_tail(
 
     writer = BatchWriter(conn, WriteMethod.UNNEST)
     start = NOW - timedelta(hours=3)
+    # The clinic finds a patient's readings through the devices bound to them (schema v8).
+    await conn.execute(
+        """INSERT INTO devices (device_id, tenant, device_type, care_unit, patient_pseudonym,
+               bound_since) VALUES ('ts-2', 'chu-ts', 'pulse_oximeter', 'icu', 'p-trend', %s)""",
+        (start,),
+    )
+    await conn.execute(
+        """INSERT INTO device_bindings (device_id, tenant, care_unit, patient_pseudonym,
+               bound_from) VALUES ('ts-2', 'chu-ts', 'icu', 'p-trend', %s)""",
+        (start,),
+    )
     old = [(start + timedelta(seconds=30 * i), "chu-ts", "icu", "p-trend", "ts-2", "spo2",
             95.0, "%", i, start) for i in range(240)]  # fmt: skip
     await writer.write(old)

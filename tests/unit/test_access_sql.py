@@ -103,9 +103,27 @@ def test_the_clinic_reads_readings_and_rollups_only_through_filtered_views() -> 
 def test_maintenance_functions_run_as_owner_for_the_sink_only() -> None:
     sql = _flat(maintenance=True)
     assert any("SECURITY DEFINER SET search_path = %I, pg_temp" in s for s in sql)
-    executes = [s for s in sql if s.startswith("GRANT EXECUTE")]
+    executes = [s for s in sql if s.startswith("GRANT EXECUTE") and "veille_refresh" in s]
     assert len(executes) == 1 and executes[0].endswith("TO veille_sink")
     assert not any("veille_refresh_rollups" in s for s in _flat(maintenance=False))
+
+
+def test_only_the_readers_of_patients_may_list_a_patients_devices() -> None:
+    """veille_patient_devices runs as the owner (the clinic sees no binding of another
+    establishment), so only the clinic and the registry may call it, on both flavours."""
+    for maintenance in (True, False):
+        sql = _flat(maintenance=maintenance)
+        on_it = [s for s in sql if "FUNCTION veille_patient_devices(text)" in s]
+        assert any("SECURITY DEFINER" in s for s in sql if "veille_patient_devices" in s)
+        assert [s for s in on_it if s.startswith("REVOKE")] == [
+            "REVOKE ALL ON FUNCTION veille_patient_devices(text) FROM PUBLIC, veille_sink, "
+            "veille_worker, veille_registry, veille_clinic"
+        ]
+        grants = [s for s in on_it if s.startswith("GRANT")]
+        assert grants == [
+            "GRANT EXECUTE ON FUNCTION veille_patient_devices(text) TO veille_clinic, "
+            "veille_registry"
+        ]
 
 
 def test_a_component_without_its_own_url_falls_back_to_the_owners() -> None:

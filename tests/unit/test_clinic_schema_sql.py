@@ -7,7 +7,7 @@ import re
 import pytest
 
 from store import Flavour, SchemaOptions, statements_for
-from store._schema import SCHEMA_VERSION
+from store._schema import SCHEMA_VERSION, UPGRADES
 
 CLINIC_TABLES = (
     "clinicians",
@@ -28,10 +28,25 @@ def _only(statements: list[str], needle: str) -> str:
     return found[0]
 
 
-def test_schema_version_is_seven() -> None:
+def test_schema_version_is_eight() -> None:
     # v5 the clinic's tables, v6 component roles and row-level security, v7 the audit trail,
-    # GHT sharing grants and the patients' display identity
-    assert SCHEMA_VERSION == 7
+    # GHT sharing grants and the patients' display identity, v8 readings' natural key alone
+    assert SCHEMA_VERSION == 8
+
+
+@pytest.mark.parametrize("flavour", list(Flavour))
+def test_readings_have_no_patient_index_and_bindings_are_found_by_patient(
+    flavour: Flavour,
+) -> None:
+    """Every B-tree on readings costs each stored row an insert (issue 14): the clinic reads a
+    patient through device_bindings' patient index and the natural key."""
+    sql = _sql(flavour)
+    on_readings = [s for s in sql if "INDEX" in s and " ON readings (" in s]  # B-trees
+    assert len(on_readings) == 1
+    assert "readings_natural_key" in on_readings[0]
+    assert "(device_id, metric, measured_at, seq)" in on_readings[0]
+    _only(sql, "CREATE INDEX IF NOT EXISTS device_bindings_patient")
+    assert "DROP INDEX IF EXISTS readings_patient_time" in UPGRADES[8]
 
 
 @pytest.mark.parametrize("flavour", list(Flavour))
