@@ -139,9 +139,19 @@ def _ceilings_table(runs: list[CapacityRun]) -> list[str]:
     ]
     names = next((list(r.ceilings.messages_per_s(r.k)) for r in runs if r.ceilings), [])
     for name in names:
-        cells = [_n(r.ceilings.messages_per_s(r.k)[name]) if r.ceilings else "-" for r in runs]
+        cells = [_ceiling_cell(r, name) for r in runs]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return [*lines, ""]
+
+
+def _ceiling_cell(run: CapacityRun, name: str) -> str:
+    if run.ceilings is None:
+        return "-"
+    cell = _n(run.ceilings.messages_per_s(run.k)[name])
+    mqtt = run.ceilings.mqtt
+    if name.startswith("MQTT") and mqtt.offer_bound:
+        cell += f" (all of the {_n(mqtt.offered_rate)} offered: at least)"
+    return cell
 
 
 def _ms(value: float | None) -> str:

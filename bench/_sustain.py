@@ -224,27 +224,35 @@ async def _provision(dsn: str, prefix: str) -> list[str]:
     return ids
 
 
-async def _stored(conn: psycopg.AsyncConnection[TupleRow], ids: list[str], since: datetime) -> int:
-    """The exact count, once the step is over (its CPU figures are taken before)."""
+async def _stored(
+    conn: psycopg.AsyncConnection[TupleRow], ids: list[str], since: datetime, after_seq: int
+) -> int:
+    """The exact count of the step's readings (measured from ``since`` on, sequence numbers
+    above ``after_seq``), once the step is over (its CPU figures are taken before)."""
     cur = await conn.execute(
-        "SELECT count(*) FROM readings WHERE device_id = ANY(%s) AND measured_at >= %s",
-        (ids, since),
+        "SELECT count(*) FROM readings WHERE device_id = ANY(%s) AND measured_at >= %s "
+        "AND seq > %s",
+        (ids, since, after_seq),
     )
     row = await cur.fetchone()
     return int(row[0]) if row else 0
 
 
 async def _latency(
-    conn: psycopg.AsyncConnection[TupleRow], ids: list[str], since: datetime, k: int
+    conn: psycopg.AsyncConnection[TupleRow],
+    ids: list[str],
+    since: datetime,
+    k: int,
+    after_seq: int,
 ) -> Latency:
-    """Percentiles in SQL. Readings: the last of each upload only (measured at its send time;
-    the others were measured up to ``k - 1`` s before). Alerts: ``spo2_low`` opened events of
-    this step's patients, whose time is the opening reading's."""
+    """Percentiles in SQL. Readings: the last of each upload of the step only (measured at its
+    send time; the others were measured up to ``k - 1`` s before). Alerts: ``spo2_low`` opened
+    events of this step's patients, whose time is the opening reading's."""
     cur = await conn.execute(
         "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM "
         "stored_at - measured_at) * 1000), count(*) FROM readings "
-        "WHERE device_id = ANY(%s) AND measured_at >= %s AND seq %% %s = 0",
-        (ids, since, k),
+        "WHERE device_id = ANY(%s) AND measured_at >= %s AND seq > %s AND seq %% %s = 0",
+        (ids, since, after_seq, k),
     )
     stored = await cur.fetchone()
     cur = await conn.execute(
@@ -323,11 +331,17 @@ async def _step(
         await asyncio.sleep(3.0)  # the validator's directory hears of them (LISTEN/NOTIFY)
     ids = fleet.ids
     planned_at = time.time()
-    # An upload's first reading was measured k - 1 s before it is sent: every reading of this
-    # step comes after the previous step's (nothing arrives late) and after ``since`` below.
-    start_at = max(planned_at + _lead_s(fleet, rate * seconds, k), fleet.last_measured_at + k + 2)
+    # A step's readings are told apart by their sequence numbers, above every earlier step's,
+    # and were measured from ``since`` on (an upload's first reading k - 1 s before it is
+    # sent). An upload's readings overlap the previous step's in time, as a device's uploads
+    # overlap each other within a step (one every DEVICES / rate s, each spanning k - 1 s):
+    # waiting k + 2 s after the previous step, as this did until 2026-12-05, idled the
+    # upload30 runs 30 s a step. Single readings (measured when sent) still come after the
+    # previous step's.
+    start_at = max(planned_at + _lead_s(fleet, rate * seconds, k), fleet.last_measured_at + 2)
     start_us = int(start_at * 1e6)
     fleet.planned_start_at = start_at
+    after_seq = fleet.rounds * k  # the step's first reading is after_seq + 1
     messages = _messages(prefix, k, rate, seconds, start_us, abnormal_every, fleet.rounds)
     fleet.rounds += -(-len(messages) // DEVICES)
     fleet.last_measured_at = start_at + (len(messages) - 1) / rate
@@ -375,7 +389,7 @@ async def _step(
             drained_s = None
             ended = time.time()
             while time.time() - ended < DRAIN_S:
-                if await _stored(conn, ids, since) >= total:
+                if await _stored(conn, ids, since, after_seq) >= total:
                     drained_s = time.time() - ended
                     break
                 await asyncio.sleep(0.5)
@@ -386,7 +400,8 @@ async def _step(
             )
             if abnormal_every:
                 await asyncio.sleep(2.0)  # the sink's next poll stores the last alert events
-            latency = await _latency(conn, ids, since, k)  # after the CPU figures are taken
+            # after the CPU figures are taken
+            latency = await _latency(conn, ids, since, k, after_seq)
         result = early if early is not None else await asyncio.to_thread(generator.result, 120.0)
     mid = min(samples, key=lambda s: abs(s[0] - samples[-1][0] / 2))  # of what ran
     last = samples[-1]

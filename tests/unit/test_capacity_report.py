@@ -226,3 +226,19 @@ def test_the_cost_of_tls_has_its_own_line() -> None:
         "-> gateway): **27.0 µs per message**, 27.00 per reading, 8% of the pipeline's CPU per "
         "message." in text
     )
+
+
+def test_an_mqtt_ceiling_that_delivered_all_it_was_offered_is_a_lower_bound() -> None:
+    """Until 2026-12-05 the offers were delivered in full, and the report took the offer for
+    the slowest stage: such a ceiling now says it is at least that."""
+    kafka = KafkaCeiling(40_000, 250, 9_000.0, 20_000.0, 60.0, 10.0)
+    for delivered, bound in ((19_972.0, True), (14_284.0, False)):
+        mqtt = MqttCeiling(20_000.0, 160_000, 160_000, 160_000, delivered, 3.0, 19.0, 54.0)
+        assert mqtt.offer_bound is bound
+        run = CapacityRun(single_run().capacity, Ceilings(mqtt, kafka, 100_000.0))
+        text = "\n".join(capacity_section([run], 12.5))
+        marked = (
+            "| MQTT (Mosquitto -> paho subscriber) | 19,972 (all of the 20,000 offered: at least) |"
+        )
+        assert (marked in text) is bound
+        assert f"| MQTT (Mosquitto -> paho subscriber) | {delivered:,.0f}" in text
