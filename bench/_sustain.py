@@ -532,12 +532,17 @@ async def stepper(stack: LocalStack, state_dir: Path) -> AsyncIterator[Stepper]:
 
 
 async def run_steps(
-    stack: LocalStack, state_dir: Path, shape: str, rates: list[float], seconds: float
+    stack: LocalStack,
+    state_dir: Path,
+    shape: str,
+    rates: list[float],
+    seconds: float,
+    abnormal_every: int = 0,
 ) -> list[StepResult]:
     results = []
     async with stepper(stack, state_dir) as steps:
         for rate in rates:
-            step = await steps.step(shape, rate, seconds)
+            step = await steps.step(shape, rate, seconds, abnormal_every)
             print(json.dumps({**asdict(step), "sustained": step.sustained}), flush=True)
             results.append(step)
             if not step.sustained:
@@ -550,12 +555,25 @@ def _main() -> int:
     parser.add_argument("shape", choices=sorted(SHAPES))
     parser.add_argument("rates", type=float, nargs="+", help="messages a second, in order")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--abnormal-every", type=int, default=0,
+        help="every Nth patient's SpO2 low: alerts open and latencies are measured",
+    )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="veille-sustain-stack-") as state:
         stack = LocalStack(Path(state), partitions=12)
         stack.up()
         try:
-            asyncio.run(run_steps(stack, Path(state), args.shape, args.rates, args.seconds))
+            asyncio.run(
+                run_steps(
+                    stack,
+                    Path(state),
+                    args.shape,
+                    args.rates,
+                    args.seconds,
+                    args.abnormal_every,
+                )  # fmt: skip
+            )
         finally:
             stack.down(purge=True)
     return 0

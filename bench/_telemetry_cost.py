@@ -466,10 +466,10 @@ def sink_batch(metrics: SinkMetrics, k: int, width: Width) -> Callable[[], None]
     counters = SinkCounters()
 
     def one_batch() -> None:
-        counters.polled_at = time.monotonic()  # the readiness check's "still polling"
+        counters.polled(SINK_GROUP_ID)  # the readiness check's "still polling"
         metrics.batch.observe(len(records))
         for tp, rs in batch.items():
-            metrics.consumed.labels(tp.topic).inc(len(rs))
+            metrics.consumed.labels(SINK_GROUP_ID, tp.topic).inc(len(rs))
         cids: list[str] = []
         for _ in records:  # rows_from_records
             cids += record_cids

@@ -45,14 +45,24 @@ from ._contiguous import ContiguousFetches
 from ._lag import follow_lag
 from ._sink_watch import follow_open_alerts
 
-__all__ = ["SinkCounters", "SinkRows", "rows_from_records", "run_sink"]
+__all__ = [
+    "ALERTS_GROUP_ID",
+    "GROUP_ID",
+    "SinkCounters",
+    "SinkRows",
+    "rows_from_records",
+    "run_sink",
+    "sink_lanes",
+]
 
 log = logging.getLogger(__name__)
 
-GROUP_ID = "veille-sink"
+GROUP_ID = "veille-sink"  # readings and dead letters
+ALERTS_GROUP_ID = "veille-sink-alerts"  # alert events (sink_lanes)
 POLL_TIMEOUT_MS = 500
 RETRY_MAX_DELAY_S = 10.0
 MAINTENANCE_EVERY_S = 3600.0
+LANES = 2  # sink_lanes
 
 
 @dataclass(slots=True)
@@ -63,12 +73,26 @@ class SinkCounters:
     dead_letters: int = 0
     batches: int = 0
     write_failures: int = 0
-    database_failing: bool = False  # the last write failed: not ready (readiness check)
-    polled_at: float = 0.0  # monotonic time of the last poll: stuck when it gets old
+    # Lanes whose last write failed (sink_lanes): not ready while any is (readiness check)
+    failing: set[str] = field(default_factory=set)
     offset_gaps: int = 0  # fetches that skipped an offset, read again (streams/_contiguous.py)
+    # Monotonic time of each lane's last poll (sink_lanes): stuck when the oldest gets old
+    polls: dict[str, float] = field(default_factory=dict)
 
     def count_offset_gap(self) -> None:
         self.offset_gaps += 1
+
+    def polled(self, group_id: str) -> None:
+        self.polls[group_id] = time.monotonic()
+
+    @property
+    def database_failing(self) -> bool:
+        return bool(self.failing)
+
+    @property
+    def polled_at(self) -> float:
+        """The oldest lane's last poll (0 before every lane polled once)."""
+        return min(self.polls.values()) if len(self.polls) == LANES else 0.0
 
 
 @dataclass(slots=True)
@@ -155,7 +179,9 @@ class _Database:
         counters: SinkCounters,
         stop: asyncio.Event,
         metrics: SinkMetrics | None = None,
+        lane: str = GROUP_ID,
     ) -> None:
+        self._lane = lane
         self._metrics = metrics
         self._settings = settings
         self._conninfo = settings.database_url_for("sink").get_secret_value()
@@ -220,7 +246,7 @@ class _Database:
                 counters.readings_duplicate += result.readings_duplicate
                 counters.alert_events += result.alert_events_inserted
                 counters.dead_letters += result.dead_letters_inserted
-                counters.database_failing = False
+                counters.failing.discard(self._lane)
                 if self._metrics is not None:
                     _count_written(self._metrics, rows, result, time.monotonic() - started)
                 if rows.correlation_ids and log.isEnabledFor(logging.DEBUG):
@@ -231,7 +257,7 @@ class _Database:
                 return True
             except psycopg.OperationalError as exc:
                 counters.write_failures += 1
-                counters.database_failing = True
+                counters.failing.add(self._lane)
                 if self._metrics is not None:
                     self._metrics.write_errors.labels("unavailable").inc()
                 log.warning("database unavailable (%s); retry in %.1f s, offsets not committed",
@@ -278,6 +304,31 @@ async def _maintain(conninfo: str, flavour: Flavour, stop: asyncio.Event) -> Non
             pass
 
 
+@dataclass(frozen=True, slots=True)
+class _Lane:
+    """One consumer group of the sink: its topics, its fetch wait and its own connection."""
+
+    group_id: str
+    topics: tuple[str, ...]
+    fetch_max_wait_ms: int
+
+
+def sink_lanes(settings: Settings) -> tuple[_Lane, _Lane]:
+    """Readings and dead letters in one group, alert events in another.
+
+    An alert event used to wait in the same fetch and the same transaction as thousands of
+    readings: behind a backlog of readings (a database outage caught up, a burst) it waited
+    for all of them. Its own group, connection and shorter fetch wait let it land while the
+    readings lane is busy. The alerts topic is small, so frequent fetches of it cost the
+    broker little (on the embedded Tansu each fetch sleeps up to its wait, docs/LOCAL_STACK.md).
+    """
+    topics = settings.topics
+    return (
+        _Lane(GROUP_ID, (topics.readings, topics.dead_letters), settings.sink_fetch_max_wait_ms),
+        _Lane(ALERTS_GROUP_ID, (topics.alerts,), settings.sink_alerts_fetch_max_wait_ms),
+    )
+
+
 async def run_sink(
     settings: Settings,
     stop: asyncio.Event,
@@ -287,44 +338,63 @@ async def run_sink(
     flavour: Flavour = Flavour.POSTGRES,
     metrics: SinkMetrics | None = None,
 ) -> SinkCounters:
+    """Both lanes until ``stop``; a lane that fails stops the other (the process exits)."""
     counters = counters or SinkCounters()
-    topics = settings.topics
+    conninfo = settings.database_url_for("sink").get_secret_value()
+    lanes = sink_lanes(settings)
+    background = [asyncio.create_task(_maintain(conninfo, flavour, stop))]
+    if metrics is not None:
+        background.append(asyncio.create_task(follow_open_alerts(conninfo, metrics, stop)))
+        background += [
+            asyncio.create_task(
+                follow_lag(settings.kafka_bootstrap, lane.group_id, lane.topics, metrics.lag)
+            )
+            for lane in lanes
+        ]
+    draining = [
+        asyncio.create_task(_drain(lane, settings, stop, counters, method, metrics))
+        for lane in lanes
+    ]
+    try:
+        done, _ = await asyncio.wait(draining, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()  # a lane's failure is the sink's
+    finally:
+        for task in [*draining, *background]:
+            task.cancel()
+        await asyncio.gather(*draining, *background, return_exceptions=True)
+    return counters
+
+
+async def _drain(
+    lane: _Lane,
+    settings: Settings,
+    stop: asyncio.Event,
+    counters: SinkCounters,
+    method: WriteMethod,
+    metrics: SinkMetrics | None,
+) -> None:
+    """Poll, store, commit: the offsets of a batch are committed once it is durable."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=GROUP_ID,
+        group_id=lane.group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=int(settings.broker_session_timeout_s * 1000),
         heartbeat_interval_ms=1000,
         max_poll_records=settings.sink_batch_max,
-        fetch_max_wait_ms=settings.sink_fetch_max_wait_ms,
+        fetch_max_wait_ms=lane.fetch_max_wait_ms,
     )
     fetches = ContiguousFetches(
         consumer, lost_as="they were never stored", on_gap=counters.count_offset_gap
     )
-    consumer.subscribe(
-        [topics.readings, topics.alerts, topics.dead_letters], listener=fetches.listener
-    )
+    consumer.subscribe(list(lane.topics), listener=fetches.listener)
     await consumer.start()
-    database = _Database(settings, method, counters, stop, metrics)
-    conninfo = settings.database_url_for("sink").get_secret_value()
-    background = [asyncio.create_task(_maintain(conninfo, flavour, stop))]
-    if metrics is not None:
-        background += [
-            asyncio.create_task(follow_open_alerts(conninfo, metrics, stop)),
-            asyncio.create_task(
-                follow_lag(
-                    settings.kafka_bootstrap,
-                    GROUP_ID,
-                    [topics.readings, topics.alerts, topics.dead_letters],
-                    metrics.lag,
-                )
-            ),
-        ]
+    database = _Database(settings, method, counters, stop, metrics, lane.group_id)
     try:
         while not stop.is_set():
             fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
-            counters.polled_at = time.monotonic()
+            counters.polled(lane.group_id)
             batch = await fetches.take(fetched)
             if not batch:
                 continue
@@ -332,24 +402,20 @@ async def run_sink(
             if metrics is not None:
                 metrics.batch.observe(len(records))
                 for tp, rs in batch.items():
-                    metrics.consumed.labels(tp.topic).inc(len(rs))
+                    metrics.consumed.labels(lane.group_id, tp.topic).inc(len(rs))
             if not await database.store(records):
-                break  # stopping while the database is down: nothing committed, replayed later
+                return  # stopping while the database is down: nothing committed, replayed later
             offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
             committing = time.monotonic()
             try:
                 await consumer.commit(offsets)
                 if metrics is not None:
-                    metrics.commit.labels(GROUP_ID).observe(time.monotonic() - committing)
+                    metrics.commit.labels(lane.group_id).observe(time.monotonic() - committing)
             except (CommitFailedError, IllegalStateError) as exc:
                 # A rebalance took the partitions away: their new owner replays the batch,
                 # which the natural keys make harmless.
                 log.warning("offset commit refused after a rebalance (%s); batch will replay", exc)
             counters.batches += 1
     finally:
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
         await consumer.stop()
         await database.close()
-    return counters

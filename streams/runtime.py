@@ -12,8 +12,9 @@ from ._directory import DeviceDirectory, RegistrySource
 from ._lag import consumer_lag
 from ._offsets import true_end_offsets
 from ._outbox import OUTBOX_KEY
+from ._sink import ALERTS_GROUP_ID as SINK_ALERTS_GROUP_ID
 from ._sink import GROUP_ID as SINK_GROUP_ID
-from ._sink import SinkCounters, SinkRows, rows_from_records, run_sink
+from ._sink import SinkCounters, SinkRows, rows_from_records, run_sink, sink_lanes
 from ._threshold_book import OverrideSource, ThresholdBook
 
 __all__ = [
@@ -24,12 +25,14 @@ __all__ = [
     # what the detectors hold open (their state's changelog)
     "DETECTOR_STATE_CHANGELOG",
     "detector_open_alerts",
-    # the sink
+    # the sink: readings and dead letters, and alert events in a group of their own
+    "SINK_ALERTS_GROUP_ID",
     "SINK_GROUP_ID",
     "SinkCounters",
     "SinkRows",
     "rows_from_records",
     "run_sink",
+    "sink_lanes",
     # caches kept in step with the database
     "DeviceDirectory",
     "OverrideSource",

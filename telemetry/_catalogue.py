@@ -177,7 +177,8 @@ class SinkMetrics(DeadLetterMetrics, ConsumerMetrics):
         DeadLetterMetrics.__init__(self, registry, "sink")
         ConsumerMetrics.__init__(self, registry)
         self.consumed = Counter(
-            "veille_sink_records_consumed", "Kafka records read, by topic", ["topic"],
+            "veille_sink_records_consumed", "Kafka records read, by consumer group and topic",
+            ["group", "topic"],
             registry=registry,
         )  # fmt: skip
         self.batch = Histogram(

@@ -356,6 +356,14 @@ class Settings(_VeilleSettings):
         "broker (aiokafka's fetch_max_wait_ms); on the embedded Tansu each fetch answers after "
         "up to this long, records or not (docs/LOCAL_STACK.md)",
     )
+    sink_alerts_fetch_max_wait_ms: int = Field(
+        30,
+        ge=1,
+        le=60_000,
+        description="VEILLE_SINK_ALERTS_FETCH_MAX_WAIT_MS, the same for the sink's alert lane "
+        "(its own consumer group, veille-sink-alerts): the alerts topic is small, so a short "
+        "wait lands alert events sooner for little broker work",
+    )
     future_tolerance_s: float = Field(
         300.0, ge=0, description="VEILLE_FUTURE_TOLERANCE_S, device clock skew accepted"
     )

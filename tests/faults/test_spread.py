@@ -37,7 +37,8 @@ def test_the_last_assignment_of_the_group_counts() -> None:
 def test_the_groups_inputs_follow_the_topic_settings() -> None:
     inputs = input_topics({"VEILLE_TOPIC_RAW": "t.raw"})
     assert inputs["veille-validate"] == ("t.raw",)
-    assert inputs["veille-sink"] == ("veille.readings", "veille.alerts", "veille.readings.dlq")
+    assert inputs["veille-sink"] == ("veille.readings", "veille.readings.dlq")
+    assert inputs["veille-sink-alerts"] == ("veille.alerts",)
 
 
 def test_every_member_owning_a_share_of_every_partition_is_spread() -> None:

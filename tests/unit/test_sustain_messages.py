@@ -37,8 +37,8 @@ def test_the_detectors_backlog_is_what_the_sink_fetched_and_it_did_not_handle() 
     sink = parse_samples(
         'veille_sink_rows_written_total{table="readings"} 3000\n'
         'veille_sink_rows_written_total{table="alert_events"} 7\n'
-        'veille_sink_records_consumed_total{topic="veille.readings"} 120\n'
-        'veille_sink_records_consumed_total{topic="veille.alerts"} 900\n'
+        'veille_sink_records_consumed_total{group="veille-sink",topic="veille.readings"} 120\n'
+        'veille_sink_records_consumed_total{group="veille-sink-alerts",topic="veille.alerts"} 900\n'
     )
     detector = parse_samples(
         'veille_worker_records_consumed_total{role="detect"} 100\n'

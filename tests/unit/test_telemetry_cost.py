@@ -134,7 +134,7 @@ def test_each_timed_call_does_the_work_of_its_stage_at_full_width() -> None:
     assert len(stored) == FULL.care_units
     assert sum(s.value for s in stored) == FULL.partitions * 30
     assert registry.get_sample_value("veille_sink_records_consumed_total",
-                                     {"topic": "veille.readings"}) == FULL.partitions  # fmt: skip
+                                     {"group": "veille-sink", "topic": "veille.readings"}) == FULL.partitions  # fmt: skip
 
 
 def test_the_measurement_returns_positive_figures(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from typing import Final
 
 from aiokafka.errors import KafkaError
 
-from streams.runtime import APP_IDS, SINK_GROUP_ID, consumer_lag
+from streams.runtime import APP_IDS, consumer_lag, sink_lanes
 from veille.settings import Settings
 
 __all__ = ["KafkaLag", "refresh_lag", "watch_lag"]
@@ -36,11 +36,12 @@ async def refresh_lag(settings: Settings, lag: KafkaLag) -> None:
             settings.partitions, local_broker=settings.kafka_local_broker,
         )  # fmt: skip
         lag.worker = validate + detect
-        lag.sink = await consumer_lag(
-            settings.kafka_bootstrap, SINK_GROUP_ID,
-            (topics.readings, topics.alerts, topics.dead_letters),
-            settings.partitions, local_broker=settings.kafka_local_broker,
-        )  # fmt: skip
+        lag.sink = 0
+        for lane in sink_lanes(settings):
+            lag.sink += await consumer_lag(
+                settings.kafka_bootstrap, lane.group_id, lane.topics,
+                settings.partitions, local_broker=settings.kafka_local_broker,
+            )  # fmt: skip
     except KafkaError:
         lag.worker = lag.sink = None
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.runtime import APP_IDS, SINK_GROUP_ID
+from streams.runtime import APP_IDS, SINK_ALERTS_GROUP_ID, SINK_GROUP_ID
 from veille.settings import TopicNames
 
 _ASSIGNED = re.compile(r"Setting newly assigned partitions (.*) for group (\S+)")
@@ -46,7 +46,8 @@ def input_topics(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     return {
         APP_IDS["validate"]: (topic("raw"),),
         APP_IDS["detect"]: (topic("readings"), topic("alerts")),  # co-partitioned by patient
-        SINK_GROUP_ID: (topic("readings"), topic("alerts"), topic("dead_letters")),
+        SINK_GROUP_ID: (topic("readings"), topic("dead_letters")),
+        SINK_ALERTS_GROUP_ID: (topic("alerts"),),
     }
 
 

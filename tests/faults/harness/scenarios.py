@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psycopg
 
+from streams.runtime import APP_IDS, SINK_ALERTS_GROUP_ID, SINK_GROUP_ID
 from tests.support.devices import provision
 from veille.publisher import simulator_endpoint
 from veille.stack import ComponentProcess
@@ -131,12 +132,13 @@ def _scale(bench: FaultBench, profile: Profile) -> list[str]:
     once each group's partitions are spread and everyone consumed ``lead_s``, the first
     member of each group leaves (SIGTERM, all three together). Each group must be spread
     over its members after both steps; what is not goes to ``bench.problems``."""
-    groups = {"veille-validate": ["worker"], "veille-detect": ["detector"], "veille-sink": ["sink"]}
+    groups = {g: [name] for name, gs in _GROUPS_OF.items() for g in gs}
     joining = [("worker", "worker-2", "validate"), ("worker", "worker-3", "validate"),
                ("worker", "detector-2", "detect"), ("sink", "sink-2", "")]  # fmt: skip
     for command, name, role in joining:
         bench.add(command, name, **({"VEILLE_WORKER_ROLE": role} if role else {}))
-        groups[_GROUP_OF[name.split("-")[0]]].append(name)
+        for group in _GROUPS_OF[name.split("-")[0]]:
+            groups[group].append(name)
     notes = ["validators 1 -> 3, detectors 1 -> 2, sinks 1 -> 2"]
     notes += _check_spread(bench, groups, "after scaling out")
     time.sleep(profile.lead_s)  # every member consuming
@@ -155,7 +157,12 @@ def _scale(bench: FaultBench, profile: Profile) -> list[str]:
     return notes
 
 
-_GROUP_OF = {"worker": "veille-validate", "detector": "veille-detect", "sink": "veille-sink"}
+# The first member's name -> the consumer groups it belongs to (a sink has two lanes)
+_GROUPS_OF = {
+    "worker": (APP_IDS["validate"],),
+    "detector": (APP_IDS["detect"],),
+    "sink": (SINK_GROUP_ID, SINK_ALERTS_GROUP_ID),
+}
 
 
 def _timed_stop(component: ComponentProcess) -> tuple[int | None, float]:
