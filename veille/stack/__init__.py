@@ -16,6 +16,7 @@ from ._postgres import PostgresCluster
 from ._process import ProcessHandle, free_port
 from ._prometheus import register_scrape_target, remove_scrape_target, scrape_targets
 from ._stack import DATABASE_URL_VARIABLES, LocalStack, ServiceStatus
+from ._tansu import find_tansu
 from ._topology import LocalTopology, PlannedComponent, Topology, plan_topology
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "clinic_component",
     "component_env",
     "create_topics",
+    "find_tansu",
     "free_port",
     "plan_topology",
     "register_scrape_target",
