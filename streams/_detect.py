@@ -13,7 +13,7 @@ from typing import Final
 
 from devices import AlertEvent, AlertEventKind, Priority, ReadingBatch, alert_id_for
 
-from ._episodes import RuleState, Transition, advance, close, new_rule_state, remember_episode
+from ._episodes import RuleState, Transition, advance, close, remember_episode, rule_state
 from ._exertion import exerting
 
 __all__ = [
@@ -68,6 +68,10 @@ class ThresholdRule:
 
     def cleared(self, value: float) -> bool:
         return value <= self.clear_at if self.direction == "above" else value >= self.clear_at
+
+    def confirmed(self, breaches: int, held_us: int) -> bool:
+        """Whether readings beyond the limit make an episode: enough, held long enough."""
+        return breaches >= self.persistence and held_us >= int(self.hold_s * 1_000_000)
 
 
 # Default bands for the walking skeleton; per-unit and per-patient overrides come with issue 4.
@@ -127,16 +131,17 @@ def detect(
     moment an alert was raised, not from the (possibly late) measurement time.
     """
     events: list[AlertEvent] = []
+    metrics, values, times = batch.metrics, batch.values, batch.measured_at_us
     for i in batch.time_order():
-        metric = batch.metrics[i]
+        metric = metrics[i]
         rules = rules_by_metric.get(metric)
         if not rules:
             continue
-        value = batch.values[i]
+        value = values[i]
         if value is None:
             continue  # "no signal": not a clinical value (technical alerts come with issue 4)
-        at_us = batch.measured_at_us[i]
-        seen = state.setdefault(f"m:{metric}", {"last_us": None})
+        at_us = times[i]
+        seen = _entry(state, f"m:{metric}")
         last = seen["last_us"]
         if isinstance(last, int) and at_us <= last:
             continue
@@ -149,6 +154,14 @@ def detect(
     return events
 
 
+def _entry(state: PatientState, key: str) -> dict[str, int | float | str | None]:
+    """The metric's entry, created on first use: a get first, as most readings find it."""
+    seen = state.get(key)
+    if seen is None:
+        seen = state[key] = {"last_us": None}
+    return seen
+
+
 def advance_threshold(
     rule: ThresholdRule, s: RuleState, state: PatientState, value: float, at_us: int
 ) -> Transition | None:
@@ -157,13 +170,12 @@ def advance_threshold(
     breached = rule.breached(value)
     if s["alert"] is None and breached and rule.exertion_pauses and exerting(state, at_us):
         return None  # explained by a walk: the episode neither grows nor ends
-    hold_us = int(rule.hold_s * 1_000_000)
     return advance(
         s,
         breached=breached,
         cleared=rule.cleared(value),
         at_us=at_us,
-        confirmed=lambda breaches, held_us: breaches >= rule.persistence and held_us >= hold_us,
+        confirmed=rule.confirmed,
         clear_count=rule.persistence,
     )
 
@@ -171,7 +183,7 @@ def advance_threshold(
 def _step(
     rule: ThresholdRule, state: PatientState, batch: ReadingBatch, value: float, at_us: int
 ) -> AlertEvent | None:
-    s = state.setdefault(f"r:{rule.rule_id}", new_rule_state())
+    s = rule_state(state, rule.rule_id)
     transition = advance_threshold(rule, s, state, value, at_us)
     if transition is Transition.OPENED:
         s["alert"] = alert_id_for(batch.patient, rule.rule_id, int(s["start_us"] or at_us))

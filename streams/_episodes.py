@@ -30,6 +30,7 @@ __all__ = [
     "new_rule_state",
     "overlaps",
     "remember_episode",
+    "rule_state",
 ]
 
 MAX_EPISODES: Final = 8
@@ -46,6 +47,16 @@ class Transition(Enum):
 
 def new_rule_state() -> RuleState:
     return {"breaches": 0, "clears": 0, "start_us": None, "alert": None}
+
+
+def rule_state(state: State, rule_id: str) -> RuleState:
+    """The live episode of ``rule_id``, created on first use (``setdefault`` would build a
+    fresh dict for every reading of every rule only to drop it)."""
+    key = f"r:{rule_id}"
+    s = state.get(key)
+    if s is None:
+        s = state[key] = new_rule_state()
+    return s
 
 
 def advance(

@@ -216,12 +216,13 @@ def observations_from_latest(
     """
     found: dict[str, float] = {}
     for parameter, metrics in NEWS2_SOURCE_METRICS.items():
-        value = next((v for m in metrics if (v := latest.get(m)) is not None), None)
-        if value is not None:
-            found[parameter] = value
-    missing = tuple(p for p in NEWS2_PARAMETERS if p not in found)
-    if missing:
-        return missing
+        for metric in metrics:  # plain loops: the stream asks at every measurement time
+            value = latest.get(metric)
+            if value is not None:
+                found[parameter] = value
+                break
+    if len(found) < len(NEWS2_PARAMETERS):
+        return tuple(p for p in NEWS2_PARAMETERS if p not in found)
     return News2Observations(
         respiration_rate=found["respiration_rate"],
         spo2=found["spo2"],

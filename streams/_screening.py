@@ -159,10 +159,13 @@ def screen_batch(
     pulses = _pulses(batch, state, pulse_metric, rules)
     usable = [False] * len(batch)
     rejections: list[Rejection] = []
+    entries: dict[str, StateEntry] = {}  # this batch's filters by metric: one lookup each
+    metrics, values, times = batch.metrics, batch.values, batch.measured_at_us
     for i in time_order(batch):
-        metric, value, at_us = batch.metrics[i], batch.values[i], batch.measured_at_us[i]
-        entry = state_entry(state, f"qf:{device}|{metric}", last_us=None, ref=None, ref_us=None,
-                       run=0, sign=0)  # fmt: skip
+        metric, value, at_us = metrics[i], values[i], times[i]
+        entry = entries.get(metric)
+        if entry is None:
+            entry = entries[metric] = _filter(state, device, metric)
         reason = _reason(metric, value, at_us, entry, pulse_metric, pulses, rules)
         if reason is None:
             usable[i] = True
@@ -175,15 +178,21 @@ def screen_batch(
     return Screening(tuple(usable), tuple(rejections))
 
 
+def _filter(state: QualityState, device: str, metric: str) -> StateEntry:
+    """The artefact filter of one of the device's metrics."""
+    return state_entry(state, f"qf:{device}|{metric}", last_us=None, ref=None, ref_us=None,
+                       run=0, sign=0)  # fmt: skip
+
+
 def usable_readings(batch: ReadingBatch, screening: Screening) -> ReadingBatch:
     """The batch without its rejected readings: what threshold detection may see."""
     if len(screening.usable) != len(batch):
         raise ValueError(
             f"screening of {len(screening.usable)} readings for a batch of {len(batch)}"
         )
-    keep = [i for i, ok in enumerate(screening.usable) if ok]
-    if len(keep) == len(batch):
+    if all(screening.usable):
         return batch
+    keep = [i for i, ok in enumerate(screening.usable) if ok]
     b = batch
     return ReadingBatch(
         b.tenant, b.care_unit, b.patient, b.device_id,
@@ -234,9 +243,9 @@ def _reason(
     if last_us is not None and at_us <= last_us:
         return RejectionReason.NOT_NEWER
     entry["last_us"] = at_us
-    if value is None or is_no_signal(metric, value):
-        return RejectionReason.NO_SIGNAL
     known = CATALOGUE.get(metric)
+    if value is None or (value == 0 and (known is None or known.no_signal_zero)):
+        return RejectionReason.NO_SIGNAL  # as is_no_signal(), with one catalogue lookup
     if known is not None and not known.is_plausible(value):
         return RejectionReason.IMPLAUSIBLE
     if metric == "pulse_rate" and not rules.pulse_min <= value <= rules.pulse_max:
@@ -294,14 +303,18 @@ def is_no_signal(metric: str, value: float | None) -> bool:
 
 
 def state_entry(state: QualityState, key: str, **fields: int | float | str | None) -> StateEntry:
-    """The entry under ``key``, created from ``fields`` on first use."""
-    return state.setdefault(key, dict(fields))
+    """The entry under ``key``, created from ``fields`` on first use (only then: a
+    ``setdefault`` would copy ``fields`` on every call)."""
+    entry = state.get(key)
+    if entry is None:
+        entry = state[key] = dict(fields)
+    return entry
 
 
 def optional_int(value: int | float | str | None) -> int | None:
     return None if value is None else int(value)
 
 
-def time_order(batch: ReadingBatch) -> list[int]:
+def time_order(batch: ReadingBatch) -> tuple[int, ...]:
     """Positions of the batch's readings in event-time order (stable on ties)."""
     return batch.time_order()

@@ -161,29 +161,41 @@ def watch_batch(
     if usable is not None and len(usable) != len(batch):
         raise ValueError(f"usable has {len(usable)} flags for a batch of {len(batch)} readings")
     device = batch.device_id
+    silent_after_us = rules.silent_after_us(device_type)
     d = state_entry(state, f"qd:{device}", device=device, received_us=None, silent_since_us=None,
-               silent_at_us=None, silent_after_us=rules.silent_after_us(device_type))  # fmt: skip
+               silent_at_us=None, silent_after_us=silent_after_us)  # fmt: skip
     d.update(tenant=batch.tenant, care_unit=batch.care_unit, patient=batch.patient)
     if device_type is not None:
-        d["silent_after_us"] = rules.silent_after_us(device_type)
+        d["silent_after_us"] = silent_after_us
     out: list[TechnicalTransition] = []
     order = time_order(batch)
     continuous = rules.continuous.get(device_type or "", frozenset())
     if order and continuous:
         newest_us = batch.measured_at_us[order[-1]]
         out.extend(_quiet_metrics(state, d, continuous - set(batch.metrics), newest_us))
+    watches: dict[str, StateEntry] = {}  # this batch's signal watches by metric: one lookup each
+    metrics, times = batch.metrics, batch.measured_at_us
     for i in order:
-        metric, at_us = batch.metrics[i], batch.measured_at_us[i]
-        w = state_entry(state, f"qw:{device}|{metric}", last_us=None, nosignal_since_us=None,
-                   lost_since_us=None)  # fmt: skip
+        metric, at_us = metrics[i], times[i]
+        w = watches.get(metric)
+        if w is None:
+            w = watches[metric] = _watch(state, device, metric)
         last_us = optional_int(w["last_us"])
         if last_us is not None and at_us <= last_us:
             continue
         w["last_us"] = at_us
-        out.extend(_arrived(d, batch.received_at_us[i]))
+        if (resumed := _arrived(d, batch.received_at_us[i])) is not None:
+            out.append(resumed)
         ok = usable[i] if usable is not None else not is_no_signal(metric, batch.values[i])
-        out.extend(_step_signal(d, w, metric, at_us, ok, rules))
+        if (signal := _step_signal(d, w, metric, at_us, ok, rules)) is not None:
+            out.append(signal)
     return out
+
+
+def _watch(state: QualityState, device: str, metric: str) -> StateEntry:
+    """The signal watch of one of the device's metrics."""
+    return state_entry(state, f"qw:{device}|{metric}", last_us=None, nosignal_since_us=None,
+                       lost_since_us=None)  # fmt: skip
 
 
 def _quiet_metrics(
@@ -226,32 +238,38 @@ def check_silence(state: QualityState, now_us: int) -> list[TechnicalTransition]
     return out
 
 
-def _arrived(d: StateEntry, received_us: int) -> Iterator[TechnicalTransition]:
+def _arrived(d: StateEntry, received_us: int) -> TechnicalTransition | None:
+    """Note an arrival; the end of the device's silence, if it was silent. (Per reading:
+    a plain return, as a generator cost more than the rest of the step.)"""
+    resumed = None
     silent_since = optional_int(d["silent_since_us"])
     if silent_since is not None:
         # A buffering device's backlog may arrive dated before the silence was declared.
         resumed_at = max(received_us, int(d["silent_at_us"] or received_us))
         d.update(silent_since_us=None, silent_at_us=None)
-        yield _transition(d, None, TechnicalKind.DEVICE_RESUMED, resumed_at, silent_since)
+        resumed = _transition(d, None, TechnicalKind.DEVICE_RESUMED, resumed_at, silent_since)
     d["received_us"] = max(received_us, optional_int(d["received_us"]) or received_us)
+    return resumed
 
 
 def _step_signal(
     d: StateEntry, w: StateEntry, metric: str, at_us: int, ok: bool, rules: WatchRules
-) -> Iterator[TechnicalTransition]:
+) -> TechnicalTransition | None:
+    """One reading through the metric's watch: signal lost, restored, or no change."""
     lost_since = optional_int(w["lost_since_us"])
     if ok:
         w["nosignal_since_us"] = None
         if lost_since is not None:
             w["lost_since_us"] = None
-            yield _transition(d, metric, TechnicalKind.SIGNAL_RESTORED, at_us, lost_since)
-        return
+            return _transition(d, metric, TechnicalKind.SIGNAL_RESTORED, at_us, lost_since)
+        return None
     since = optional_int(w["nosignal_since_us"])
     if since is None:
         w["nosignal_since_us"] = since = at_us
     if lost_since is None and at_us - since >= rules.no_signal_after_s * _S:
         w["lost_since_us"] = since
-        yield _transition(d, metric, TechnicalKind.SIGNAL_LOST, at_us, since)
+        return _transition(d, metric, TechnicalKind.SIGNAL_LOST, at_us, since)
+    return None
 
 
 def _transition(

@@ -22,14 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from types import MappingProxyType
 from typing import Final
 
 from devices import AlertEvent, AlertEventKind, Priority, ReadingBatch, alert_id_for
 
 from ._detect import PatientState, track_alert
-from ._episodes import Transition, advance, close, new_rule_state
+from ._episodes import Transition, advance, close, rule_state
 
 __all__ = [
     "DRIFT_RULES",
@@ -65,6 +64,14 @@ class DropRule:
     def cleared(self, value: float, baseline: float, recent: float) -> bool:
         return value >= self.guard or baseline - value < self.drop / 2
 
+    def confirmed(self, breaches: int, held_us: int) -> bool:
+        """A fall is confirmed by a count of readings (an episode step, ``advance``)."""
+        return breaches >= self.persistence
+
+    @property
+    def clear_count(self) -> int:
+        return self.persistence
+
     def describe(self, value: float, baseline: float) -> str:
         fall = baseline - value
         return f"{self.metric} {value:g} fell {fall:.0f} below its baseline {baseline:.0f}"
@@ -89,6 +96,14 @@ class DriftRule:
 
     def cleared(self, value: float, baseline: float, recent: float) -> bool:
         return self._gap(baseline, recent) < self.delta / 2
+
+    def confirmed(self, breaches: int, held_us: int) -> bool:
+        """A drift is confirmed by how long it has held in event time."""
+        return held_us >= int(self.hold_s * 1_000_000)
+
+    @property
+    def clear_count(self) -> int:
+        return 3  # readings back near the baseline
 
     def describe(self, value: float, baseline: float) -> str:
         verb = "risen" if self.direction == "above" else "fallen"
@@ -133,12 +148,13 @@ def trend_step(
     return the alert transitions. Readings older than the newest seen for their metric are
     left out: a baseline is a summary, and late readings have the threshold rules."""
     events: list[AlertEvent] = []
+    metrics, values, times = batch.metrics, batch.values, batch.measured_at_us
     for i in batch.time_order():
-        metric, value = batch.metrics[i], batch.values[i]
+        metric, value = metrics[i], values[i]
         rules = _RULES.get(metric)
         if rules is None or value is None or not usable[i]:
             continue
-        at_us = batch.measured_at_us[i]
+        at_us = times[i]
         track = state.get(f"t:{metric}")
         if track is None or at_us - int(track["last_us"] or 0) > RESTART_GAP_US:
             state[f"t:{metric}"] = _fresh(value, at_us)
@@ -178,14 +194,14 @@ def _judge(
                    RECENT_TAU_S)  # fmt: skip
     events = []
     for rule in rules:
-        s = state.setdefault(f"r:{rule.rule_id}", new_rule_state())
+        s = rule_state(state, rule.rule_id)
         transition = advance(
             s,
             breached=warm and rule.breached(value, base, recent),
             cleared=rule.cleared(value, base, recent),
             at_us=at_us,
-            confirmed=partial(_confirmed, rule),
-            clear_count=_clear_count(rule),
+            confirmed=rule.confirmed,
+            clear_count=rule.clear_count,
         )
         if transition is Transition.OPENED:
             s["alert"] = alert_id_for(batch.patient, rule.rule_id, int(s["start_us"] or at_us))
@@ -199,16 +215,6 @@ def _judge(
                 _event(rule, batch, alert_id, AlertEventKind.RESOLVED, value, base, at_us)
             )
     return events
-
-
-def _confirmed(rule: TrendRule, breaches: int, held_us: int) -> bool:
-    if isinstance(rule, DropRule):
-        return breaches >= rule.persistence
-    return held_us >= int(rule.hold_s * 1_000_000)
-
-
-def _clear_count(rule: TrendRule) -> int:
-    return rule.persistence if isinstance(rule, DropRule) else 3
 
 
 def _ewma(mean: float, value: float, dt_us: int, tau_s: float) -> float:

@@ -303,4 +303,56 @@ def test_a_batch_s_time_order_is_numpy_s_stable_argsort(offsets: list[int]) -> N
         "t", "u", "p", "d", ("spo2",) * n, (97.0,) * n, times, tuple(range(n)), times
     )
     expected = np.argsort(np.asarray(times, dtype=np.int64), kind="stable").tolist()
-    assert batch.time_order() == expected
+    assert list(batch.time_order()) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=20), min_size=0, max_size=200),
+    st.randoms(use_true_random=False),
+)
+def test_sorted_and_shuffled_batches_get_the_stable_argsort(offsets: list[int], rng: Any) -> None:
+    """The in-order fast path (and the sorts behind it) give numpy's stable argsort both for
+    readings already in time order, ties included, and for the same readings shuffled."""
+    import numpy as np
+
+    for order in (sorted(offsets), rng.sample(offsets, len(offsets))):
+        times = tuple(1_790_000_000_000_000 + o * 1_000_000 for o in order)
+        n = len(times)
+        batch = ReadingBatch(
+            "t", "u", "p", "d", ("spo2",) * n, (97.0,) * n, times, tuple(range(n)), times
+        )
+        expected = np.argsort(np.asarray(times, dtype=np.int64), kind="stable").tolist()
+        assert list(batch.time_order()) == expected
+
+
+def test_the_time_order_memo_is_invisible() -> None:
+    """The memo changes neither equality, hash, repr nor the record of a batch."""
+    times = (T_US + 2, T_US, T_US + 1)
+    batch = ReadingBatch(
+        "t", "u", "p", "d", ("spo2",) * 3, (97.0, None, 95.5), times, (1, 2, 3), times, "cgm"
+    )
+    fresh = ReadingBatch(*[getattr(batch, f) for f in (
+        "tenant", "care_unit", "patient", "device_id", "metrics", "values", "measured_at_us",
+        "seqs", "received_at_us", "device_type",
+    )])  # fmt: skip
+    before = (repr(batch), batch.to_json(), hash(batch))
+    assert batch.time_order() == (1, 2, 0)
+    assert batch.time_order() is batch.time_order()  # computed once
+    assert (repr(batch), batch.to_json(), hash(batch)) == before
+    assert batch == fresh
+
+
+def test_decoded_values_are_floats_whatever_json_number_they_were() -> None:
+    """Values written as floats are kept as they are (the fast path); a whole number, as
+    orjson reads it (int), or anything else float() takes is converted as it always was."""
+    batch = _reading_batch()
+    as_floats = batch.to_obj() | {"value": [72.0, None, 36.6]}
+    as_ints = batch.to_obj() | {"value": [72, None, 36.6]}
+    for obj in (as_floats, as_ints):
+        again = batches_of(orjson.dumps(obj))[0]
+        assert again.values == (72.0, None, 36.6)
+        assert [type(v) for v in again.values] == [float, type(None), float]
+    from_bool = ReadingBatch.from_obj(batch.to_obj() | {"value": [True, None, "36.6"]})
+    assert from_bool.values == (1.0, None, 36.6)
+    assert [type(v) for v in from_bool.values] == [float, type(None), float]
