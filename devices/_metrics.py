@@ -48,6 +48,8 @@ class Metric:
         """Convert to the canonical unit and round to the metric's precision."""
         if unit != self.unit:
             value = self.conversions[unit].to_canonical(value)
+        if type(value) is float and value.is_integer():
+            return value  # its own rounding; round() to digits goes through decimal text
         return round(value, self.decimals)
 
     def is_plausible(self, canonical_value: float) -> bool:

@@ -19,6 +19,7 @@ import orjson
 from pydantic import ValidationError
 
 from devices import (
+    CATALOGUE,
     BatchPayloadV1,
     DeadLetter,
     DeadLetterReason,
@@ -63,13 +64,43 @@ class ValidationResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class _Columns:
-    metrics: list[str] = field(default_factory=list)
-    values: list[float | None] = field(default_factory=list)
-    measured: list[int] = field(default_factory=list)
-    seqs: list[int] = field(default_factory=list)
-    received: list[int] = field(default_factory=list)
+@dataclass(frozen=True, slots=True)
+class _Screen:
+    """What every check of :func:`_reading_problem` comes to for one device now, worked out
+    once per envelope, so that a reading that passes them all costs a few look-ups."""
+
+    allowed: frozenset[str]  # the metrics its device type may send
+    earliest_us: int  # neither too old nor before the binding
+    latest_us: int  # not in the future
+
+    @classmethod
+    def of(cls, entry: RegistryEntry, now_us: int, limits: ValidationLimits) -> _Screen:
+        assert entry.binding is not None  # no device problem means a bound device
+        device_type = device_type_named(entry.device_type)
+        return cls(
+            device_type.metrics if device_type is not None else frozenset(),
+            max(now_us - limits.max_age_us, entry.binding.bound_since_us),
+            now_us + limits.future_tolerance_us,
+        )
+
+    def plain_value(self, reading: PlainReading) -> float | None:
+        """The canonical value of a reading with a value that passes every check, else None:
+        a "no signal" reading or a refused one, which :func:`_reading_problem` tells apart."""
+        metric = CATALOGUE.get(reading.metric)
+        value = reading.value
+        unit = reading.unit
+        if (
+            metric is None
+            or type(value) is not float
+            or reading.no_signal_status
+            or (value == 0 and metric.no_signal_zero)
+            or reading.metric not in self.allowed
+            or not self.earliest_us <= reading.measured_at_us <= self.latest_us
+            or (unit != metric.unit and unit not in metric.conversions)
+        ):
+            return None
+        canonical = metric.to_canonical(value, unit)
+        return canonical if metric.plausible_min <= canonical <= metric.plausible_max else None
 
 
 def _schema_detail(exc: ValidationError) -> str:
@@ -242,7 +273,12 @@ def validate_envelope(
     """
     result = _Results(envelope)
     entry = lookup.entry_for(envelope.device_id)
-    columns = _Columns()
+    metrics: list[str] = []
+    values: list[float | None] = []
+    measured: list[int] = []
+    seqs: list[int] = []
+    received_at: list[int] = []
+    screen: _Screen | None = None  # once a message passes the device checks
     for message in envelope.messages:
         read = _readings_of(message.payload, fast=fast)
         if not isinstance(read, _Read):
@@ -261,17 +297,23 @@ def validate_envelope(
             result.reject(message, *device_problem)
             continue
         assert entry is not None  # no device problem means a known device
-        for sub, (reading, raw_reading) in enumerate(zip(readings, raws, strict=True)):
-            reason, outcome = _reading_problem(reading, entry, now_us, limits)
-            if reason is not None:
-                result.reject(message, reason, str(outcome), raw_reading, sub)
-                continue
-            columns.metrics.append(reading.metric)
-            columns.values.append(outcome if outcome is None else float(outcome))
-            columns.measured.append(reading.measured_at_us)
-            columns.seqs.append(reading.seq)
-            columns.received.append(message.received_at_us)
-    if entry is not None and entry.binding is not None and columns.metrics:
+        if screen is None:
+            screen = _Screen.of(entry, now_us, limits)
+        received = message.received_at_us
+        for sub, reading in enumerate(readings):
+            value = screen.plain_value(reading)
+            if value is None:  # "no signal" or refused: the exact checks tell which
+                reason, outcome = _reading_problem(reading, entry, now_us, limits)
+                if reason is not None:
+                    result.reject(message, reason, str(outcome), raws[sub], sub)
+                    continue
+                value = outcome if outcome is None else float(outcome)
+            metrics.append(reading.metric)
+            values.append(value)
+            measured.append(reading.measured_at_us)
+            seqs.append(reading.seq)
+            received_at.append(received)
+    if entry is not None and entry.binding is not None and metrics:
         binding = entry.binding
         result.value.batches.append(
             ReadingBatch(
@@ -279,11 +321,11 @@ def validate_envelope(
                 binding.care_unit,
                 binding.patient,
                 binding.device_id,
-                tuple(columns.metrics),
-                tuple(columns.values),
-                tuple(columns.measured),
-                tuple(columns.seqs),
-                tuple(columns.received),
+                tuple(metrics),
+                tuple(values),
+                tuple(measured),
+                tuple(seqs),
+                tuple(received_at),
                 entry.device_type,
             )
         )

@@ -238,3 +238,21 @@ def test_rejects_wrong_units(name: str, unit: str) -> None:
 def test_converting_from_a_unit_that_is_not_accepted_fails_loudly() -> None:
     with pytest.raises(KeyError):
         CATALOGUE["heart_rate"].to_canonical(72, "bpm")
+
+
+@pytest.mark.parametrize(
+    "value", [0.0, -0.0, 1.0, -3.0, 72.0, 2.0**53, 2.0**53 + 2, -(2.0**60), 1e22, 1e300]
+)
+@pytest.mark.parametrize("name", ["heart_rate", "body_temperature", "step_count"])
+def test_a_whole_number_is_its_own_rounding_sign_of_zero_included(name: str, value: float) -> None:
+    """to_canonical skips round() for whole numbers: the answer must be round()'s, bit for bit."""
+    metric = CATALOGUE[name]
+    canonical = metric.to_canonical(value, metric.unit)
+    expected = round(value, metric.decimals)
+    assert type(canonical) is float
+    assert canonical.hex() == expected.hex()  # -0.0 stays -0.0
+
+
+def test_an_integer_value_is_still_rounded_as_before() -> None:
+    metric = CATALOGUE["heart_rate"]
+    assert metric.to_canonical(72, "/min") == 72 and type(metric.to_canonical(72, "/min")) is int
