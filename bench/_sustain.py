@@ -57,6 +57,8 @@ DEVICES = 1000
 CONNECTIONS = 4
 POLL_S = 1.0
 DRAIN_S = 20.0
+SETTLE_MAX_S = 180.0  # after a step that did not drain, before the next one (_settle)
+SETTLE_QUIET_S = 2.0
 # Stop a step early once, from its middle on, the backlog's trend adds this many seconds'
 # worth over the step's second half (the pass mark is one; a trend through 15 samples
 # jitters by about one) while the backlog already holds LEVEL seconds' worth (a kept-up
@@ -454,6 +456,34 @@ def _unbounded(
     return records_per_s > 0 and clearly_unbounded(detector, seconds, records_per_s)
 
 
+def settled(history: list[tuple[float, PipelineProgress]], quiet_s: float) -> bool:
+    """Nothing left in flight: the detector has handled every readings record the sink has,
+    and the sink has stored nothing new for ``quiet_s`` (no step is offering meanwhile)."""
+    if not history or history[-1][1].detector_backlog:
+        return False
+    last_at, last = history[-1]
+    if last_at - history[0][0] < quiet_s:
+        return False
+    return all(p.stored == last.stored for at, p in history if at >= last_at - quiet_s)
+
+
+async def _settle(progress_of: _ProgressProbe) -> float | None:
+    """Wait for a backlog a failed step left to drain (at most SETTLE_MAX_S): a step started
+    on top of it fails for it, and its generator can start late on the busy machine (a 60 s
+    hold at 10,541 msg/s right after a failed one at 14,758 did both, 2026-12-05 23:20).
+    Seconds waited, or None when it did not drain in time."""
+    started = time.monotonic()
+    history: list[tuple[float, PipelineProgress]] = []
+    while (waited := time.monotonic() - started) < SETTLE_MAX_S:
+        progress = await progress_of()
+        if progress is not None:
+            history.append((waited, progress))
+            if settled(history, SETTLE_QUIET_S):
+                return waited
+        await asyncio.sleep(0.5)
+    return None
+
+
 async def _detector_drain(progress_of: _ProgressProbe, ended: float) -> float | None:
     """Seconds from the step's end until the detector had handled every readings record the
     sink had fetched (the sink is done by now, or the step is not sustained anyway)."""
@@ -477,6 +507,7 @@ class Stepper:
     steps: int = 0
     metrics_urls: dict[str, str] = field(default_factory=dict)  # component -> its /metrics
     fleets: dict[str, _Fleet] = field(default_factory=dict)  # by shape
+    last: StepResult | None = None  # the previous step: did it drain?
 
     async def step(
         self,
@@ -499,6 +530,13 @@ class Stepper:
         async def progress_of() -> PipelineProgress | None:
             return await pipeline_progress(urls, readings_topic)
 
+        last = self.last
+        if last is not None and (last.drained_s is None or last.detector_drained_s is None):
+            waited = await _settle(progress_of)
+            print(f"{shape} {rate:,.0f} msg/s: the previous step's backlog "
+                  + (f"drained {waited:.0f} s before it" if waited is not None
+                     else f"still there after {SETTLE_MAX_S:.0f} s"), file=sys.stderr)  # fmt: skip
+
         # A generator that came up late sent nothing: plan again, twice as far ahead (once:
         # a 60 s hold right after a failed step, its backlog still draining, started 1.4 s
         # late on 2026-12-05 16:21 and ended the run).
@@ -510,13 +548,15 @@ class Stepper:
 
         sent_before = (fleet.rounds, fleet.last_measured_at, fleet.planned_start_at)
         try:
-            return await attempt()
+            self.last = await attempt()
+            return self.last
         except LateStart as exc:
             print(f"{shape} {rate:,.0f} msg/s: {exc}; planning it again", file=sys.stderr)
         fleet.rounds, fleet.last_measured_at, fleet.planned_start_at = sent_before
         if fleet.prep_s_per_message is not None:  # measured by the attempt that came late
             fleet.prep_s_per_message *= 2
-        return await attempt()
+        self.last = await attempt()
+        return self.last
 
 
 @contextlib.asynccontextmanager
