@@ -319,8 +319,9 @@ def sink_lanes(settings: Settings) -> tuple[_Lane, _Lane]:
     An alert event used to wait in the same fetch and the same transaction as thousands of
     readings: behind a backlog of readings (a database outage caught up, a burst) it waited
     for all of them. Its own group, connection and shorter fetch wait let it land while the
-    readings lane is busy. The alerts topic is small, so frequent fetches of it cost the
-    broker little (on the embedded Tansu each fetch sleeps up to its wait, docs/LOCAL_STACK.md).
+    readings lane is busy. Its fetch wait is its own: on the embedded Tansu a hop takes up to
+    half the wait, and every fetch costs the broker CPU even on an empty topic, so shorter is
+    not free (docs/LOCAL_STACK.md).
     """
     topics = settings.topics
     return (
