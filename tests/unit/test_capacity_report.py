@@ -115,16 +115,17 @@ def test_the_search_goes_up_until_a_step_fails_and_down_when_the_first_one_does(
     assert next_search_rate(down) is None  # three steps below the start at most
 
 
-def test_holds_go_down_from_the_best_search_rate_until_one_holds() -> None:
+def test_holds_go_down_from_the_best_search_rate_by_half_rungs_until_one_holds() -> None:
+    rung = 1.4**0.5
     assert hold_rates([(1000, True), (1400, True), (1960, False)]) == pytest.approx(
-        [1400, 1000, 1000 / 1.4]
+        [1400, 1400 / rung, 1000]
     )
-    halfway = 1400 * 1.4**0.5
+    halfway = 1400 * rung
     searched = [(1000, True), (1400, True), (1960, False), (halfway, True)]
-    assert hold_rates(searched) == pytest.approx([halfway, 1400, 1000])
+    assert hold_rates(searched) == pytest.approx([halfway, 1400, 1400 / rung])
     searched[-1] = (halfway, False)
-    assert hold_rates(searched) == pytest.approx([1400, 1000, 1000 / 1.4])
-    below = [1000 / 1.4, 1000 / 1.4**2, 1000 / 1.4**3]
+    assert hold_rates(searched) == pytest.approx([1400, 1400 / rung, 1000])
+    below = [1000 / 1.4, 1000 / 1.4 / rung, 1000 / 1.4**2]
     assert hold_rates([(1000, False), (1000 / 1.4, True)]) == pytest.approx(below)
     assert hold_rates([(1000, False)]) == []
 
