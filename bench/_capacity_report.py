@@ -160,7 +160,8 @@ def _ms(value: float | None) -> str:
 
 def _latency_table(runs: list[CapacityRun]) -> list[str]:
     lines = [
-        "Latency at half the held rate, every 10th patient's SpO2 at 88 % (its `spo2_low` alert "
+        "Latency at half the held rate (40 s single, 20 s upload30), every 10th patient's SpO2 "
+        "at 88 % (its `spo2_low` alert "
         "opens at the third such reading). Publication is the reading's planned send time "
         "(the generator's worst lateness is in the last column); for uploads, only the last "
         "reading of each upload (measured when sent) counts; alert latency is measured on "

@@ -51,7 +51,7 @@ PACED_READINGS = 10_000
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--repetitions", type=int, default=7, help="CPU and database repetitions")
+    p.add_argument("--repetitions", type=int, default=5, help="CPU and database repetitions")
     p.add_argument("--e2e-runs", type=int, default=3, help="batch-payload end-to-end runs")
     p.add_argument("--e2e-readings", type=int, default=50_000, help="readings per batch run")
     p.add_argument("--e2e-single-readings", type=int, default=10_000, help="single-reading run")
