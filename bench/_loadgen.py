@@ -46,7 +46,9 @@ from ._mqtt_packets import (
     connect_packet,
 )
 
-__all__ = ["GeneratorConfig", "GeneratorResult", "LateStart", "LoadGenerator", "start_on_stack"]
+__all__ = [
+    "GeneratorConfig", "GeneratorResult", "LateStart", "LoadGenerator", "compact", "start_on_stack",
+]  # fmt: skip
 
 WINDOW = 60_000  # unacknowledged messages per connection, below the 65,535 packet ids
 ACK_TIMEOUT_S = 60.0  # after the last send, for the last PUBACK
@@ -267,6 +269,14 @@ class LoadGenerator:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.communicate()
+
+
+def compact(encoded: bytes) -> bytes:
+    """A payload for the generator's input, copied to its own size: orjson's bytes keep ~4 KiB
+    of memory each whatever the payload (129 bytes: 4,120 bytes of RSS kept, 187 copied), and
+    the soak's 4.4 million messages took 18 GiB of this 24 GiB machine (2026-12-06 02:14 UTC),
+    squeezing the pipeline's own memory: its processes' RSS fell 5-20 % over that soak."""
+    return memoryview(encoded).tobytes()
 
 
 def start_on_stack(

@@ -26,7 +26,7 @@ from ingest import GatewaySession, InboundMessage
 from veille.security import GATEWAY_ACCOUNT
 from veille.stack import LocalStack
 
-from ._loadgen import start_on_stack
+from ._loadgen import compact, start_on_stack
 from ._mqtt_packets import build_stream
 from ._proc import cpu_seconds, own_cpu_seconds
 
@@ -80,7 +80,7 @@ def _messages(count: int, start_us: int, rate: float, k: int) -> list[tuple[str,
             if k == 1
             else {"v": 1, "device_id": device, "readings": readings}
         )
-        out.append((device_topic("chu-ceiling", device), orjson.dumps(body)))
+        out.append((device_topic("chu-ceiling", device), compact(orjson.dumps(body))))
     return out
 
 

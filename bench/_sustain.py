@@ -42,7 +42,7 @@ from store import upsert_bindings
 from veille.stack import LocalStack, PipelineProcesses
 
 from ._e2e import PROCESSES, _Pids
-from ._loadgen import LateStart, start_on_stack
+from ._loadgen import LateStart, compact, start_on_stack
 from ._progress import PipelineProgress, pipeline_progress
 from ._workload import DEVICE_TYPE, TENANT
 
@@ -210,7 +210,7 @@ def _messages(
             if k == 1
             else {"v": 1, "device_id": device, "readings": readings}
         )
-        out.append((device_topic(TENANT, device), orjson.dumps(body)))
+        out.append((device_topic(TENANT, device), compact(orjson.dumps(body))))
     return out
 
 
